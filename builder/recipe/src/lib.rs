@@ -1,0 +1,23 @@
+//! Recipe and lock-file schema for airlock: parse, validate, merge includes,
+//! and compute canonical digests.
+//!
+//! This crate does no I/O. Reading files is the caller's job: [`load`] takes a
+//! closure that returns a file's text, so the same code serves the CLI, tests
+//! and fuzzers, and nothing here can touch the host by accident.
+
+mod digest;
+mod error;
+mod load;
+mod lock;
+mod schema;
+mod values;
+
+pub use digest::{Sha256, Sha256ParseError};
+pub use error::{Location, RecipeError};
+pub use load::{LoadedRecipe, load, parse_single};
+pub use lock::{
+    LOCK_VERSION, Lock, LockError, LockedArchive, LockedModel, LockedPackage, LockedRecipe,
+    LockedSuite,
+};
+pub use schema::*;
+pub use values::*;

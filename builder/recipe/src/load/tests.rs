@@ -1,0 +1,266 @@
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use expect_test::{Expect, expect};
+
+use super::*;
+
+const BASE: &str = r#"
+schema = 1
+
+[image]
+name = "demo"
+version = 3
+epoch = 1700000000
+
+[archive]
+suites = ["bookworm"]
+keyring = "keys/debian.pgp"
+
+[packages]
+install = ["systemd-sysv", "nftables (>= 1.0)"]
+"#;
+
+/// Loads `root` from an in-memory tree of files.
+fn load_from(files: &[(&str, &str)], root: &str) -> Result<LoadedRecipe, RecipeError> {
+    let map: BTreeMap<PathBuf, String> = files
+        .iter()
+        .map(|(path, text)| (PathBuf::from(path), text.to_string()))
+        .collect();
+    load(Path::new(root), &mut |path: &Path| {
+        map.get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    })
+}
+
+fn check_error(files: &[(&str, &str)], expect: Expect) {
+    let error = load_from(files, "r/main.toml").expect_err("the recipe must be rejected");
+    expect.assert_eq(&error.to_string());
+}
+
+#[test]
+fn loads_a_plain_recipe() {
+    let loaded = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    assert_eq!(loaded.recipe.image.name.as_str(), "demo");
+    assert_eq!(loaded.recipe.archive.components_or_default(), ["main"]);
+    assert_eq!(loaded.recipe.packages.base, crate::BaseSet::Minbase);
+    assert_eq!(loaded.base_dir, Path::new("r"));
+    assert_eq!(
+        loaded.host_path("keys/debian.pgp"),
+        Path::new("r/keys/debian.pgp")
+    );
+}
+
+#[test]
+fn digest_ignores_comments_whitespace_and_key_order() {
+    let reordered = r#"
+# a comment that must not matter
+[packages]
+install = [ "systemd-sysv",   "nftables (>= 1.0)" ]
+
+[archive]
+keyring = "keys/debian.pgp"   # trailing comment
+suites = ["bookworm"]
+
+[image]
+epoch = 1_700_000_000
+version = 3
+name = "demo"
+
+"#;
+    let reordered = format!("schema = 1\n{reordered}");
+    let a = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    let b = load_from(&[("r/main.toml", &reordered)], "r/main.toml").unwrap();
+    assert_eq!(a.digest, b.digest);
+
+    let changed = BASE.replace("version = 3", "version = 4");
+    let c = load_from(&[("r/main.toml", &changed)], "r/main.toml").unwrap();
+    assert_ne!(a.digest, c.digest);
+}
+
+#[test]
+fn includes_merge_scalars_lists_and_tables() {
+    let common = r#"
+schema = 1
+[image]
+name = "from-include"
+description = "shared"
+[packages]
+install = ["bash"]
+[files.inline."/etc/motd"]
+content = "included\n"
+[files.inline."/etc/issue"]
+content = "issue\n"
+[[users]]
+name = "ops"
+"#;
+    let main = format!(
+        "include = [\"common.toml\"]\n{BASE}\n[files.inline.\"/etc/motd\"]\ncontent = \"main\\n\"\n[[users]]\nname = \"agent\"\n"
+    );
+    let loaded = load_from(
+        &[("r/main.toml", &main), ("r/common.toml", common)],
+        "r/main.toml",
+    )
+    .unwrap();
+    let recipe = &loaded.recipe;
+    // scalars: the including file wins; an unset scalar comes from the include
+    assert_eq!(recipe.image.name.as_str(), "demo");
+    assert_eq!(recipe.image.description, "shared");
+    // lists: the include's entries first, then the including file's
+    let install: Vec<_> = recipe.packages.install.iter().map(|r| r.as_str()).collect();
+    assert_eq!(install, ["bash", "systemd-sysv", "nftables (>= 1.0)"]);
+    let users: Vec<_> = recipe.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(users, ["ops", "agent"]);
+    // tables: merged key by key
+    let motd = &recipe.files.inline[&"/etc/motd".parse().unwrap()];
+    assert_eq!(motd.content, "main\n");
+    assert_eq!(recipe.files.inline.len(), 2);
+    assert_eq!(
+        loaded.files,
+        [PathBuf::from("r/main.toml"), PathBuf::from("r/common.toml")]
+    );
+}
+
+#[test]
+fn splitting_into_includes_keeps_the_digest() {
+    let single = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    let head = "schema = 1\n[archive]\nsuites = [\"bookworm\"]\nkeyring = \"keys/debian.pgp\"\n";
+    let rest = "include = [\"head.toml\"]\nschema = 1\n[image]\nname = \"demo\"\nversion = 3\nepoch = 1700000000\n[packages]\ninstall = [\"systemd-sysv\", \"nftables (>= 1.0)\"]\n";
+    let split = load_from(
+        &[("r/main.toml", rest), ("r/head.toml", head)],
+        "r/main.toml",
+    )
+    .unwrap();
+    assert_eq!(single.digest, split.digest);
+}
+
+#[test]
+fn relative_paths_in_includes_are_rebased_to_the_top_recipe() {
+    let shared = "schema = 1\n[archive]\nkeyring = \"../keys/debian.pgp\"\n[[files.tree]]\nsource = \"overlay\"\n";
+    let main = "include = [\"shared/base.toml\"]\nschema = 1\n[image]\nname = \"x\"\nversion = 1\nepoch = 1\n[archive]\nsuites = [\"bookworm\"]\n";
+    let loaded = load_from(
+        &[("r/main.toml", main), ("r/shared/base.toml", shared)],
+        "r/main.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.recipe.archive.keyring.as_ref().unwrap().as_str(),
+        "keys/debian.pgp"
+    );
+    assert_eq!(
+        loaded.recipe.files.tree[0].source.as_str(),
+        "shared/overlay"
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_location() {
+    let text = BASE.replace("epoch = 1700000000", "epoch = 1700000000\nepoc = 1");
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml:8:1: unknown field `epoc`, expected one of `name`, `version`, `epoch`, `description`, `hostname`, `timezone`"#
+        ]],
+    );
+}
+
+#[test]
+fn wrong_type_is_rejected_with_its_location() {
+    let text = BASE.replace("version = 3", "version = \"3\"");
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[r#"r/main.toml:6:11: invalid type: string "3", expected u64"#]],
+    );
+}
+
+#[test]
+fn invalid_values_say_what_was_expected() {
+    let text = format!(
+        "{BASE}\n[[models]]\nname = \"m\"\nsha256 = \"abc\"\npath = \"m.gguf\"\ndestination = \"/models/m.gguf\"\nlicense = \"MIT\"\n"
+    );
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml:18:10: expected a sha256 digest as 64 lowercase hex digits, got "abc""#
+        ]],
+    );
+    let text = format!("{BASE}\n[files.inline.\"etc/motd\"]\ncontent = \"x\"\n");
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml:16:15: invalid image path "etc/motd": expected an absolute, normalized path such as "/etc/motd" (no ".", "..", "//" or trailing "/")"#
+        ]],
+    );
+    let text = BASE.replace("schema = 1", "schema = 2");
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml:2:10: unsupported recipe schema 2: this airlock reads schema = 1"#
+        ]],
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_location() {
+    check_error(
+        &[("r/main.toml", "schema = 1\n[image\nname = 1\n")],
+        expect![[r#"r/main.toml:2:7: unclosed table, expected `]`"#]],
+    );
+}
+
+#[test]
+fn include_loop_is_reported_with_the_chain() {
+    let a = format!("include = [\"b.toml\"]\n{BASE}");
+    let b = "include = [\"./a.toml\"]\nschema = 1\n";
+    let error = load_from(&[("r/a.toml", &a), ("r/b.toml", b)], "r/a.toml").unwrap_err();
+    expect![[r#"r/b.toml:1:12: include loop: r/a.toml -> r/b.toml -> r/a.toml"#]]
+        .assert_eq(&error.to_string());
+}
+
+#[test]
+fn missing_include_names_the_file() {
+    let a = format!("include = [\"gone.toml\"]\n{BASE}");
+    let error = load_from(&[("r/a.toml", &a)], "r/a.toml").unwrap_err();
+    expect![[r#"r/gone.toml: cannot read recipe: no such file"#]].assert_eq(&error.to_string());
+}
+
+#[test]
+fn missing_required_keys_are_all_listed() {
+    check_error(
+        &[("r/main.toml", "schema = 1\n[image]\nname = \"x\"\n")],
+        expect![[
+            r#"r/main.toml: [image] version must be a release number of at least 1; missing [image] epoch: the SOURCE_DATE_EPOCH of every timestamp, in seconds; [archive] suites must name at least one suite; missing [archive] keyring: the OpenPGP keyring that signs the suites"#
+        ]],
+    );
+}
+
+#[test]
+fn cross_key_rules_are_checked_after_merging() {
+    let text = format!(
+        "{BASE}\n[signing]\nthreshold = 3\nsigners = [{{ name = \"a\", fingerprint = \"{}\" }}]\n",
+        "A".repeat(40)
+    );
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml: [signing] threshold = 3 must be between 1 and the number of signers (1)"#
+        ]],
+    );
+}
+
+#[test]
+fn normalize_and_relative_paths_are_lexical() {
+    assert_eq!(normalize(Path::new("a/./b/../c")), Path::new("a/c"));
+    assert_eq!(normalize(Path::new("../a/../../b")), Path::new("../../b"));
+    assert_eq!(normalize(Path::new("/../a")), Path::new("/a"));
+    assert_eq!(
+        relative_to(Path::new("r"), Path::new("r/shared")),
+        Path::new("shared")
+    );
+    assert_eq!(
+        relative_to(Path::new("r/x"), Path::new("r/y")),
+        Path::new("../y")
+    );
+}

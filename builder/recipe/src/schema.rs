@@ -1,0 +1,554 @@
+//! The recipe, schema 1. See docs/recipe.md for every key with an example.
+//!
+//! Every section has defaults so that a file included by another may set only
+//! part of it; [`Recipe::validate`] checks what the merged recipe must have.
+//! Unknown keys are rejected everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256;
+use crate::values::*;
+
+/// A whole recipe after includes were merged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recipe {
+    /// Always 1.
+    pub schema: SchemaVersion,
+    /// Files merged into this one (consumed while loading; empty afterwards).
+    #[serde(skip_serializing)]
+    pub include: Vec<toml::Spanned<HostPath>>,
+    /// `[image]`.
+    pub image: Image,
+    /// `[archive]`.
+    pub archive: Archive,
+    /// `[packages]`.
+    pub packages: Packages,
+    /// `[kernel]`.
+    pub kernel: Kernel,
+    /// `[[users]]`.
+    pub users: Vec<User>,
+    /// `[files]`.
+    pub files: Files,
+    /// `[services]`.
+    pub services: Services,
+    /// `[agent]`; absent when the image runs no agent.
+    pub agent: Option<Agent>,
+    /// `[[models]]`.
+    pub models: Vec<Model>,
+    /// `[firewall]`.
+    pub firewall: Firewall,
+    /// `[audit]`.
+    pub audit: Audit,
+    /// `[output]`.
+    pub output: Output,
+    /// `[signing]`.
+    pub signing: Signing,
+}
+
+/// `[image]`: what the image is called and which release it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Image {
+    /// Image name, used in output paths and for rollback protection.
+    pub name: ImageName,
+    /// Release number; must increase with every release of this image.
+    pub version: u64,
+    /// SOURCE_DATE_EPOCH: every timestamp in the image.
+    pub epoch: u64,
+    /// Free text.
+    pub description: String,
+    /// /etc/hostname.
+    pub hostname: Option<String>,
+    /// IANA time zone for /etc/localtime; UTC when unset.
+    pub timezone: Option<String>,
+}
+
+/// `[archive]`: where packages come from. The mirror is never in the recipe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Archive {
+    /// Suites, merged with the highest version of each package winning.
+    pub suites: Vec<String>,
+    /// Components of every suite.
+    pub components: Vec<String>,
+    /// Debian architecture.
+    pub architecture: String,
+    /// OpenPGP keyring that must sign every suite's InRelease.
+    pub keyring: Option<HostPath>,
+}
+
+impl Default for Archive {
+    fn default() -> Self {
+        Archive {
+            suites: Vec::new(),
+            components: Vec::new(),
+            architecture: "amd64".to_owned(),
+            keyring: None,
+        }
+    }
+}
+
+impl Archive {
+    /// The components, `main` when none are given.
+    pub fn components_or_default(&self) -> Vec<String> {
+        if self.components.is_empty() {
+            vec!["main".to_owned()]
+        } else {
+            self.components.clone()
+        }
+    }
+}
+
+/// The base package set, as debootstrap and mmdebstrap name their variants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseSet {
+    /// Only what `install` names, and its dependencies.
+    None,
+    /// Every `Essential: yes` package.
+    Essential,
+    /// Essential, `Priority: required`, and apt (mmdebstrap's minbase).
+    #[default]
+    Minbase,
+    /// minbase plus `Priority: important`.
+    Important,
+}
+
+/// `[packages]`: what to install.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Packages {
+    /// Base set.
+    pub base: BaseSet,
+    /// Requests in relation syntax.
+    pub install: Vec<PackageRequest>,
+    /// Packages that must never be installed.
+    pub exclude: Vec<PackageName>,
+}
+
+/// `[kernel]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kernel {
+    /// The kernel package (installed like any other).
+    pub package: Option<PackageName>,
+    /// Kernel command line words, in order.
+    pub cmdline: Vec<String>,
+    /// Modules the initrd loads.
+    pub initrd_modules: Vec<String>,
+}
+
+/// `[[users]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Login name.
+    pub name: UnixName,
+    /// Fixed uid; derived deterministically when absent.
+    pub uid: Option<u32>,
+    /// Primary group (a group of the user's name when absent).
+    pub group: Option<UnixName>,
+    /// Supplementary groups.
+    #[serde(default)]
+    pub groups: Vec<UnixName>,
+    /// Home directory.
+    pub home: Option<ImagePath>,
+    /// Login shell (`/usr/sbin/nologin` when absent).
+    pub shell: Option<ImagePath>,
+    /// GECOS field.
+    #[serde(default)]
+    pub comment: String,
+    /// System account (uid below 1000).
+    #[serde(default = "yes")]
+    pub system: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[files]`: files the recipe adds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Files {
+    /// Directory trees copied into the image.
+    pub tree: Vec<FileTree>,
+    /// Files given inline, by image path.
+    pub inline: BTreeMap<ImagePath, InlineFile>,
+}
+
+/// One directory tree from the build host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTree {
+    /// Folder, relative to the recipe.
+    pub source: HostPath,
+    /// Where it lands in the image; the image root when absent.
+    pub target: Option<ImagePath>,
+}
+
+/// One inline file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineFile {
+    /// Contents, as UTF-8 text.
+    pub content: String,
+    /// Permission bits (0o644 when absent).
+    #[serde(default = "default_file_mode")]
+    pub mode: FileMode,
+    /// Owner (root when absent).
+    #[serde(default = "root_name")]
+    pub owner: UnixName,
+    /// Group (root when absent).
+    #[serde(default = "root_name")]
+    pub group: UnixName,
+}
+
+fn default_file_mode() -> FileMode {
+    FileMode(0o644)
+}
+
+fn root_name() -> UnixName {
+    "root".parse().expect("root is a valid name")
+}
+
+/// `[services]`: systemd units beyond what [Install] sections and presets say.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Services {
+    /// Units to enable.
+    pub enable: Vec<String>,
+    /// Units to disable.
+    pub disable: Vec<String>,
+    /// Units to mask.
+    pub mask: Vec<String>,
+}
+
+/// `[agent]`: the sandboxed agent runtime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// The agent's own system user.
+    pub user: UnixName,
+    /// Command and arguments.
+    pub command: Vec<String>,
+    /// Paths the agent may read (everything else it may not see writable).
+    #[serde(default)]
+    pub read_only_paths: Vec<ImagePath>,
+    /// Paths the agent may write.
+    #[serde(default)]
+    pub writable_paths: Vec<ImagePath>,
+    /// Where the agent may connect to.
+    #[serde(default)]
+    pub egress: Vec<Egress>,
+    /// MemoryMax=.
+    pub memory_max: Option<ByteSize>,
+    /// CPUQuota=.
+    pub cpu_quota: Option<CpuQuota>,
+    /// Extra SystemCallFilter= entries beyond @system-service.
+    #[serde(default)]
+    pub system_call_filter: Vec<String>,
+    /// Environment variables.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// One allowed destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Egress {
+    /// Address or network.
+    pub address: IpNetwork,
+    /// Port; every port when absent.
+    pub port: Option<u16>,
+    /// Protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// `[[models]]`: model weights, pinned by digest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Short name.
+    pub name: ImageName,
+    /// sha256 of the file.
+    pub sha256: Sha256,
+    /// A file on the build host (relative to the recipe).
+    pub path: Option<HostPath>,
+    /// A URL, fetched only by `airlock fetch`.
+    pub url: Option<Url>,
+    /// Where the file lands in the image (read-only).
+    pub destination: ImagePath,
+    /// SPDX license expression.
+    pub license: String,
+    /// Model-card fields for the SBOM.
+    #[serde(default)]
+    pub card: ModelCard,
+}
+
+/// Model-card fields (CycloneDX modelCard).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelCard {
+    /// What the model is.
+    pub description: String,
+    /// Model architecture family (e.g. "llama").
+    pub architecture: String,
+    /// File format (e.g. "gguf").
+    pub format: String,
+    /// Parameter count, as text (e.g. "7B").
+    pub parameters: String,
+    /// Quantization (e.g. "Q4_K_M").
+    pub quantization: String,
+    /// Intended use.
+    pub intended_use: String,
+    /// Known limitations.
+    pub limitations: String,
+}
+
+/// A chain policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Drop what no rule allows.
+    #[default]
+    Drop,
+    /// Accept everything (never the default; verify's policy may reject it).
+    Accept,
+}
+
+/// `[firewall]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Firewall {
+    /// Input policy.
+    pub input: Policy,
+    /// Output policy.
+    pub output: Policy,
+    /// Forward policy.
+    pub forward: Policy,
+    /// Allow rules.
+    pub allow: Vec<FirewallRule>,
+}
+
+/// Traffic direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Incoming.
+    In,
+    /// Outgoing.
+    Out,
+}
+
+/// One firewall allow rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallRule {
+    /// Direction.
+    pub direction: Direction,
+    /// Protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Port; every port when absent.
+    pub port: Option<u16>,
+    /// Peer address or network; any when absent.
+    pub address: Option<IpNetwork>,
+    /// Free text, copied into the ruleset.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// auditd rules, one per entry, in auditctl syntax.
+    pub rules: Vec<String>,
+    /// Built-in rules for the agent user.
+    pub agent_rules: bool,
+    /// Prepare journald Forward Secure Sealing (the key is made at first boot).
+    pub seal: bool,
+    /// SystemMaxUse= for the journal.
+    pub max_use: Option<ByteSize>,
+    /// MaxRetentionSec= for the journal.
+    pub retention: Option<TimeSpan>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            rules: Vec::new(),
+            agent_rules: true,
+            seal: true,
+            max_use: None,
+            retention: None,
+        }
+    }
+}
+
+/// An artifact kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// rootfs.tar.zst.
+    Tar,
+    /// EROFS root with dm-verity, kernel and initrd.
+    Erofs,
+    /// An ostree commit.
+    Ostree,
+}
+
+/// `[output]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    /// Artifacts to emit.
+    pub formats: Vec<Format>,
+    /// zstd level for compressed artifacts.
+    pub zstd_level: i32,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            formats: Vec::new(),
+            zstd_level: 3,
+        }
+    }
+}
+
+/// `[signing]`: who must approve a release.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signing {
+    /// How many distinct signers are needed.
+    pub threshold: u32,
+    /// The expected signers.
+    pub signers: Vec<Signer>,
+}
+
+/// One expected release signer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signer {
+    /// Who.
+    pub name: String,
+    /// Their key.
+    pub fingerprint: Fingerprint,
+}
+
+impl Recipe {
+    /// Checks what only the merged recipe can tell: required keys and rules
+    /// across keys. Returns every problem, not just the first.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.schema.0 != 1 {
+            problems.push("missing `schema = 1`".to_owned());
+        }
+        if self.image.name.as_str().is_empty() {
+            problems.push("missing [image] name".to_owned());
+        }
+        if self.image.version == 0 {
+            problems.push("[image] version must be a release number of at least 1".to_owned());
+        }
+        if self.image.epoch == 0 {
+            problems.push(
+                "missing [image] epoch: the SOURCE_DATE_EPOCH of every timestamp, in seconds"
+                    .to_owned(),
+            );
+        }
+        if self.archive.suites.is_empty() {
+            problems.push("[archive] suites must name at least one suite".to_owned());
+        }
+        if self.archive.keyring.is_none() {
+            problems.push(
+                "missing [archive] keyring: the OpenPGP keyring that signs the suites".to_owned(),
+            );
+        }
+        push_duplicates(
+            &mut problems,
+            "[archive] suites",
+            self.archive.suites.iter(),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[users]] name",
+            self.users.iter().map(|u| u.name.as_str()),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[models]] name",
+            self.models.iter().map(|m| m.name.as_str()),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[models]] destination",
+            self.models.iter().map(|m| m.destination.as_str()),
+        );
+        for model in &self.models {
+            if model.path.is_some() == model.url.is_some() {
+                problems.push(format!(
+                    "[[models]] {}: give exactly one of `path` (a file on the build host) or `url`",
+                    model.name
+                ));
+            }
+        }
+        if let Some(agent) = &self.agent {
+            if agent.command.is_empty() {
+                problems.push("[agent] command must name a program".to_owned());
+            }
+            if agent.user.as_str() == "root" {
+                problems.push("[agent] user must not be root".to_owned());
+            }
+        }
+        let signers = self.signing.signers.len() as u32;
+        if signers > 0 && (self.signing.threshold == 0 || self.signing.threshold > signers) {
+            problems.push(format!(
+                "[signing] threshold = {} must be between 1 and the number of signers ({signers})",
+                self.signing.threshold
+            ));
+        }
+        push_duplicates(
+            &mut problems,
+            "[signing] signers fingerprint",
+            self.signing.signers.iter().map(|s| s.fingerprint.as_str()),
+        );
+        if !(1..=19).contains(&self.output.zstd_level) {
+            problems.push(format!(
+                "[output] zstd_level = {} must be between 1 and 19",
+                self.output.zstd_level
+            ));
+        }
+        problems
+    }
+}
+
+fn push_duplicates<'a>(
+    problems: &mut Vec<String>,
+    what: &str,
+    items: impl Iterator<Item = impl AsRef<str> + 'a>,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for item in items {
+        let item = item.as_ref().to_owned();
+        if !seen.insert(item.clone()) {
+            problems.push(format!("{what} {item:?} appears twice"));
+        }
+    }
+}
