@@ -174,12 +174,12 @@ fn rebase(value: &mut toml::Table, key_path: &[&str], prefix: &Path) {
         return;
     };
     match (rest, child) {
-        ([], toml::Value::String(text)) => {
-            if Path::new(text.as_str()).is_relative() && !prefix.as_os_str().is_empty() {
-                *text = normalize(&prefix.join(&*text))
-                    .to_string_lossy()
-                    .into_owned();
-            }
+        ([], toml::Value::String(text))
+            if Path::new(text.as_str()).is_relative() && !prefix.as_os_str().is_empty() =>
+        {
+            *text = normalize(&prefix.join(&*text))
+                .to_string_lossy()
+                .into_owned();
         }
         ([next, tail @ ..], toml::Value::Array(items)) if *next == "*" => {
             for item in items {
