@@ -1,1 +1,59 @@
-fn main() {}
+//! The `airlock` command: a thin shell over the libraries. Each subcommand is
+//! a module in `commands/` with an `Args::run()`.
+
+mod commands;
+mod exit;
+mod output;
+mod shared;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+/// Reproducible, signed, sovereign OS images from a recipe and a lock.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve a recipe against the archive and write its lock file.
+    Lock(commands::lock::Args),
+    /// Download every input a lock pins into the store.
+    Fetch(commands::fetch::Args),
+    /// Inspect the store.
+    #[command(subcommand)]
+    Store(commands::store::Command),
+    /// Remove store entries that no given lock references.
+    Gc(commands::gc::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Ok.into()
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Lock(args) => args.run(),
+        Command::Fetch(args) => args.run(),
+        Command::Store(command) => command.run(),
+        Command::Gc(args) => args.run(),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit::classify(&error).into()
+        }
+    }
+}

@@ -53,6 +53,16 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether content did not match its pinned digest or size.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. }
+        )
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
@@ -154,7 +164,8 @@ impl Store {
     /// Takes the store lock shared: for every process that reads or adds.
     pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
         let file = self.lock_file()?;
-        file.lock_shared().map_err(io_error(&self.root.join("lock")))?;
+        file.lock_shared()
+            .map_err(io_error(&self.root.join("lock")))?;
         Ok(StoreLock { _file: file })
     }
 
@@ -184,7 +195,9 @@ impl Store {
         let mut buffer = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {
-            let n = reader.read(&mut buffer).map_err(io_error(Path::new(what)))?;
+            let n = reader
+                .read(&mut buffer)
+                .map_err(io_error(Path::new(what)))?;
             if n == 0 {
                 break;
             }
@@ -192,7 +205,13 @@ impl Store {
             tmp.write_all(&buffer[..n]).map_err(io_error(tmp.path()))?;
             size += n as u64;
         }
-        check(what, expected, expected_size, Sha256(hasher.finalize().into()), size)?;
+        check(
+            what,
+            expected,
+            expected_size,
+            Sha256(hasher.finalize().into()),
+            size,
+        )?;
         self.persist(tmp.into_temp_path(), &target)?;
         Ok(target)
     }
@@ -220,7 +239,10 @@ impl Store {
     /// Opens the partial download of `digest` for appending, waiting while
     /// another process holds it.
     pub fn partial(&self, digest: &Sha256) -> Result<Partial, StoreError> {
-        let path = self.root.join("partial").join(format!("{}.part", digest.to_hex()));
+        let path = self
+            .root
+            .join("partial")
+            .join(format!("{}.part", digest.to_hex()));
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -259,7 +281,10 @@ impl Store {
     /// Discards a partial download (for a server that cannot resume).
     pub fn reset_partial(&self, partial: &mut Partial) -> Result<(), StoreError> {
         partial.file.set_len(0).map_err(io_error(&partial.path))?;
-        partial.file.seek(SeekFrom::Start(0)).map_err(io_error(&partial.path))?;
+        partial
+            .file
+            .seek(SeekFrom::Start(0))
+            .map_err(io_error(&partial.path))?;
         partial.len = 0;
         Ok(())
     }

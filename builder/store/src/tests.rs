@@ -10,20 +10,32 @@ fn store() -> (tempfile::TempDir, Store) {
 fn inserts_only_verified_content() {
     let (_dir, store) = store();
     let digest = Sha256::of(b"hello");
-    let path = store.insert_reader("hello", &digest, Some(5), &b"hello"[..]).unwrap();
+    let path = store
+        .insert_reader("hello", &digest, Some(5), &b"hello"[..])
+        .unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"hello");
     assert!(store.contains(&digest));
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
 
     let wrong = Sha256::of(b"other");
-    let error = store.insert_reader("x.deb", &wrong, None, &b"hello"[..]).unwrap_err();
+    let error = store
+        .insert_reader("x.deb", &wrong, None, &b"hello"[..])
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("x.deb: sha256 mismatch: expected {wrong}, got {digest}")
     );
     assert!(!store.contains(&wrong));
-    let error = store.insert_reader("y.deb", &Sha256::of(b"hello!"), Some(6), &b"hello"[..]).unwrap_err();
-    assert_eq!(error.to_string(), "y.deb: size mismatch: expected 6 bytes, got 5");
+    let error = store
+        .insert_reader("y.deb", &Sha256::of(b"hello!"), Some(6), &b"hello"[..])
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "y.deb: size mismatch: expected 6 bytes, got 5"
+    );
     // nothing is left behind in tmp/
     assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
 }
@@ -54,7 +66,9 @@ fn partial_downloads_resume_and_commit_after_checking() {
 fn verify_finds_corrupt_entries() {
     let (_dir, store) = store();
     let good = Sha256::of(b"good");
-    store.insert_reader("good", &good, None, &b"good"[..]).unwrap();
+    store
+        .insert_reader("good", &good, None, &b"good"[..])
+        .unwrap();
     let bad = Sha256::of(b"bad");
     let path = store.insert_reader("bad", &bad, None, &b"bad"[..]).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
@@ -70,7 +84,9 @@ fn gc_keeps_only_what_is_referenced() {
     let keep = Sha256::of(b"keep");
     let drop_me = Sha256::of(b"drop");
     store.insert_reader("k", &keep, None, &b"keep"[..]).unwrap();
-    store.insert_reader("d", &drop_me, None, &b"drop"[..]).unwrap();
+    store
+        .insert_reader("d", &drop_me, None, &b"drop"[..])
+        .unwrap();
     let mut partial = store.partial(&Sha256::of(b"zzz")).unwrap();
     partial.file.write_all(b"z").unwrap();
     drop(partial);
@@ -83,7 +99,10 @@ fn gc_keeps_only_what_is_referenced() {
     let report = store.gc(&keep_set, false).unwrap();
     assert_eq!((report.kept, report.removed.len(), report.freed), (1, 1, 5));
     assert!(store.contains(&keep) && !store.contains(&drop_me));
-    assert_eq!(fs::read_dir(store.root().join("partial")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(store.root().join("partial")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -95,7 +114,9 @@ fn concurrent_inserts_of_one_entry_agree() {
         for _ in 0..4 {
             scope.spawn(|| {
                 let _lock = store.lock_shared().unwrap();
-                store.insert_reader("big", &digest, Some(data.len() as u64), &data[..]).unwrap();
+                store
+                    .insert_reader("big", &digest, Some(data.len() as u64), &data[..])
+                    .unwrap();
             });
         }
     });

@@ -1,0 +1,76 @@
+//! `airlock fetch RECIPE`: bring every locked input into the store.
+
+use std::path::PathBuf;
+
+use airlock_fetch::download::{self, Options};
+use airlock_fetch::http::Http;
+use airlock_fetch::{FetchError, lock};
+
+use crate::exit::Exit;
+use crate::output::{FetchReport, SCHEMA, print_json};
+use crate::shared::{self, MirrorArgs, StoreArgs, say};
+
+/// Download every input the recipe's lock pins, verifying each one.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The recipe (NAME.toml); its lock is NAME.lock.
+    recipe: PathBuf,
+    /// Use no network: fail, listing what is missing from the store.
+    #[arg(long)]
+    offline: bool,
+    /// Parallel downloads.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    jobs: usize,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    mirror: MirrorArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let recipe = shared::load_recipe(&self.recipe)?;
+        let lock_path = shared::lock_path(&self.recipe);
+        let locked = shared::read_lock(&lock_path)?.check(&lock_path, recipe)?;
+        let store = self.store.open()?;
+        let mirrors = self.mirror.resolve(locked.recipe())?;
+        let items = lock::items(locked.recipe(), locked.lock(), &mirrors);
+
+        if self.offline {
+            let missing: Vec<String> = download::missing(&store, &items)
+                .iter()
+                .map(|item| format!("  {} sha256:{} ({})", item.what, item.sha256, item.url))
+                .collect();
+            if !missing.is_empty() {
+                return Err(FetchError::Offline { missing }.into());
+            }
+        }
+        let options = Options {
+            jobs: self.jobs,
+            ..Options::default()
+        };
+        let report = download::fetch_all(&Http::new(), &store, &items, options)?;
+        say(&format!(
+            "{} inputs: {} downloaded ({} bytes), {} already in {}",
+            items.len(),
+            report.downloaded,
+            report.bytes,
+            report.present,
+            store.root().display()
+        ));
+        if self.json {
+            print_json(&FetchReport {
+                schema: SCHEMA,
+                command: "fetch",
+                inputs: items.len(),
+                downloaded: report.downloaded,
+                present: report.present,
+                bytes: report.bytes,
+            });
+        }
+        Ok(Exit::Ok)
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod fetch;
+pub mod gc;
+pub mod lock;
+pub mod store;

@@ -1,0 +1,105 @@
+//! What several subcommands share: loading recipes and locks, opening the
+//! store, choosing mirrors.
+
+use std::path::{Path, PathBuf};
+
+use airlock_fetch::mirror::{self, Mirrors};
+use airlock_recipe::{LoadedRecipe, Lock};
+use airlock_store::Store;
+use anyhow::Context;
+
+/// Options every command that touches the store takes.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Store folder [default: $XDG_CACHE_HOME/airlock, else ~/.cache/airlock].
+    #[arg(long, env = "AIRLOCK_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Opens the store.
+    pub fn open(&self) -> anyhow::Result<Store> {
+        let root = match &self.store {
+            Some(root) => root.clone(),
+            None => Store::default_root()
+                .context("no store folder: set --store, AIRLOCK_STORE, XDG_CACHE_HOME or HOME")?,
+        };
+        Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+    }
+}
+
+/// Options for choosing mirrors.
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// Mirror for every suite (URL) or one suite (SUITE=URL); repeatable.
+    /// Default: AIRLOCK_MIRROR, then the host's apt sources.
+    #[arg(long = "mirror", value_name = "[SUITE=]URL")]
+    pub mirrors: Vec<String>,
+}
+
+impl MirrorArgs {
+    /// The mirror for each of the recipe's suites.
+    pub fn resolve(&self, recipe: &LoadedRecipe) -> anyhow::Result<Mirrors> {
+        let archive = &recipe.recipe.archive;
+        let environment = std::env::var("AIRLOCK_MIRROR").ok();
+        Ok(mirror::resolve(
+            &archive.suites,
+            &archive.components_or_default(),
+            &self.mirrors,
+            environment.as_deref(),
+            Path::new("/"),
+        )?)
+    }
+}
+
+/// Reads and validates a recipe with its includes.
+pub fn load_recipe(path: &Path) -> anyhow::Result<LoadedRecipe> {
+    Ok(airlock_recipe::load(path, &mut |file: &Path| {
+        std::fs::read_to_string(file)
+    })?)
+}
+
+/// The lock file that belongs to a recipe: `NAME.toml` → `NAME.lock`.
+pub fn lock_path(recipe: &Path) -> PathBuf {
+    recipe.with_extension("lock")
+}
+
+/// Reads a lock file.
+pub fn read_lock(path: &Path) -> anyhow::Result<Lock> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the lock {} (run `airlock lock` first)",
+            path.display()
+        )
+    })?;
+    Ok(Lock::parse(path, &text)?)
+}
+
+/// Writes `text` to `path` atomically: a temporary file beside it, renamed.
+pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("writing {}", file.path().display()))?;
+    file.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Seconds since the epoch, from the clock (connected side only).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Prints a progress line for a person, on stderr.
+pub fn say(line: &str) {
+    eprintln!("{line}");
+}

@@ -1,0 +1,189 @@
+//! The archive client: verified InRelease, then Packages indexes checked
+//! against it and parsed while streaming into a [`Universe`].
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+
+use airlock_debian::index::Universe;
+use airlock_debian::packages::read_packages;
+use airlock_debian::release::{Release, verify_inrelease};
+use airlock_recipe::{LockedSuite, Sha256};
+use airlock_store::Store;
+use sequoia_openpgp::Cert;
+use sha2::Digest;
+
+use crate::FetchError;
+use crate::download::{Item, fetch_one};
+use crate::http::Http;
+use crate::mirror::Mirrors;
+
+/// Largest InRelease accepted.
+const MAX_INRELEASE: u64 = 64 << 20;
+/// Largest uncompressed Packages index accepted (bookworm main is ~45 MiB).
+const MAX_PACKAGES_UNCOMPRESSED: u64 = 2 << 30;
+
+/// How strictly to check the archive.
+#[derive(Clone, Copy, Debug)]
+pub struct ArchiveOptions {
+    /// Accept a Release whose Valid-Until has passed. Named insecure because a
+    /// mirror could replay old, vulnerable metadata.
+    pub insecure_ignore_valid_until: bool,
+    /// The time to check Valid-Until and key validity at, in seconds.
+    pub now: i64,
+}
+
+/// What was loaded: every candidate, and each suite's pinned state.
+#[derive(Debug)]
+pub struct LoadedArchive {
+    /// Candidates from every suite, highest version winning.
+    pub universe: Universe,
+    /// The suites, in the recipe's order.
+    pub suites: Vec<LockedSuite>,
+}
+
+/// Downloads, verifies and parses every suite of `archive`.
+pub fn load(
+    http: &Http,
+    store: &Store,
+    mirrors: &Mirrors,
+    archive: &airlock_recipe::Archive,
+    keyring: &[Cert],
+    options: ArchiveOptions,
+    log: &dyn Fn(&str),
+) -> Result<LoadedArchive, FetchError> {
+    let components = archive.components_or_default();
+    let mut universe = Universe::new(&archive.architecture);
+    let mut suites = Vec::new();
+    for suite in &archive.suites {
+        let base = mirrors.url(suite);
+        let url = format!("{base}/dists/{suite}/InRelease");
+        log(&format!(
+            "fetching {url} (mirror from {})",
+            mirrors.origin(suite)
+        ));
+        let inrelease = http.get(&url, MAX_INRELEASE)?;
+        let inrelease_sha256 = Sha256::of(&inrelease);
+        let release_error = |source| FetchError::Release {
+            suite: suite.clone(),
+            source,
+        };
+        let signed = verify_inrelease(&inrelease, keyring, options.now).map_err(release_error)?;
+        let release = Release::parse(&signed).map_err(release_error)?;
+        if !options.insecure_ignore_valid_until {
+            release
+                .check_valid_until(suite, options.now)
+                .map_err(release_error)?;
+        }
+        store.insert_reader(&url, &inrelease_sha256, None, inrelease.as_slice())?;
+
+        for component in &components {
+            let stem = format!("{component}/binary-{}/Packages", archive.architecture);
+            let Some((extension, entry)) = ["xz", "gz", ""].iter().find_map(|extension| {
+                let name = if extension.is_empty() {
+                    stem.clone()
+                } else {
+                    format!("{stem}.{extension}")
+                };
+                release.sha256.get(&name).map(|entry| (*extension, *entry))
+            }) else {
+                return Err(FetchError::Index {
+                    what: url.clone(),
+                    message: format!("lists no index {stem}(.xz|.gz)"),
+                });
+            };
+            let suffix = if extension.is_empty() {
+                String::new()
+            } else {
+                format!(".{extension}")
+            };
+            let index_url = format!("{base}/dists/{suite}/{stem}{suffix}");
+            let item = Item {
+                what: index_url.clone(),
+                url: index_url.clone(),
+                sha256: entry.sha256,
+                size: Some(entry.size),
+            };
+            if !store.contains(&entry.sha256) {
+                log(&format!("fetching {index_url}"));
+            }
+            let path = fetch_one(http, store, &item, &|_| {})?;
+            let file = File::open(&path).map_err(|e| FetchError::Index {
+                what: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let decoder: Box<dyn Read> = match extension {
+                "xz" => Box::new(liblzma::read::XzDecoder::new(BufReader::new(file))),
+                "gz" => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+                _ => Box::new(file),
+            };
+            let mut hashing = HashingReader::new(decoder.take(MAX_PACKAGES_UNCOMPRESSED + 1));
+            let count = read_packages(BufReader::new(&mut hashing), |package| {
+                universe.add(package, suite)
+            })
+            .map_err(|e| FetchError::Index {
+                what: index_url.clone(),
+                message: e.to_string(),
+            })?;
+            // Drain what the parser did not need, so the digest covers it all.
+            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| FetchError::Index {
+                what: index_url.clone(),
+                message: e.to_string(),
+            })?;
+            if hashing.count > MAX_PACKAGES_UNCOMPRESSED {
+                return Err(FetchError::Index {
+                    what: index_url,
+                    message: format!("decompresses to more than {MAX_PACKAGES_UNCOMPRESSED} bytes"),
+                });
+            }
+            if let Some(plain) = release.sha256.get(&stem) {
+                let actual = hashing.finish();
+                if actual != plain.sha256 {
+                    return Err(FetchError::IndexDigest {
+                        what: index_url,
+                        expected: plain.sha256,
+                        actual,
+                    });
+                }
+            }
+            log(&format!("{suite}/{component}: {count} packages"));
+        }
+        suites.push(LockedSuite {
+            name: suite.clone(),
+            codename: release.codename.clone(),
+            date: release.date.clone(),
+            inrelease_sha256,
+        });
+    }
+    universe.finish();
+    Ok(LoadedArchive { universe, suites })
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            count: 0,
+        }
+    }
+
+    fn finish(self) -> Sha256 {
+        Sha256(self.hasher.finalize().into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
