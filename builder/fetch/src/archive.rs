@@ -65,6 +65,7 @@ pub fn load(
         let inrelease_sha256 = Sha256::of(&inrelease);
         let release_error = |source| FetchError::Release {
             suite: suite.clone(),
+            url: url.clone(),
             source,
         };
         let signed = verify_inrelease(&inrelease, keyring, options.now).map_err(release_error)?;

@@ -28,11 +28,13 @@ fn http_error(url: &str, message: impl std::fmt::Display) -> FetchError {
 }
 
 impl Http {
-    /// A client: 15 s to connect, 60 s for response headers.
+    /// A client: 15 s to connect, 60 s for response headers, 30 minutes for
+    /// one body (a stalled transfer then fails and is resumed by a retry).
     pub fn new() -> Http {
         let config = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_body(Some(Duration::from_secs(30 * 60)))
             .http_status_as_error(false)
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .build();

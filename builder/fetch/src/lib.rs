@@ -34,10 +34,12 @@ pub enum FetchError {
     #[error("{0}")]
     Mirror(String),
     /// A Release file failed verification.
-    #[error("suite {suite}: {source}")]
+    #[error("{url}: suite {suite}: {source}")]
     Release {
         /// Which suite.
         suite: String,
+        /// The InRelease URL.
+        url: String,
         /// Why.
         source: airlock_debian::release::ReleaseError,
     },

@@ -1,0 +1,577 @@
+//! End-to-end tests of the `airlock` binary against a signed Debian
+//! repository that the tests build and serve on 127.0.0.1. One test binary
+//! for the whole CLI; tests that need the real archive are gated (see
+//! `real_archive`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use airlock_fixtures::{DebSpec, RepoSpec, Server, TestKey, write_repo};
+
+const DAY: i64 = 86400;
+
+struct Env {
+    dir: tempfile::TempDir,
+    server: Server,
+    key: TestKey,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn packages() -> Vec<DebSpec> {
+    vec![
+        DebSpec::new("base-files", "12.4")
+            .field("Essential", "yes")
+            .field("Priority", "required"),
+        DebSpec::new("libc6", "2.36-9").field("Priority", "required"),
+        DebSpec::new("mawk", "1.3.4")
+            .field("Priority", "required")
+            .field("Provides", "awk"),
+        DebSpec::new("gawk", "5.2.1")
+            .field("Priority", "optional")
+            .field("Provides", "awk"),
+        DebSpec::new("app", "1.0").field("Depends", "libc6 (>= 2.30), awk"),
+        DebSpec::new("tool", "2.0").field("Depends", "libfoo (>= 1.5) | libfoo-compat"),
+        DebSpec::new("libfoo", "1.0"),
+        DebSpec::new("libfoo-compat", "1.0").field("Provides", "libfoo-api (= 1.0)"),
+        DebSpec::new("spoiler", "1.0").field("Conflicts", "app"),
+        DebSpec::new("needs-ghost", "1.0").field("Depends", "ghost (>= 1)"),
+    ]
+}
+
+const RECIPE: &str = r#"schema = 1
+
+[image]
+name = "fixture"
+version = 1
+epoch = 1700000000
+
+[archive]
+suites = ["test"]
+keyring = "keyring.pgp"
+
+[packages]
+install = ["app", "tool"]
+"#;
+
+impl Env {
+    /// A repository signed by a fresh key, valid for a week, and a recipe
+    /// whose keyring is that key.
+    fn new() -> Env {
+        Env::with(|_| {})
+    }
+
+    fn with(adjust: impl FnOnce(&mut RepoSpec)) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let key = TestKey::generate("archive");
+        let mut spec = RepoSpec {
+            suite: "test".to_owned(),
+            packages: packages(),
+            date: now() - DAY,
+            valid_until: Some(now() + 7 * DAY),
+        };
+        adjust(&mut spec);
+        write_repo(&dir.path().join("repo"), &spec, &key);
+        std::fs::create_dir_all(dir.path().join("recipe")).unwrap();
+        std::fs::write(dir.path().join("recipe/keyring.pgp"), key.public_keyring()).unwrap();
+        std::fs::write(dir.path().join("recipe/fixture.toml"), RECIPE).unwrap();
+        let server = Server::serve(&dir.path().join("repo"));
+        Env { dir, server, key }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn recipe(&self) -> PathBuf {
+        self.path("recipe/fixture.toml")
+    }
+
+    fn write_recipe(&self, text: &str) {
+        std::fs::write(self.recipe(), text).unwrap();
+    }
+
+    fn airlock(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .arg("--store")
+            .arg(self.path("store"))
+            .env_remove("AIRLOCK_MIRROR")
+            .env_remove("AIRLOCK_STORE")
+            .output()
+            .unwrap()
+    }
+
+    fn lock(&self, extra: &[&str]) -> Output {
+        let recipe = self.recipe();
+        let mut args = vec![
+            "lock",
+            recipe.to_str().unwrap(),
+            "--mirror",
+            self.server.url(),
+        ];
+        args.extend_from_slice(extra);
+        self.airlock(&args)
+    }
+
+    fn fetch(&self, extra: &[&str]) -> Output {
+        let recipe = self.recipe();
+        let mut args = vec![
+            "fetch",
+            recipe.to_str().unwrap(),
+            "--mirror",
+            self.server.url(),
+        ];
+        args.extend_from_slice(extra);
+        self.airlock(&args)
+    }
+
+    fn lock_text(&self) -> String {
+        std::fs::read_to_string(self.path("recipe/fixture.lock")).unwrap()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+fn locked_names(lock: &str) -> Vec<String> {
+    let lock = airlock_recipe_lock(lock);
+    lock.packages.into_iter().map(|p| p.name).collect()
+}
+
+fn airlock_recipe_lock(text: &str) -> airlock_recipe::Lock {
+    airlock_recipe::Lock::parse(Path::new("fixture.lock"), text).unwrap()
+}
+
+#[test]
+fn lock_resolves_alternatives_virtuals_and_the_base_set_deterministically() {
+    let env = Env::new();
+    let output = env.lock(&["--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], "written");
+    assert_eq!(report["packages"], 6);
+    let first = env.lock_text();
+    // minbase brings base-files, libc6 and mawk; awk is satisfied by mawk (the
+    // more important provider); libfoo is too old, so libfoo-compat.
+    assert_eq!(
+        locked_names(&first),
+        [
+            "app",
+            "base-files",
+            "libc6",
+            "libfoo-compat",
+            "mawk",
+            "tool"
+        ]
+    );
+    let lock = airlock_recipe_lock(&first);
+    let app = lock.packages.iter().find(|p| p.name == "app").unwrap();
+    assert_eq!(app.filename, "pool/main/app_1.0_amd64.deb");
+    assert_eq!(app.suite, "test");
+    assert_eq!(lock.archive.suites[0].codename, "test");
+
+    // a second lock with --update resolves again and writes the same bytes
+    let output = env.lock(&["--update", "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], "unchanged");
+    assert_eq!(env.lock_text(), first);
+
+    // without --update a matching lock is left alone and the mirror untouched
+    let requests = env.server.requests();
+    assert_exit(&env.lock(&[]), 0);
+    assert_eq!(env.server.requests(), requests);
+}
+
+#[test]
+fn lock_check_fails_on_a_stale_lock() {
+    let env = Env::new();
+    assert_exit(&env.lock(&["--check"]), 1);
+    assert_exit(&env.lock(&[]), 0);
+    assert_exit(&env.lock(&["--check"]), 0);
+    env.write_recipe(&RECIPE.replace("version = 1", "version = 2"));
+    let output = env.lock(&["--check"]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("fixture.lock: lock is stale: it was made for recipe sha256:"),
+        "{text}"
+    );
+    assert!(text.contains("run `airlock lock --update`"), "{text}");
+    // fetch refuses it too
+    assert_exit(&env.fetch(&[]), 1);
+}
+
+#[test]
+fn fetch_cold_then_warm_without_network() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    let output = env.fetch(&["--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (report["downloaded"].as_u64(), report["present"].as_u64()),
+        (Some(6), Some(0))
+    );
+
+    let requests = env.server.requests();
+    let output = env.fetch(&["--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (report["downloaded"].as_u64(), report["present"].as_u64()),
+        (Some(0), Some(6))
+    );
+    assert_eq!(
+        env.server.requests(),
+        requests,
+        "a warm fetch makes no request"
+    );
+    assert_exit(&env.fetch(&["--offline"]), 0);
+
+    let output = env.airlock(&["store", "verify", "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // 6 packages, the InRelease and the Packages index
+    assert_eq!(report["ok"], 8);
+}
+
+#[test]
+fn fetch_offline_lists_what_is_missing() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    let output = env.fetch(&["--offline"]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("--offline: 6 inputs are not in the store"),
+        "{text}"
+    );
+    assert!(text.contains("app_1.0_amd64.deb sha256:"), "{text}");
+}
+
+#[test]
+fn truncated_download_is_resumed_and_verified() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    env.server
+        .faults
+        .lock()
+        .unwrap()
+        .truncate_once
+        .insert("/pool/main/app_1.0_amd64.deb".to_owned());
+    assert_exit(&env.fetch(&[]), 0);
+    let log = env.server.log();
+    let ranged: Vec<_> = log.iter().filter(|line| line.contains("bytes=")).collect();
+    assert_eq!(ranged.len(), 1, "one resumed request: {log:?}");
+    assert!(
+        ranged[0].starts_with("GET /pool/main/app_1.0_amd64.deb bytes="),
+        "{log:?}"
+    );
+    assert_exit(&env.airlock(&["store", "verify"]), 0);
+}
+
+#[test]
+fn truncated_download_restarts_when_the_server_cannot_resume() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    {
+        let mut faults = env.server.faults.lock().unwrap();
+        faults
+            .truncate_once
+            .insert("/pool/main/tool_2.0_amd64.deb".to_owned());
+        faults.ignore_range = true;
+    }
+    assert_exit(&env.fetch(&[]), 0);
+    assert_exit(&env.airlock(&["store", "verify"]), 0);
+}
+
+#[test]
+fn deb_hash_mismatch_names_the_file_and_both_digests() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    let lock = airlock_recipe_lock(&env.lock_text());
+    let app = lock.packages.iter().find(|p| p.name == "app").unwrap();
+    // the mirror now serves other bytes of the same size
+    let path = env.path("repo/pool/main/app_1.0_amd64.deb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let actual = airlock_recipe::Sha256::of(&bytes);
+
+    let output = env.fetch(&[]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(text.contains("1 of 6 downloads failed"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "app_1.0_amd64.deb: sha256 mismatch: expected {}, got {actual}",
+            app.sha256
+        )),
+        "{text}"
+    );
+    // nothing unverified was stored
+    let store_path = env
+        .path("store/sha256")
+        .join(&app.sha256.to_hex()[..2])
+        .join(app.sha256.to_hex());
+    assert!(!store_path.exists());
+    assert_eq!(std::fs::read_dir(env.path("store/tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn packages_index_hash_mismatch_is_rejected() {
+    let env = Env::new();
+    let path = env.path("repo/dists/test/main/binary-amd64/Packages.xz");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let output = env.lock(&[]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("/dists/test/main/binary-amd64/Packages.xz: sha256 mismatch: expected "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(", got {}", airlock_recipe::Sha256::of(&bytes))),
+        "{text}"
+    );
+    assert!(!env.path("recipe/fixture.lock").exists());
+}
+
+#[test]
+fn inrelease_signed_by_another_key_is_rejected() {
+    let env = Env::new();
+    let stranger = TestKey::generate("stranger");
+    std::fs::write(env.path("recipe/keyring.pgp"), stranger.public_keyring()).unwrap();
+    let output = env.lock(&[]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "/dists/test/InRelease: suite test: InRelease is not signed by any key in the keyring"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("(not in the keyring)"), "{text}");
+    drop(env.key);
+}
+
+#[test]
+fn tampered_inrelease_is_rejected() {
+    let env = Env::new();
+    let path = env.path("repo/dists/test/InRelease");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("Codename: test", "Codename: evil")).unwrap();
+    let output = env.lock(&[]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("InRelease"), "{}", stderr(&output));
+}
+
+#[test]
+fn expired_valid_until_is_rejected_unless_insecurely_overridden() {
+    let env = Env::with(|spec| {
+        spec.date = now() - 30 * DAY;
+        spec.valid_until = Some(now() - 20 * DAY);
+    });
+    let output = env.lock(&[]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("Release for test expired: Valid-Until is "),
+        "{text}"
+    );
+    assert!(text.contains(", now is "), "{text}");
+    assert_exit(&env.lock(&["--insecure-ignore-valid-until"]), 0);
+}
+
+#[test]
+fn unsatisfiable_request_names_package_relation_and_candidates() {
+    let env = Env::new();
+    env.write_recipe(&RECIPE.replace(
+        r#"install = ["app", "tool"]"#,
+        r#"install = ["needs-ghost", "app", "spoiler"]"#,
+    ));
+    let output = env.lock(&[]);
+    assert_exit(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("cannot satisfy the package request"),
+        "{text}"
+    );
+    assert!(text.contains("ghost (>= 1)"), "{text}");
+    assert!(
+        text.contains("needs-ghost 1.0 needs ghost (>= 1): no package or provider of that name"),
+        "{text}"
+    );
+
+    env.write_recipe(&RECIPE.replace(
+        r#"install = ["app", "tool"]"#,
+        r#"install = ["tool (>= 3)"]"#,
+    ));
+    let text = stderr(&env.lock(&[]));
+    assert!(
+        text.contains("the recipe needs tool (>= 3): rejected tool 2.0 (version does not match)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_recipes_are_usage_errors_with_locations() {
+    let env = Env::new();
+    env.write_recipe(&RECIPE.replace("epoch = 1700000000", "epoch = 1700000000\nepohc = 1"));
+    let output = env.lock(&[]);
+    assert_exit(&output, 2);
+    let text = stderr(&output);
+    assert!(
+        text.contains("fixture.toml:7:1: unknown field `epohc`, expected one of"),
+        "{text}"
+    );
+
+    env.write_recipe(&RECIPE.replace("version = 1", "version = \"one\""));
+    let text = stderr(&env.lock(&[]));
+    assert!(
+        text.contains("fixture.toml:5:11: invalid type: string \"one\", expected u64"),
+        "{text}"
+    );
+
+    std::fs::write(
+        env.path("recipe/other.toml"),
+        "include = [\"fixture.toml\"]\nschema = 1\n",
+    )
+    .unwrap();
+    env.write_recipe(&format!("include = [\"other.toml\"]\n{RECIPE}"));
+    let output = env.lock(&[]);
+    assert_exit(&output, 2);
+    let text = stderr(&output);
+    assert!(text.contains("other.toml:1:12: include loop:"), "{text}");
+
+    let output = env.airlock(&["lock"]);
+    assert_exit(&output, 2);
+}
+
+#[test]
+fn gc_keeps_what_locks_reference() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    assert_exit(&env.fetch(&[]), 0);
+    // drop a package from the recipe and re-lock: its .deb is now garbage
+    env.write_recipe(&RECIPE.replace(r#"install = ["app", "tool"]"#, r#"install = ["app"]"#));
+    assert_exit(&env.lock(&[]), 0);
+    let lock = env.path("recipe/fixture.lock");
+    let output = env.airlock(&["gc", "--keep", lock.to_str().unwrap(), "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // tool, libfoo-compat and the Packages index go; 4 packages and InRelease stay
+    assert_eq!(report["removed"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(report["kept"], 5);
+    assert_exit(&env.fetch(&["--offline"]), 0);
+}
+
+#[test]
+fn store_verify_reports_corruption() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    assert_exit(&env.fetch(&[]), 0);
+    let lock = airlock_recipe_lock(&env.lock_text());
+    let hex = lock.packages[0].sha256.to_hex();
+    let entry = env.path("store/sha256").join(&hex[..2]).join(&hex);
+    let mut permissions = std::fs::metadata(&entry).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+    std::fs::set_permissions(&entry, permissions).unwrap();
+    std::fs::write(&entry, b"rotten").unwrap();
+    let output = env.airlock(&["store", "verify"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(&format!("corrupt: {}", entry.display())),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Locks and fetches recipes/minimal.toml from the real Debian archive through
+/// the host's apt sources. Needs the network, so it runs only with
+/// AIRLOCK_TEST_NETWORK=1 (CI sets it; `cargo xtask ci` does too).
+#[test]
+fn real_archive() {
+    if std::env::var_os("AIRLOCK_TEST_NETWORK").is_none() {
+        eprintln!("skipped: needs the Debian archive; set AIRLOCK_TEST_NETWORK=1");
+        return;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    // Copy the recipe and its keyring, so the committed lock is not touched.
+    std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
+    std::fs::create_dir_all(dir.path().join("keys/debian")).unwrap();
+    std::fs::copy(
+        workspace.join("recipes/minimal.toml"),
+        dir.path().join("recipes/minimal.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace.join("keys/debian/bookworm.pgp"),
+        dir.path().join("keys/debian/bookworm.pgp"),
+    )
+    .unwrap();
+    let airlock = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .current_dir(dir.path())
+            .env_remove("AIRLOCK_MIRROR")
+            .output()
+            .unwrap()
+    };
+    let output = airlock(&["lock", "recipes/minimal.toml"]);
+    assert_exit(&output, 0);
+    let first = std::fs::read_to_string(dir.path().join("recipes/minimal.lock")).unwrap();
+    let names = locked_names(&first);
+    for needed in [
+        "systemd",
+        "systemd-sysv",
+        "nftables",
+        "linux-image-cloud-amd64",
+        "base-files",
+        "libc6",
+        "apt",
+    ] {
+        assert!(
+            names.iter().any(|n| n == needed),
+            "{needed} missing from {names:?}"
+        );
+    }
+    assert_exit(&airlock(&["lock", "recipes/minimal.toml", "--update"]), 0);
+    let second = std::fs::read_to_string(dir.path().join("recipes/minimal.lock")).unwrap();
+    assert_eq!(
+        first, second,
+        "two locks of the same archive state are identical"
+    );
+
+    assert_exit(&airlock(&["fetch", "recipes/minimal.toml"]), 0);
+    let output = airlock(&["fetch", "recipes/minimal.toml", "--offline", "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["downloaded"], 0);
+    assert_eq!(report["present"].as_u64(), Some(names.len() as u64));
+}
