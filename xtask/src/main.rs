@@ -1,1 +1,145 @@
-fn main() {}
+//! Developer tasks: `cargo xtask` lists them. Only the standard library, so
+//! this builds in seconds and before any system package is installed.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the build needs: sequoia's nettle backend binds to libnettle
+/// through bindgen, which needs libclang.
+const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "clang"];
+
+const TASKS: &[(&str, &str)] = &[
+    ("deps", "install the Debian packages the build needs (apt-get, as root)"),
+    ("demo", "the main job: lock and fetch recipes/minimal.toml end to end"),
+    ("ci", "what CI runs: deps, fmt check, clippy, every test (network tests on), fuzz targets built"),
+    ("fuzz", "run every fuzz target for SECONDS each (default 30; needs cargo-fuzz and a nightly toolchain)"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("help") | Some("--help") => {
+            list();
+            Ok(())
+        }
+        Some("deps") => deps(),
+        Some("demo") => deps().and_then(|()| demo()),
+        Some("ci") => deps().and_then(|()| ci()),
+        Some("fuzz") => fuzz(args.get(1).map_or("30", String::as_str)),
+        Some(other) => Err(format!("unknown task {other:?}; `cargo xtask` lists the tasks")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list() {
+    eprintln!("cargo xtask TASK\n\ntasks:");
+    for (name, what) in TASKS {
+        eprintln!("  {name:<6} {what}");
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    eprintln!("$ {command:?}");
+    let status = command
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn deps() -> Result<(), String> {
+    let missing: Vec<&str> = BUILD_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        return Err(format!(
+            "missing Debian packages: {}; run: sudo apt-get install {}",
+            missing.join(" "),
+            missing.join(" ")
+        ));
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn demo() -> Result<(), String> {
+    run(cargo().args(["build", "--release", "--package", "airlock"]))?;
+    let airlock = root().join("target/release/airlock");
+    run(Command::new(&airlock).args(["lock", "recipes/minimal.toml"]))?;
+    run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml"]))?;
+    run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml", "--offline"]))?;
+    eprintln!("demo: recipes/minimal.toml is locked and every input is in the store");
+    Ok(())
+}
+
+fn ci() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // Tests that need the network or other outside parts are gated by
+    // environment variables; CI turns every one of them on.
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .env("AIRLOCK_TEST_NETWORK", "1"))?;
+    // The fuzz targets must keep building (on stable, without sanitizers).
+    run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
+    Ok(())
+}
+
+fn fuzz(seconds: &str) -> Result<(), String> {
+    let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["fuzz", "list"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cargo fuzz: {e} (cargo install cargo-fuzz)"))?;
+    if !output.status.success() {
+        return Err("cargo fuzz list failed (cargo install cargo-fuzz; a nightly toolchain is needed)".to_owned());
+    }
+    for target in String::from_utf8_lossy(&output.stdout).lines() {
+        run(Command::new("cargo").args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target.trim(),
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]))?;
+    }
+    Ok(())
+}
