@@ -10,10 +10,22 @@ use std::process::{Command, ExitCode};
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "clang"];
 
 const TASKS: &[(&str, &str)] = &[
-    ("deps", "install the Debian packages the build needs (apt-get, as root)"),
-    ("demo", "the main job: lock and fetch recipes/minimal.toml end to end"),
-    ("ci", "what CI runs: deps, fmt check, clippy, every test (network tests on), fuzz targets built"),
-    ("fuzz", "run every fuzz target for SECONDS each (default 30; needs cargo-fuzz and a nightly toolchain)"),
+    (
+        "deps",
+        "install the Debian packages the build needs (apt-get, as root)",
+    ),
+    (
+        "demo",
+        "the main job: lock and fetch recipes/minimal.toml end to end",
+    ),
+    (
+        "ci",
+        "what CI runs: deps, fmt check, clippy, every test (network tests on), fuzz targets built",
+    ),
+    (
+        "fuzz",
+        "run every fuzz target for SECONDS each (default 30; needs cargo-fuzz and a nightly toolchain)",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -27,7 +39,9 @@ fn main() -> ExitCode {
         Some("demo") => deps().and_then(|()| demo()),
         Some("ci") => deps().and_then(|()| ci()),
         Some("fuzz") => fuzz(args.get(1).map_or("30", String::as_str)),
-        Some(other) => Err(format!("unknown task {other:?}; `cargo xtask` lists the tasks")),
+        Some(other) => Err(format!(
+            "unknown task {other:?}; `cargo xtask` lists the tasks"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,7 +91,11 @@ fn installed(package: &str) -> bool {
 }
 
 fn deps() -> Result<(), String> {
-    let missing: Vec<&str> = BUILD_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = BUILD_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -111,7 +129,14 @@ fn demo() -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // Tests that need the network or other outside parts are gated by
     // environment variables; CI turns every one of them on.
     run(cargo()
@@ -129,7 +154,10 @@ fn fuzz(seconds: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cargo fuzz: {e} (cargo install cargo-fuzz)"))?;
     if !output.status.success() {
-        return Err("cargo fuzz list failed (cargo install cargo-fuzz; a nightly toolchain is needed)".to_owned());
+        return Err(
+            "cargo fuzz list failed (cargo install cargo-fuzz; a nightly toolchain is needed)"
+                .to_owned(),
+        );
     }
     for target in String::from_utf8_lossy(&output.stdout).lines() {
         run(Command::new("cargo").args([

@@ -162,10 +162,13 @@ impl Lock {
         }
         for pair in lock.models.windows(2) {
             if pair[0].name >= pair[1].name {
-                return Err(invalid(0, format!(
-                    "models must be sorted by name without repeats, but {:?} comes before {:?}",
-                    pair[0].name, pair[1].name
-                )));
+                return Err(invalid(
+                    0,
+                    format!(
+                        "models must be sorted by name without repeats, but {:?} comes before {:?}",
+                        pair[0].name, pair[1].name
+                    ),
+                ));
             }
         }
         for package in &lock.packages {

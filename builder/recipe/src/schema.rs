@@ -187,7 +187,8 @@ pub struct FileTree {
     /// Folder, relative to the recipe.
     pub source: HostPath,
     /// Where it lands in the image; the image root when absent.
-    pub target: Option<ImagePath>,
+    #[serde(default = "ImageDir::root")]
+    pub target: ImageDir,
 }
 
 /// One inline file.

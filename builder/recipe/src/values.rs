@@ -157,6 +157,27 @@ checked_string!(
 );
 
 checked_string!(
+    /// A directory inside the image: `/` or an [`ImagePath`].
+    ImageDir,
+    |text| {
+        if text == "/" {
+            Ok(text.to_owned())
+        } else {
+            text.parse::<ImagePath>()
+                .map(|path| path.as_str().to_owned())
+                .map_err(|_| format!("invalid image directory {text:?}: expected \"/\" or an absolute, normalized path such as \"/opt/agent\""))
+        }
+    }
+);
+
+impl ImageDir {
+    /// The image root, `/`.
+    pub fn root() -> ImageDir {
+        ImageDir("/".to_owned())
+    }
+}
+
+checked_string!(
     /// A path on the build host, relative to the recipe file that names it
     /// (or absolute). After loading, relative paths are relative to the
     /// top-level recipe's folder.
