@@ -30,8 +30,13 @@ fn http_error(url: &str, message: impl std::fmt::Display) -> FetchError {
 impl Http {
     /// A client: 15 s to connect, 60 s for response headers, 30 minutes for
     /// one body (a stalled transfer then fails and is resumed by a retry).
+    /// Connections are kept for reuse by every download thread, and each host
+    /// is resolved once: apt does the same, and it matters on hosts whose
+    /// resolver sometimes drops a reply (glibc then waits 5 s per lookup).
     pub fn new() -> Http {
         let config = ureq::Agent::config_builder()
+            .max_idle_connections(64)
+            .max_idle_connections_per_host(32)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_recv_body(Some(Duration::from_secs(30 * 60)))
@@ -39,7 +44,11 @@ impl Http {
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .build();
         Http {
-            agent: config.into(),
+            agent: ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::default(),
+                CachingResolver::default(),
+            ),
         }
     }
 
@@ -144,6 +153,39 @@ impl Http {
             partial.len += n as u64;
             progress(n as u64);
         }
+    }
+}
+
+/// Resolves each host and port once per client; later lookups (from any
+/// thread) reuse the answer. A lookup in progress holds the lock, so parallel
+/// downloads wait for one answer instead of asking the resolver eight times.
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache: std::sync::Mutex<
+        std::collections::BTreeMap<String, ureq::unversioned::resolver::ResolvedSocketAddrs>,
+    >,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(addresses) = cache.get(&key) {
+            return Ok(addresses.clone());
+        }
+        let addresses = self.inner.resolve(uri, config, timeout)?;
+        cache.insert(key, addresses.clone());
+        Ok(addresses)
     }
 }
 
