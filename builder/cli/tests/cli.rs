@@ -305,6 +305,100 @@ fn truncated_download_restarts_when_the_server_cannot_resume() {
 }
 
 #[test]
+fn killed_fetch_leaves_no_entry_and_the_next_one_resumes() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    let lock = airlock_recipe_lock(&env.lock_text());
+    let app = lock
+        .packages
+        .iter()
+        .find(|p| p.name == "app")
+        .unwrap()
+        .clone();
+    let path = "/pool/main/app_1.0_amd64.deb".to_owned();
+    env.server.faults.lock().unwrap().stall.insert(path.clone());
+
+    let recipe = env.recipe();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args([
+            "fetch",
+            recipe.to_str().unwrap(),
+            "--mirror",
+            env.server.url(),
+            "--store",
+        ])
+        .arg(env.path("store"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until half of app's .deb has landed in its partial file.
+    let partial = env
+        .path("store/partial")
+        .join(format!("{}.part", app.sha256));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < app.size / 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let entry = env
+        .path("store/sha256")
+        .join(&app.sha256.to_hex()[..2])
+        .join(app.sha256.to_hex());
+    assert!(!entry.exists(), "a killed download must not leave an entry");
+    assert_exit(&env.airlock(&["store", "verify"]), 0);
+
+    env.server.faults.lock().unwrap().stall.clear();
+    assert_exit(&env.fetch(&[]), 0);
+    let resumed = format!("GET {path} bytes={}-", app.size / 2);
+    assert!(
+        env.server.log().contains(&resumed),
+        "expected {resumed:?} in {:?}",
+        env.server.log()
+    );
+    assert!(entry.exists());
+    assert_exit(&env.airlock(&["store", "verify"]), 0);
+}
+
+#[test]
+fn two_processes_share_one_store() {
+    let env = Env::new();
+    assert_exit(&env.lock(&[]), 0);
+    let recipe = env.recipe();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args([
+                "fetch",
+                recipe.to_str().unwrap(),
+                "--mirror",
+                env.server.url(),
+                "--store",
+            ])
+            .arg(env.path("store"))
+            .output()
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(spawn);
+        let second = scope.spawn(spawn);
+        (
+            first.join().unwrap().unwrap(),
+            second.join().unwrap().unwrap(),
+        )
+    });
+    assert_exit(&first, 0);
+    assert_exit(&second, 0);
+    let output = env.airlock(&["store", "verify", "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], 8);
+}
+
+#[test]
 fn deb_hash_mismatch_names_the_file_and_both_digests() {
     let env = Env::new();
     assert_exit(&env.lock(&[]), 0);
