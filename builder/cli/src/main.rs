@@ -12,7 +12,16 @@ use crate::exit::Exit;
 
 /// Reproducible, signed, sovereign OS images from a recipe and a lock.
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "airlock",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 verification or build failure (bad signature, digest \
+                  mismatch, unsatisfiable request, stale lock, missing inputs offline); 2 usage \
+                  or I/O error (bad arguments, invalid recipe, unreadable file, unreachable mirror)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +38,13 @@ enum Command {
     Store(commands::store::Command),
     /// Remove store entries that no given lock references.
     Gc(commands::gc::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +64,15 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "airlock", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map(|()| Exit::Ok)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(exit) => exit.into(),

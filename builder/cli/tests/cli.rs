@@ -669,3 +669,25 @@ fn real_archive() {
     assert_eq!(report["downloaded"], 0);
     assert_eq!(report["present"].as_u64(), Some(names.len() as u64));
 }
+
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        script.contains("_airlock()") && script.contains("--insecure-ignore-valid-until"),
+        "{script}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("man")
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let man = String::from_utf8(output.stdout).unwrap();
+    assert!(man.contains(".TH airlock"), "{man}");
+    assert!(man.contains("Exit codes"), "{man}");
+}

@@ -232,3 +232,121 @@ impl LockedRecipe {
         &self.lock
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Lock {
+        let package = |name: &str, sha: &[u8]| LockedPackage {
+            name: name.to_owned(),
+            version: "1.0-1".to_owned(),
+            architecture: "amd64".to_owned(),
+            suite: "bookworm".to_owned(),
+            filename: format!("pool/main/{name}_1.0-1_amd64.deb"),
+            size: 1234,
+            sha256: Sha256::of(sha),
+            source: name.to_owned(),
+            source_version: "1.0-1".to_owned(),
+        };
+        Lock {
+            version: LOCK_VERSION,
+            recipe: Sha256::of(b"recipe"),
+            archive: LockedArchive {
+                architecture: "amd64".to_owned(),
+                components: vec!["main".to_owned()],
+                suites: vec![LockedSuite {
+                    name: "bookworm".to_owned(),
+                    codename: "bookworm".to_owned(),
+                    date: "Sat, 10 May 2025 09:12:34 UTC".to_owned(),
+                    inrelease_sha256: Sha256::of(b"inrelease"),
+                }],
+            },
+            // deliberately unsorted: the writer sorts
+            packages: vec![package("zlib1g", b"z"), package("bash", b"b")],
+            models: vec![LockedModel {
+                name: "tiny".to_owned(),
+                sha256: Sha256::of(b"model"),
+                size: 42,
+            }],
+        }
+    }
+
+    #[test]
+    fn lock_text_is_sorted_and_stable() {
+        let text = sample().to_toml();
+        expect_test::expect![[r##"
+            # Written by `airlock lock`; do not edit. Every input of the recipe, pinned by sha256.
+            version = 1
+            recipe = "e1d8e552330911f9f779f85b6f2c00a15e790dcc3fbb3b28f5da1d660a30c5b8"
+
+            [archive]
+            architecture = "amd64"
+            components = ["main"]
+
+            [[archive.suites]]
+            name = "bookworm"
+            codename = "bookworm"
+            date = "Sat, 10 May 2025 09:12:34 UTC"
+            inrelease_sha256 = "dbc1ddecd893ea830f238581650d07263d747989552a63f212637513202fe98c"
+
+            [[package]]
+            name = "bash"
+            version = "1.0-1"
+            architecture = "amd64"
+            suite = "bookworm"
+            filename = "pool/main/bash_1.0-1_amd64.deb"
+            size = 1234
+            sha256 = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+            source = "bash"
+            source_version = "1.0-1"
+
+            [[package]]
+            name = "zlib1g"
+            version = "1.0-1"
+            architecture = "amd64"
+            suite = "bookworm"
+            filename = "pool/main/zlib1g_1.0-1_amd64.deb"
+            size = 1234
+            sha256 = "594e519ae499312b29433b7dd8a97ff068defcba9755b6d5d00e84c524d67b06"
+            source = "zlib1g"
+            source_version = "1.0-1"
+
+            [[model]]
+            name = "tiny"
+            sha256 = "9372c470eeadd5ecd9c3c74c2b3cb633f8e2f2fad799250a0f70d652b6b825e4"
+            size = 42
+        "##]]
+        .assert_eq(&text);
+        let parsed = Lock::parse(Path::new("x.lock"), &text).unwrap();
+        assert_eq!(parsed.to_toml(), text);
+    }
+
+    #[test]
+    fn unsorted_or_escaping_locks_are_refused() {
+        let text = sample().to_toml();
+        let swapped = text
+            .replace("bash", "TMP")
+            .replace("zlib1g", "bash")
+            .replace("TMP", "zlib1g");
+        let error = Lock::parse(Path::new("x.lock"), &swapped).unwrap_err();
+        assert!(
+            error.to_string().contains("packages must be sorted"),
+            "{error}"
+        );
+        let escaping = text.replace("pool/main/bash_1.0-1_amd64.deb", "../../etc/passwd");
+        let error = Lock::parse(Path::new("x.lock"), &escaping).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("must be a relative path below the mirror root"),
+            "{error}"
+        );
+        let future = text.replace("version = 1\n", "version = 9\n");
+        let error = Lock::parse(Path::new("x.lock"), &future).unwrap_err();
+        assert!(
+            error.to_string().contains("lock format 9 is not supported"),
+            "{error}"
+        );
+    }
+}
