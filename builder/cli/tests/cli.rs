@@ -120,15 +120,20 @@ impl Env {
     }
 
     fn fetch(&self, extra: &[&str]) -> Output {
-        let recipe = self.recipe();
-        let mut args = vec![
-            "fetch",
-            recipe.to_str().unwrap(),
-            "--mirror",
-            self.server.url(),
-        ];
-        args.extend_from_slice(extra);
-        self.airlock(&args)
+        self.fetch_command().args(extra).output().unwrap()
+    }
+
+    /// `airlock fetch` of the fixture recipe, not yet run.
+    fn fetch_command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .arg("fetch")
+            .arg(self.recipe())
+            .args(["--mirror", self.server.url(), "--store"])
+            .arg(self.path("store"))
+            .env_remove("AIRLOCK_MIRROR")
+            .env_remove("AIRLOCK_STORE");
+        command
     }
 
     fn lock_text(&self) -> String {
@@ -149,6 +154,15 @@ fn assert_exit(output: &Output, code: i32) {
         String::from_utf8_lossy(&output.stdout),
         stderr(output)
     );
+}
+
+/// Runs `airlock store verify --json`, expects success, and returns how many
+/// entries were fine.
+fn verified_entries(env: &Env) -> u64 {
+    let output = env.airlock(&["store", "verify", "--json"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["ok"].as_u64().unwrap()
 }
 
 fn locked_names(lock: &str) -> Vec<String> {
@@ -247,11 +261,8 @@ fn fetch_cold_then_warm_without_network() {
     );
     assert_exit(&env.fetch(&["--offline"]), 0);
 
-    let output = env.airlock(&["store", "verify", "--json"]);
-    assert_exit(&output, 0);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     // 6 packages, the InRelease and the Packages index
-    assert_eq!(report["ok"], 8);
+    assert_eq!(verified_entries(&env), 8);
 }
 
 #[test]
@@ -318,16 +329,8 @@ fn killed_fetch_leaves_no_entry_and_the_next_one_resumes() {
     let path = "/pool/main/app_1.0_amd64.deb".to_owned();
     env.server.faults.lock().unwrap().stall.insert(path.clone());
 
-    let recipe = env.recipe();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args([
-            "fetch",
-            recipe.to_str().unwrap(),
-            "--mirror",
-            env.server.url(),
-            "--store",
-        ])
-        .arg(env.path("store"))
+    let mut child = env
+        .fetch_command()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -369,19 +372,7 @@ fn killed_fetch_leaves_no_entry_and_the_next_one_resumes() {
 fn two_processes_share_one_store() {
     let env = Env::new();
     assert_exit(&env.lock(&[]), 0);
-    let recipe = env.recipe();
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args([
-                "fetch",
-                recipe.to_str().unwrap(),
-                "--mirror",
-                env.server.url(),
-                "--store",
-            ])
-            .arg(env.path("store"))
-            .output()
-    };
+    let spawn = || env.fetch_command().output();
     let (first, second) = std::thread::scope(|scope| {
         let first = scope.spawn(spawn);
         let second = scope.spawn(spawn);
@@ -392,10 +383,7 @@ fn two_processes_share_one_store() {
     });
     assert_exit(&first, 0);
     assert_exit(&second, 0);
-    let output = env.airlock(&["store", "verify", "--json"]);
-    assert_exit(&output, 0);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["ok"], 8);
+    assert_eq!(verified_entries(&env), 8);
 }
 
 #[test]

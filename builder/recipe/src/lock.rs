@@ -149,28 +149,28 @@ impl Lock {
                 found: lock.version,
             });
         }
-        for pair in lock.packages.windows(2) {
-            if pair[0].name >= pair[1].name {
-                return Err(invalid(
-                    0,
-                    format!(
-                        "packages must be sorted by name without repeats, but {:?} comes before {:?}",
-                        pair[0].name, pair[1].name
-                    ),
-                ));
+        let names = |what: &str, names: Vec<&str>| {
+            for pair in names.windows(2) {
+                if pair[0] >= pair[1] {
+                    return Err(invalid(
+                        0,
+                        format!(
+                            "{what} must be sorted by name without repeats, but {:?} comes before {:?}",
+                            pair[0], pair[1]
+                        ),
+                    ));
+                }
             }
-        }
-        for pair in lock.models.windows(2) {
-            if pair[0].name >= pair[1].name {
-                return Err(invalid(
-                    0,
-                    format!(
-                        "models must be sorted by name without repeats, but {:?} comes before {:?}",
-                        pair[0].name, pair[1].name
-                    ),
-                ));
-            }
-        }
+            Ok(())
+        };
+        names(
+            "packages",
+            lock.packages.iter().map(|p| p.name.as_str()).collect(),
+        )?;
+        names(
+            "models",
+            lock.models.iter().map(|m| m.name.as_str()).collect(),
+        )?;
         for package in &lock.packages {
             let bad = package.filename.starts_with('/')
                 || package
