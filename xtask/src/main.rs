@@ -9,6 +9,9 @@ use std::process::{Command, ExitCode};
 /// through bindgen, which needs libclang.
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "clang"];
 
+/// Debian packages the tests check airlock's output with (veritysetup).
+const TEST_PACKAGES: &[&str] = &["cryptsetup-bin"];
+
 const TASKS: &[(&str, &str)] = &[
     (
         "deps",
@@ -20,7 +23,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ci",
-        "what CI runs: deps, fmt check, clippy, every test (network tests on), fuzz targets built",
+        "what CI runs: deps and test tools, fmt check, clippy, every test (network and tool tests on), fuzz targets built",
     ),
     (
         "fuzz",
@@ -35,9 +38,9 @@ fn main() -> ExitCode {
             list();
             Ok(())
         }
-        Some("deps") => deps(),
-        Some("demo") => deps().and_then(|()| demo()),
-        Some("ci") => deps().and_then(|()| ci()),
+        Some("deps") => deps(BUILD_PACKAGES),
+        Some("demo") => deps(BUILD_PACKAGES).and_then(|()| demo()),
+        Some("ci") => deps(&[BUILD_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci()),
         Some("fuzz") => fuzz(args.get(1).map_or("30", String::as_str)),
         Some(other) => Err(format!(
             "unknown task {other:?}; `cargo xtask` lists the tasks"
@@ -90,12 +93,8 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
-fn deps() -> Result<(), String> {
-    let missing: Vec<&str> = BUILD_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
+fn deps(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -137,11 +136,12 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    // Tests that need the network or other outside parts are gated by
-    // environment variables; CI turns every one of them on.
+    // Tests that need the network or outside tools are gated by environment
+    // variables; CI turns every one of them on.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
-        .env("AIRLOCK_TEST_NETWORK", "1"))?;
+        .env("AIRLOCK_TEST_NETWORK", "1")
+        .env("AIRLOCK_REQUIRE_TOOLS", "1"))?;
     // The fuzz targets must keep building (on stable, without sanitizers).
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
     Ok(())
