@@ -216,6 +216,38 @@ impl Store {
         Ok(target)
     }
 
+    /// Streams `reader` into the store under whatever digest it has (for
+    /// content airlock produces, such as files extracted from a verified
+    /// package). Returns the digest and size.
+    pub fn add_reader(
+        &self,
+        what: &str,
+        mut reader: impl Read,
+    ) -> Result<(Sha256, u64), StoreError> {
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_error(&tmp_dir))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0u8; 256 << 10];
+        let mut size = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buffer)
+                .map_err(io_error(Path::new(what)))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            tmp.write_all(&buffer[..n]).map_err(io_error(tmp.path()))?;
+            size += n as u64;
+        }
+        let digest = Sha256(hasher.finalize().into());
+        let target = self.path(&digest);
+        if !target.is_file() {
+            self.persist(tmp.into_temp_path(), &target)?;
+        }
+        Ok((digest, size))
+    }
+
     /// Copies a file into the store, checking its digest.
     pub fn insert_file(&self, source: &Path, expected: &Sha256) -> Result<PathBuf, StoreError> {
         let file = File::open(source).map_err(io_error(source))?;

@@ -123,3 +123,14 @@ fn concurrent_inserts_of_one_entry_agree() {
     assert_eq!(hash_file(&store.path(&digest)).unwrap().0, digest);
     assert_eq!(store.entries().unwrap(), [digest]);
 }
+
+#[test]
+fn add_reader_names_content_by_its_digest() {
+    let (_dir, store) = store();
+    let (digest, size) = store.add_reader("x", &b"content"[..]).unwrap();
+    assert_eq!((digest, size), (Sha256::of(b"content"), 7));
+    assert_eq!(fs::read(store.path(&digest)).unwrap(), b"content");
+    // adding it again is a no-op that gives the same answer
+    assert_eq!(store.add_reader("x", &b"content"[..]).unwrap(), (digest, 7));
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+}

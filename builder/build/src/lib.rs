@@ -1,0 +1,51 @@
+//! The pure build: from locked packages in the store to the tree model, and
+//! from the tree to artifacts. Nothing here reads the clock, the environment
+//! or the host's file system layout; every timestamp is the recipe's epoch
+//! and every list is sorted. Nothing from a package is executed.
+//!
+//! Today: [`extract`] (packages into a tree) and [`tar`] (rootfs.tar.zst).
+//! Native configuration, EROFS, kernel and initrd, ostree and the `airlock
+//! build` command come next.
+
+pub mod extract;
+pub mod tar;
+
+/// What can go wrong while building.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A package could not be read.
+    #[error("{package}: {source}")]
+    Deb {
+        /// Which package.
+        package: String,
+        /// Why.
+        source: airlock_deb::DebError,
+    },
+    /// A package's contents cannot go into the image.
+    #[error("{package}: {source}")]
+    Tree {
+        /// Which package.
+        package: String,
+        /// Why.
+        source: airlock_tree::TreeError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] airlock_store::StoreError),
+    /// Writing an artifact failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A package's metadata is not what airlock supports.
+    #[error("{package}: {message}")]
+    Package {
+        /// Which package.
+        package: String,
+        /// What is wrong.
+        message: String,
+    },
+}
