@@ -183,35 +183,14 @@ impl Store {
         what: &str,
         expected: &Sha256,
         expected_size: Option<u64>,
-        mut reader: impl Read,
+        reader: impl Read,
     ) -> Result<PathBuf, StoreError> {
         let target = self.path(expected);
         if target.is_file() {
             return Ok(target);
         }
-        let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_error(&tmp_dir))?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buffer)
-                .map_err(io_error(Path::new(what)))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            tmp.write_all(&buffer[..n]).map_err(io_error(tmp.path()))?;
-            size += n as u64;
-        }
-        check(
-            what,
-            expected,
-            expected_size,
-            Sha256(hasher.finalize().into()),
-            size,
-        )?;
+        let (tmp, actual, size) = self.spool(what, reader)?;
+        check(what, expected, expected_size, actual, size)?;
         self.persist(tmp.into_temp_path(), &target)?;
         Ok(target)
     }
@@ -219,11 +198,22 @@ impl Store {
     /// Streams `reader` into the store under whatever digest it has (for
     /// content airlock produces, such as files extracted from a verified
     /// package). Returns the digest and size.
-    pub fn add_reader(
+    pub fn add_reader(&self, what: &str, reader: impl Read) -> Result<(Sha256, u64), StoreError> {
+        let (tmp, digest, size) = self.spool(what, reader)?;
+        let target = self.path(&digest);
+        if !target.is_file() {
+            self.persist(tmp.into_temp_path(), &target)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// Streams `reader` into a new file in `tmp/`, hashing it on the way:
+    /// (the file, its digest, its size). The file is deleted when dropped.
+    fn spool(
         &self,
         what: &str,
         mut reader: impl Read,
-    ) -> Result<(Sha256, u64), StoreError> {
+    ) -> Result<(tempfile::NamedTempFile, Sha256, u64), StoreError> {
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_error(&tmp_dir))?;
         let mut hasher = sha2::Sha256::new();
@@ -240,12 +230,7 @@ impl Store {
             tmp.write_all(&buffer[..n]).map_err(io_error(tmp.path()))?;
             size += n as u64;
         }
-        let digest = Sha256(hasher.finalize().into());
-        let target = self.path(&digest);
-        if !target.is_file() {
-            self.persist(tmp.into_temp_path(), &target)?;
-        }
-        Ok((digest, size))
+        Ok((tmp, Sha256(hasher.finalize().into()), size))
     }
 
     /// Copies a file into the store, checking its digest.
