@@ -216,6 +216,27 @@ fn lock_resolves_alternatives_virtuals_and_the_base_set_deterministically() {
 }
 
 #[test]
+fn lock_update_replaces_an_unreadable_lock() {
+    let env = Env::new();
+    std::fs::write(env.path("recipe/fixture.lock"), "version = 99\n").unwrap();
+    let output = env.lock(&[]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("lock format 99 is not supported"),
+        "{}",
+        stderr(&output)
+    );
+    let output = env.lock(&["--update"]);
+    assert_exit(&output, 0);
+    assert!(
+        stderr(&output).contains("replacing unreadable"),
+        "{}",
+        stderr(&output)
+    );
+    assert_exit(&env.lock(&["--check"]), 0);
+}
+
+#[test]
 fn lock_check_fails_on_a_stale_lock() {
     let env = Env::new();
     assert_exit(&env.lock(&["--check"]), 1);

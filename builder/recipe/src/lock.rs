@@ -137,18 +137,30 @@ impl Lock {
             location: Location::at(file.to_path_buf(), text, offset),
             message,
         };
-        let lock: Lock = toml::from_str(text).map_err(|error| {
+        let toml_error = |error: toml::de::Error| {
             invalid(
                 error.span().map_or(0, |s| s.start),
                 error.message().trim_end().to_owned(),
             )
-        })?;
-        if lock.version != LOCK_VERSION {
+        };
+        // The format version first: another format's fields would otherwise
+        // be reported as unknown or missing.
+        #[derive(Deserialize)]
+        struct Header {
+            version: u32,
+        }
+        let header: toml::Table = toml::from_str(text).map_err(toml_error)?;
+        let version = toml::Value::Table(header)
+            .try_into::<Header>()
+            .map_err(|_| invalid(0, "missing `version`, the lock format".to_owned()))?
+            .version;
+        if version != LOCK_VERSION {
             return Err(LockError::Version {
                 file: file.to_path_buf(),
-                found: lock.version,
+                found: version,
             });
         }
+        let lock: Lock = toml::from_str(text).map_err(toml_error)?;
         let names = |what: &str, names: Vec<&str>| {
             for pair in names.windows(2) {
                 if pair[0] >= pair[1] {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use airlock_fetch::download::{self, Options};
 use airlock_fetch::http::Http;
+use airlock_fetch::mirror::Mirrors;
 use airlock_fetch::{FetchError, lock};
 
 use crate::exit::Exit;
@@ -36,17 +37,28 @@ impl Args {
         let lock_path = shared::lock_path(&self.recipe);
         let locked = shared::read_lock(&lock_path)?.check(&lock_path, recipe)?;
         let store = self.store.open()?;
-        let mirrors = self.mirror.resolve(locked.recipe())?;
-        let items = lock::items(locked.recipe(), locked.lock(), &mirrors);
-
-        if self.offline {
-            let missing: Vec<String> = download::missing(&store, &items)
+        // Whether anything is missing needs no mirror: only the digests.
+        // A warm or offline fetch never asks for one.
+        let suites: Vec<String> = locked
+            .lock()
+            .archive
+            .suites
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let unresolved = Mirrors::uniform(&suites, "(no mirror needed)");
+        let mut items = lock::items(locked.recipe(), locked.lock(), &unresolved);
+        let missing = download::missing(&store, &items).len();
+        if self.offline && missing > 0 {
+            let missing = download::missing(&store, &items)
                 .iter()
-                .map(|item| format!("  {} sha256:{} ({})", item.what, item.sha256, item.url))
+                .map(|item| format!("  {} sha256:{}", item.what, item.sha256))
                 .collect();
-            if !missing.is_empty() {
-                return Err(FetchError::Offline { missing }.into());
-            }
+            return Err(FetchError::Offline { missing }.into());
+        }
+        if missing > 0 {
+            let mirrors = self.mirror.resolve(locked.recipe())?;
+            items = lock::items(locked.recipe(), locked.lock(), &mirrors);
         }
         let options = Options {
             jobs: self.jobs,

@@ -42,10 +42,19 @@ impl Args {
     pub fn run(self) -> anyhow::Result<Exit> {
         let recipe = shared::load_recipe(&self.recipe)?;
         let lock_path = shared::lock_path(&self.recipe);
-        let existing = if lock_path.exists() {
-            Some(shared::read_lock(&lock_path)?)
-        } else {
-            None
+        let existing = match shared::read_lock(&lock_path) {
+            _ if !lock_path.exists() => None,
+            Ok(lock) => Some(lock),
+            // --update replaces the lock anyway, even one this airlock
+            // cannot read (an older format, a botched merge).
+            Err(error) if self.update => {
+                say(&format!(
+                    "replacing unreadable {}: {error:#}",
+                    lock_path.display()
+                ));
+                None
+            }
+            Err(error) => return Err(error),
         };
         let report = |status, lock: &Lock| LockReport {
             schema: SCHEMA,
