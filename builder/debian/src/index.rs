@@ -71,8 +71,7 @@ impl Universe {
     /// Builds the Provides index; call after the last [`Universe::add`].
     pub fn finish(&mut self) {
         self.providers.clear();
-        for (name, &id) in &self.by_name {
-            let _ = name;
+        for &id in self.by_name.values() {
             for provided in &self.candidates[id].package.provides {
                 self.providers
                     .entry(provided.name.clone())

@@ -48,15 +48,14 @@ impl Args {
             .collect();
         let unresolved = Mirrors::uniform(&suites, "(no mirror needed)");
         let mut items = lock::items(locked.recipe(), locked.lock(), &unresolved);
-        let missing = download::missing(&store, &items).len();
-        if self.offline && missing > 0 {
-            let missing = download::missing(&store, &items)
-                .iter()
-                .map(|item| format!("  {} sha256:{}", item.what, item.sha256))
-                .collect();
+        let missing: Vec<String> = download::missing(&store, &items)
+            .iter()
+            .map(|item| format!("  {} sha256:{}", item.what, item.sha256))
+            .collect();
+        if self.offline && !missing.is_empty() {
             return Err(FetchError::Offline { missing }.into());
         }
-        if missing > 0 {
+        if !missing.is_empty() {
             let mirrors = self.mirror.resolve(locked.recipe())?;
             items = lock::items(locked.recipe(), locked.lock(), &mirrors);
         }
