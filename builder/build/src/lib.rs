@@ -7,6 +7,7 @@
 //! Native configuration, EROFS, kernel and initrd, ostree and the `airlock
 //! build` command come next.
 
+pub mod configure;
 pub mod extract;
 pub mod tar;
 
@@ -39,6 +40,14 @@ pub enum BuildError {
         what: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// Native configuration failed.
+    #[error("{what}: {message}")]
+    Config {
+        /// Which part (accounts, systemd, alternatives, …).
+        what: String,
+        /// What is wrong.
+        message: String,
     },
     /// A package's metadata is not what airlock supports.
     #[error("{package}: {message}")]

@@ -74,6 +74,9 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Whether entries are fsynced before they appear (false for a build's
+    /// scratch blob area, which is thrown away after the build).
+    durable: bool,
 }
 
 /// A held store lock; released on drop.
@@ -132,7 +135,19 @@ impl Store {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_error(&path))?;
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            durable: true,
+        })
+    }
+
+    /// Opens a scratch store at `root`: the same layout and checks, but no
+    /// fsync, for content a build derives and discards (a crash loses it,
+    /// and the next build makes it again).
+    pub fn open_scratch(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let mut store = Store::open(root)?;
+        store.durable = false;
+        Ok(store)
     }
 
     /// The root folder.
@@ -241,15 +256,19 @@ impl Store {
 
     fn persist(&self, tmp: impl AsRef<Path>, target: &Path) -> Result<(), StoreError> {
         let tmp = tmp.as_ref();
-        let file = File::open(tmp).map_err(io_error(tmp))?;
-        file.sync_all().map_err(io_error(tmp))?;
+        if self.durable {
+            let file = File::open(tmp).map_err(io_error(tmp))?;
+            file.sync_all().map_err(io_error(tmp))?;
+        }
         fs::set_permissions(tmp, fs::Permissions::from_mode(0o444)).map_err(io_error(tmp))?;
         let dir = target.parent().expect("entries live in a shard folder");
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         fs::rename(tmp, target).map_err(io_error(target))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(dir))?;
+        if self.durable {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(dir))?;
+        }
         Ok(())
     }
 

@@ -418,6 +418,88 @@ impl Tree {
         Ok(canonical)
     }
 
+    /// Puts airlock's own `node` at `path`, replacing whatever file, link
+    /// or device is there (configuration airlock generates, such as
+    /// /etc/passwd, wins over a package's copy). A directory is never
+    /// replaced. Returns the canonical path.
+    pub fn put(&mut self, path: &str, node: Node) -> Result<String, TreeError> {
+        let canonical = self.canonical(path)?;
+        if let Some(existing) = self.nodes.get(&canonical)
+            && matches!(existing.kind, Kind::Directory)
+        {
+            if matches!(node.kind, Kind::Directory) {
+                self.nodes.insert(canonical.clone(), node);
+                return Ok(canonical);
+            }
+            return Err(TreeError::Conflict {
+                path: canonical,
+                existing: "a directory".to_owned(),
+                new: "airlock".to_owned(),
+            });
+        }
+        self.create_parents(&canonical);
+        self.nodes.insert(canonical.clone(), node);
+        Ok(canonical)
+    }
+
+    /// Removes the node at `path` (not following a final symlink) and,
+    /// for a directory, everything below it. Returns whether it was there.
+    pub fn remove(&mut self, path: &str) -> Result<bool, TreeError> {
+        let canonical = self.canonical(path)?;
+        if canonical.is_empty() {
+            return Ok(false);
+        }
+        let existed = self.nodes.remove(&canonical).is_some();
+        let prefix = format!("{canonical}/");
+        self.nodes.retain(|key, _| !key.starts_with(&prefix));
+        Ok(existed)
+    }
+
+    /// Follows `path` through every symlink, the last component included:
+    /// the canonical path and node it leads to, or `None` when it leads
+    /// nowhere (missing, a loop, or out of the root).
+    pub fn lookup(&self, path: &str) -> Option<(String, &Node)> {
+        let mut current = self.canonical(path).ok()?;
+        for _ in 0..MAX_HOPS {
+            let node = self.nodes.get(&current)?;
+            match &node.kind {
+                Kind::Symlink(target) => {
+                    let parent = current.rsplit_once('/').map_or("", |(p, _)| p);
+                    let joined = if target.starts_with('/') {
+                        target.trim_start_matches('/').to_owned()
+                    } else if parent.is_empty() {
+                        target.clone()
+                    } else {
+                        format!("{parent}/{target}")
+                    };
+                    let normalized = normalize_lexically(&joined)?;
+                    current = self.canonical(&normalized).ok()?;
+                }
+                Kind::Hardlink(target) => {
+                    return self.nodes.get(target).map(|n| (target.clone(), n));
+                }
+                _ => return Some((current, node)),
+            }
+        }
+        None
+    }
+
+    /// The names directly inside the directory at canonical path `dir`,
+    /// sorted.
+    pub fn children(&self, dir: &str) -> Vec<(&str, &Node)> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter(|(key, _)| !key.is_empty() && !key[prefix.len()..].contains('/'))
+            .map(|(key, node)| (&key[prefix.len()..], node))
+            .collect()
+    }
+
     fn create_parents(&mut self, canonical: &str) {
         let mut prefix = String::new();
         let parts: Vec<&str> = canonical.split('/').collect();
@@ -431,6 +513,21 @@ impl Tree {
                 .or_insert_with(|| Node::new(Kind::Directory, 0o755));
         }
     }
+}
+
+/// `a/./b/../c` → `a/c`; `None` when `..` climbs above the root.
+fn normalize_lexically(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 fn describe(owner: &str) -> String {

@@ -281,3 +281,61 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn lookup_follows_every_link_and_stays_inside() {
+    let mut tree = Tree::merged_usr();
+    let file = || Node::new(Kind::File(Content::Inline(b"x".to_vec())), 0o644);
+    tree.insert("usr/bin/mawk", file(), &|_| false).unwrap();
+    tree.put(
+        "etc/alternatives/awk",
+        Node::new(Kind::Symlink("/usr/bin/mawk".into()), 0o777),
+    )
+    .unwrap();
+    tree.put(
+        "usr/bin/awk",
+        Node::new(Kind::Symlink("/etc/alternatives/awk".into()), 0o777),
+    )
+    .unwrap();
+    let (path, node) = tree.lookup("bin/awk").unwrap();
+    assert_eq!(path, "usr/bin/mawk");
+    assert!(matches!(node.kind, Kind::File(_)));
+    tree.put(
+        "usr/bin/out",
+        Node::new(Kind::Symlink("../../..".into()), 0o777),
+    )
+    .unwrap();
+    assert!(tree.lookup("usr/bin/out").is_none());
+    tree.put(
+        "usr/bin/loop",
+        Node::new(Kind::Symlink("loop".into()), 0o777),
+    )
+    .unwrap();
+    assert!(tree.lookup("usr/bin/loop").is_none());
+}
+
+#[test]
+fn put_replaces_files_but_not_directories_and_remove_takes_subtrees() {
+    let mut tree = Tree::merged_usr();
+    let file = |b: &[u8]| Node::new(Kind::File(Content::Inline(b.to_vec())), 0o644);
+    tree.insert("etc/passwd", file(b"pkg").owned_by("base-passwd"), &|_| {
+        false
+    })
+    .unwrap();
+    tree.put("etc/passwd", file(b"airlock")).unwrap();
+    assert_eq!(
+        tree.get("etc/passwd").unwrap().kind,
+        Kind::File(Content::Inline(b"airlock".to_vec()))
+    );
+    assert!(tree.put("etc", file(b"no")).is_err());
+    assert_eq!(
+        tree.children("etc")
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>(),
+        ["passwd"]
+    );
+    assert!(tree.remove("etc").unwrap());
+    assert!(tree.get("etc/passwd").is_none());
+    assert!(!tree.remove("etc").unwrap());
+}

@@ -1,0 +1,506 @@
+//! /etc/passwd, group, shadow and gshadow, made natively and
+//! deterministically, in this order:
+//!
+//! 1. base-passwd's master files (`usr/share/base-passwd/*.master`), as
+//!    `update-passwd` installs them, in their order;
+//! 2. every `sysusers.d` file of the image (`usr/lib/sysusers.d`, then
+//!    `etc/sysusers.d` overriding by file name), files in name order, lines
+//!    in order: `u`, `g` and `m` lines; `r` is ignored;
+//! 3. system groups that maintainer scripts create with `addgroup --system
+//!    NAME` or `groupadd --system NAME` (read as text; see `scripts`);
+//! 4. the recipe's `[[users]]`.
+//!
+//! An account that already exists is kept. A dynamic system id is the
+//! highest id below 1000 that is free as a uid and as a gid (what
+//! systemd-sysusers does), so the same image always gets the same ids; a
+//! dynamic regular user gets the lowest free id from 1000. Passwords are
+//! locked (`*` in shadow) and the last change date is the recipe's epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use airlock_recipe::User;
+use airlock_store::Store;
+use airlock_tree::Tree;
+
+use super::scripts::Command;
+use super::{generated, put, read_file};
+use crate::BuildError;
+
+/// One user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// GECOS.
+    pub gecos: String,
+    /// Home.
+    pub home: String,
+    /// Shell.
+    pub shell: String,
+}
+
+/// One group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Name.
+    pub name: String,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary members, in the order they were added.
+    pub members: Vec<String>,
+}
+
+/// Every account and group, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct Accounts {
+    /// Users.
+    pub users: Vec<Account>,
+    /// Groups.
+    pub groups: Vec<Group>,
+}
+
+const SYSTEM_MAX: u32 = 999;
+const REGULAR_MIN: u32 = 1000;
+const REGULAR_MAX: u32 = 59999;
+
+impl Accounts {
+    /// A user's uid.
+    pub fn uid(&self, name: &str) -> Option<u32> {
+        self.users.iter().find(|u| u.name == name).map(|u| u.uid)
+    }
+
+    /// A group's gid.
+    pub fn gid(&self, name: &str) -> Option<u32> {
+        self.groups.iter().find(|g| g.name == name).map(|g| g.gid)
+    }
+
+    fn used_ids(&self) -> BTreeSet<u32> {
+        self.users
+            .iter()
+            .map(|u| u.uid)
+            .chain(self.groups.iter().map(|g| g.gid))
+            .collect()
+    }
+
+    fn free_system_id(&self) -> Option<u32> {
+        let used = self.used_ids();
+        (1..=SYSTEM_MAX).rev().find(|id| !used.contains(id))
+    }
+
+    fn free_regular_id(&self) -> Option<u32> {
+        let used = self.used_ids();
+        (REGULAR_MIN..=REGULAR_MAX).find(|id| !used.contains(id))
+    }
+
+    fn add_group(&mut self, name: &str, gid: Option<u32>) -> Result<u32, String> {
+        if let Some(gid) = self.gid(name) {
+            return Ok(gid);
+        }
+        let gid = match gid {
+            Some(gid) => gid,
+            None => self
+                .free_system_id()
+                .ok_or_else(|| format!("no free system gid for group {name}"))?,
+        };
+        self.groups.push(Group {
+            name: name.to_owned(),
+            gid,
+            members: Vec::new(),
+        });
+        Ok(gid)
+    }
+
+    fn add_member(&mut self, user: &str, group: &str) -> Result<(), String> {
+        let group = self
+            .groups
+            .iter_mut()
+            .find(|g| g.name == group)
+            .ok_or_else(|| format!("user {user}: group {group} does not exist"))?;
+        if !group.members.iter().any(|m| m == user) {
+            group.members.push(user.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Reads base-passwd's master files.
+    fn base_passwd(&mut self, passwd: &str, group: &str) -> Result<(), String> {
+        for line in group.lines().filter(|l| !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split(':').collect();
+            let [name, _, gid, members] = fields[..] else {
+                return Err(format!("group.master: bad line {line:?}"));
+            };
+            self.groups.push(Group {
+                name: name.to_owned(),
+                gid: gid
+                    .parse()
+                    .map_err(|_| format!("group.master: bad gid in {line:?}"))?,
+                members: members
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            });
+        }
+        for line in passwd.lines().filter(|l| !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split(':').collect();
+            let [name, _, uid, gid, gecos, home, shell] = fields[..] else {
+                return Err(format!("passwd.master: bad line {line:?}"));
+            };
+            let number = |text: &str| {
+                text.parse::<u32>()
+                    .map_err(|_| format!("passwd.master: bad id in {line:?}"))
+            };
+            self.users.push(Account {
+                name: name.to_owned(),
+                uid: number(uid)?,
+                gid: number(gid)?,
+                gecos: gecos.to_owned(),
+                home: home.to_owned(),
+                shell: shell.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one sysusers.d file.
+    fn sysusers(&mut self, file: &str, text: &str) -> Result<(), String> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = sysusers_words(line);
+            let at = || format!("{file}:{}", number + 1);
+            let field = |i: usize| words.get(i).map(String::as_str).filter(|w| *w != "-");
+            let kind = words[0].trim_end_matches('!');
+            let name = field(1).ok_or_else(|| format!("{}: missing name", at()))?;
+            match kind {
+                "g" => {
+                    let gid = field(2).and_then(|id| id.parse().ok());
+                    self.add_group(name, gid)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                }
+                "u" => {
+                    if self.uid(name).is_some() {
+                        continue;
+                    }
+                    let (uid, group) = match field(2) {
+                        Some(id) => match id.split_once(':') {
+                            Some((uid, group)) => (uid.parse().ok(), Some(group)),
+                            None => (id.parse().ok(), None),
+                        },
+                        None => (None, None),
+                    };
+                    let uid = match uid {
+                        Some(uid) => uid,
+                        None => self
+                            .free_system_id()
+                            .ok_or_else(|| format!("{}: no free system uid", at()))?,
+                    };
+                    let gid = match group {
+                        Some(group) => match group.parse::<u32>() {
+                            Ok(gid) => gid,
+                            Err(_) => self
+                                .gid(group)
+                                .ok_or_else(|| format!("{}: no group {group}", at()))?,
+                        },
+                        None => match self.gid(name) {
+                            Some(gid) => gid,
+                            None => {
+                                let free = !self.groups.iter().any(|g| g.gid == uid);
+                                self.add_group(name, free.then_some(uid))
+                                    .map_err(|e| format!("{}: {e}", at()))?
+                            }
+                        },
+                    };
+                    self.users.push(Account {
+                        name: name.to_owned(),
+                        uid,
+                        gid,
+                        gecos: field(3).unwrap_or_default().to_owned(),
+                        home: field(4).unwrap_or("/").to_owned(),
+                        shell: field(5).unwrap_or("/usr/sbin/nologin").to_owned(),
+                    });
+                }
+                "m" => {
+                    let group = field(2).ok_or_else(|| format!("{}: missing group", at()))?;
+                    self.add_group(group, None)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                    self.add_member(name, group)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a recipe user.
+    fn recipe_user(&mut self, user: &User) -> Result<(), String> {
+        let name = user.name.as_str();
+        if self.uid(name).is_some() {
+            return Err(format!("[[users]] {name}: the image already has this user"));
+        }
+        let uid = match user.uid {
+            Some(uid) => {
+                if self.users.iter().any(|u| u.uid == uid) {
+                    return Err(format!("[[users]] {name}: uid {uid} is taken"));
+                }
+                uid
+            }
+            None if user.system => self
+                .free_system_id()
+                .ok_or_else(|| format!("[[users]] {name}: no free system uid"))?,
+            None => self
+                .free_regular_id()
+                .ok_or_else(|| format!("[[users]] {name}: no free uid"))?,
+        };
+        let gid = match &user.group {
+            Some(group) => self
+                .gid(group.as_str())
+                .ok_or_else(|| format!("[[users]] {name}: group {group} does not exist"))?,
+            None => {
+                let free = !self.groups.iter().any(|g| g.gid == uid);
+                self.add_group(name, free.then_some(uid))?
+            }
+        };
+        let home = match &user.home {
+            Some(home) => home.to_string(),
+            None if user.system => "/nonexistent".to_owned(),
+            None => format!("/home/{name}"),
+        };
+        self.users.push(Account {
+            name: name.to_owned(),
+            uid,
+            gid,
+            gecos: user.comment.clone(),
+            home,
+            shell: user
+                .shell
+                .as_ref()
+                .map_or("/usr/sbin/nologin".to_owned(), |s| s.to_string()),
+        });
+        for group in &user.groups {
+            self.add_member(name, group.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// The four files' contents: passwd, group, shadow, gshadow.
+    pub fn render(&self, epoch: u64) -> [String; 4] {
+        let days = epoch / 86_400;
+        let mut passwd = String::new();
+        let mut shadow = String::new();
+        for u in &self.users {
+            passwd += &format!(
+                "{}:x:{}:{}:{}:{}:{}\n",
+                u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+            );
+            shadow += &format!("{}:*:{days}:0:99999:7:::\n", u.name);
+        }
+        let mut group = String::new();
+        let mut gshadow = String::new();
+        for g in &self.groups {
+            let members = g.members.join(",");
+            group += &format!("{}:x:{}:{members}\n", g.name, g.gid);
+            gshadow += &format!("{}:*::{members}\n", g.name);
+        }
+        [passwd, group, shadow, gshadow]
+    }
+}
+
+/// Splits a sysusers.d line into words; double quotes group words.
+fn sysusers_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' | '\t' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+/// Makes every account and writes the four files.
+pub fn configure(
+    tree: &mut Tree,
+    blobs: &Store,
+    scripts: &BTreeMap<String, Vec<Command>>,
+    users: &[User],
+    epoch: u64,
+) -> Result<Accounts, BuildError> {
+    let fail = |message: String| BuildError::Config {
+        what: "accounts".to_owned(),
+        message,
+    };
+    let mut accounts = Accounts::default();
+    let text = |path: &str| {
+        read_file(tree, blobs, path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    if let (Some(passwd), Some(group)) = (
+        text("usr/share/base-passwd/passwd.master"),
+        text("usr/share/base-passwd/group.master"),
+    ) {
+        accounts.base_passwd(&passwd, &group).map_err(fail)?;
+    } else {
+        accounts.users.push(Account {
+            name: "root".to_owned(),
+            uid: 0,
+            gid: 0,
+            gecos: "root".to_owned(),
+            home: "/root".to_owned(),
+            shell: "/bin/sh".to_owned(),
+        });
+        accounts.groups.push(Group {
+            name: "root".to_owned(),
+            gid: 0,
+            members: Vec::new(),
+        });
+    }
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for dir in ["usr/lib/sysusers.d", "etc/sysusers.d"] {
+        let Some((dir, _)) = tree.lookup(dir) else {
+            continue;
+        };
+        for (name, _) in tree.children(&dir) {
+            if name.ends_with(".conf") {
+                files.insert(name.to_owned(), format!("{dir}/{name}"));
+            }
+        }
+    }
+    for (name, path) in &files {
+        if let Some(text) = text(path) {
+            accounts.sysusers(name, &text).map_err(fail)?;
+        }
+    }
+    for commands in scripts.values() {
+        for command in commands {
+            if let Some(group) = system_group(command) {
+                accounts.add_group(&group, None).map_err(fail)?;
+            }
+        }
+    }
+    for user in users {
+        accounts.recipe_user(user).map_err(fail)?;
+    }
+    let [passwd, group, shadow, gshadow] = accounts.render(epoch);
+    let shadow_gid = accounts.gid("shadow").unwrap_or(0);
+    put(tree, "etc/passwd", generated(passwd, 0o644))?;
+    put(tree, "etc/group", generated(group, 0o644))?;
+    for (path, text) in [("etc/shadow", shadow), ("etc/gshadow", gshadow)] {
+        let mut node = generated(text, 0o640);
+        node.gid = shadow_gid;
+        put(tree, path, node)?;
+    }
+    for user in users {
+        let account = accounts
+            .users
+            .iter()
+            .find(|a| a.name == user.name.as_str())
+            .expect("added above");
+        if !user.system && account.home != "/nonexistent" {
+            let mut node = airlock_tree::Node::new(airlock_tree::Kind::Directory, 0o750);
+            node.uid = account.uid;
+            node.gid = account.gid;
+            put(tree, account.home.trim_start_matches('/'), node)?;
+        }
+    }
+    Ok(accounts)
+}
+
+/// `addgroup [--quiet] --system NAME` or `groupadd --system NAME`.
+fn system_group(command: &Command) -> Option<String> {
+    let program = command.words.first()?.rsplit('/').next()?;
+    if !matches!(program, "addgroup" | "groupadd") || command.expands {
+        return None;
+    }
+    let args = &command.words[1..];
+    if !args.iter().any(|a| a == "--system" || a == "-r") {
+        return None;
+    }
+    let rest: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    match rest[..] {
+        [name] => Some(name.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysusers_ids_are_dynamic_downward_and_stable() {
+        let mut accounts = Accounts::default();
+        accounts
+            .base_passwd(
+                "root:*:0:0:root:/root:/bin/bash\n",
+                "root:*:0:\nshadow:*:42:\n",
+            )
+            .unwrap();
+        accounts
+            .sysusers(
+                "a.conf",
+                "g systemd-journal - -\nu systemd-network - \"systemd Network Management\"\nu _apt 42:65534 - /nonexistent /usr/sbin/nologin\nm systemd-network systemd-journal\n",
+            )
+            .unwrap();
+        let [passwd, group, shadow, _] = accounts.render(86_400 * 3);
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/bin/bash\nsystemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n"
+        );
+        assert_eq!(
+            group,
+            "root:x:0:\nshadow:x:42:\nsystemd-journal:x:999:systemd-network\nsystemd-network:x:998:\n"
+        );
+        assert!(shadow.starts_with("root:*:3:0:99999:7:::\n"));
+    }
+
+    #[test]
+    fn recipe_users_get_their_own_group_and_supplementary_ones() {
+        let mut accounts = Accounts::default();
+        accounts
+            .base_passwd("root:*:0:0:root:/root:/bin/bash\n", "root:*:0:\n")
+            .unwrap();
+        let user: User = toml::from_str("name = \"agent\"\ngroups = [\"root\"]").unwrap();
+        accounts.recipe_user(&user).unwrap();
+        assert_eq!(accounts.uid("agent"), Some(999));
+        assert_eq!(accounts.gid("agent"), Some(999));
+        assert_eq!(accounts.groups[0].members, ["agent"]);
+        let error = accounts.recipe_user(&user).unwrap_err();
+        assert!(error.contains("already has this user"), "{error}");
+        let bad: User = toml::from_str("name = \"x\"\ngroup = \"nope\"").unwrap();
+        assert!(accounts.recipe_user(&bad).unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn only_literal_system_groups_are_taken_from_scripts() {
+        let commands = super::super::scripts::commands(
+            "addgroup --quiet --system input\ngroupadd --system $G\naddgroup users2\n",
+        );
+        let groups: Vec<_> = commands.iter().filter_map(system_group).collect();
+        assert_eq!(groups, ["input"]);
+    }
+}

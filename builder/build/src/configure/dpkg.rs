@@ -1,0 +1,156 @@
+//! A real dpkg database, as dpkg would leave it after installing every
+//! locked package: /var/lib/dpkg/status (each package's control paragraph,
+//! `Status: install ok installed`, and its conffiles with their md5sums),
+//! info/PKG.list (every path the package ships, as it ships it), and the
+//! package's other control files (md5sums, conffiles, scripts: copied,
+//! never run) as info/PKG.*. `dpkg --root=DIR -l` and `--verify` work on
+//! an extracted image.
+
+use std::collections::BTreeMap;
+
+use airlock_store::Store;
+use airlock_tree::{Kind, Node, Tree};
+use md5::{Digest, Md5};
+
+use super::{generated, put, read_content};
+use crate::BuildError;
+use crate::extract::Unpacked;
+
+const SCRIPTS: &[&str] = &["preinst", "postinst", "prerm", "postrm", "config"];
+
+/// Writes the database.
+pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Result<(), BuildError> {
+    let mut sorted: Vec<&Unpacked> = packages.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut status = String::new();
+    for package in sorted {
+        let control = package
+            .control_files
+            .get("control")
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .ok_or_else(|| BuildError::Package {
+                package: package.name.clone(),
+                message: "no control file".to_owned(),
+            })?;
+        let field = |name: &str| {
+            control.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_owned())
+            })
+        };
+        let multi_arch_same = field("Multi-Arch").as_deref() == Some("same");
+        let architecture = field("Architecture").unwrap_or_default();
+        let info_name = if multi_arch_same {
+            format!("{}:{architecture}", package.name)
+        } else {
+            package.name.clone()
+        };
+        // The paragraph, with Status after Package and Conffiles at the end.
+        let mut paragraph = String::new();
+        for line in control.trim_end_matches('\n').lines() {
+            if line.trim().is_empty() {
+                break;
+            }
+            paragraph.push_str(line);
+            paragraph.push('\n');
+            if line.starts_with("Package:") {
+                paragraph.push_str("Status: install ok installed\n");
+            }
+        }
+        let conffiles: Vec<String> = package
+            .control_files
+            .get("conffiles")
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .collect();
+        if !conffiles.is_empty() {
+            paragraph.push_str("Conffiles:\n");
+            for conffile in &conffiles {
+                let relative = conffile.trim_start_matches('/');
+                let content = package
+                    .entries
+                    .iter()
+                    .find(|(entry, _)| entry.path == relative)
+                    .and_then(|(_, content)| content.as_ref());
+                let md5 = match content {
+                    Some(content) => hex(&Md5::digest(read_content(blobs, content)?)),
+                    // A conffile the package does not ship: dpkg records
+                    // "newconffile"; the file is absent.
+                    None => "newconffile".to_owned(),
+                };
+                paragraph.push_str(&format!(" {conffile} {md5}\n"));
+            }
+        }
+        status.push_str(&paragraph);
+        status.push('\n');
+        let mut list = String::from("/.\n");
+        for (entry, _) in &package.entries {
+            if !entry.path.is_empty() {
+                list.push('/');
+                list.push_str(&entry.path);
+                list.push('\n');
+            }
+        }
+        put(
+            tree,
+            &format!("var/lib/dpkg/info/{info_name}.list"),
+            generated(list, 0o644),
+        )?;
+        for (member, bytes) in &package.control_files {
+            if member == "control" {
+                continue;
+            }
+            let mode = if SCRIPTS.contains(&member.as_str()) {
+                0o755
+            } else {
+                0o644
+            };
+            put(
+                tree,
+                &format!("var/lib/dpkg/info/{info_name}.{member}"),
+                generated(bytes.clone(), mode),
+            )?;
+        }
+    }
+    put(tree, "var/lib/dpkg/status", generated(status, 0o644))?;
+    put(tree, "var/lib/dpkg/info/format", generated("1\n", 0o644))?;
+    for file in ["available", "diversions", "statoverride"] {
+        put(
+            tree,
+            &format!("var/lib/dpkg/{file}"),
+            generated(Vec::new(), 0o644),
+        )?;
+    }
+    for dir in ["updates", "triggers", "alternatives", "parts"] {
+        let path = format!("var/lib/dpkg/{dir}");
+        if tree.lookup(&path).is_none() {
+            put(tree, &path, Node::new(Kind::Directory, 0o755))?;
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The status file's package names and versions (for tests and reports).
+pub fn installed(status: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for paragraph in status.split("\n\n") {
+        let get = |name: &str| {
+            paragraph.lines().find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .map(|v| v.trim().to_owned())
+            })
+        };
+        if let (Some(package), Some(version)) = (get("Package"), get("Version")) {
+            out.insert(package, version);
+        }
+    }
+    out
+}

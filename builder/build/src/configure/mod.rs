@@ -1,0 +1,118 @@
+//! Native configuration: what maintainer scripts would do, done
+//! declaratively from the packages' data and the recipe. Nothing from a
+//! package runs; where a script is read at all (to learn which units it
+//! enables or which alternatives it installs), it is read as text, and what
+//! cannot be read that way is reported, never guessed.
+
+pub mod accounts;
+pub mod alternatives;
+pub mod dpkg;
+pub mod files;
+pub mod modules;
+pub mod scripts;
+pub mod system;
+pub mod systemd;
+
+use airlock_store::Store;
+use airlock_tree::{Content, Kind, Node, Tree};
+
+use crate::BuildError;
+
+/// Reads a (small) regular file of the tree, following symlinks.
+pub(crate) fn read_file(tree: &Tree, blobs: &Store, path: &str) -> Option<Vec<u8>> {
+    let (_, node) = tree.lookup(path)?;
+    match &node.kind {
+        Kind::File(content) => read_content(blobs, content).ok(),
+        _ => None,
+    }
+}
+
+/// The bytes of a file's content.
+pub(crate) fn read_content(blobs: &Store, content: &Content) -> Result<Vec<u8>, BuildError> {
+    match content {
+        Content::Inline(bytes) => Ok(bytes.clone()),
+        Content::Stored { sha256, .. } => {
+            let path = blobs.path(sha256);
+            std::fs::read(&path).map_err(|source| BuildError::Io {
+                what: path.display().to_string(),
+                source,
+            })
+        }
+    }
+}
+
+/// A file airlock generates, owned by root.
+pub(crate) fn generated(bytes: impl Into<Vec<u8>>, mode: u32) -> Node {
+    Node::new(Kind::File(Content::Inline(bytes.into())), mode)
+}
+
+/// A symlink airlock generates.
+pub(crate) fn symlink(target: &str) -> Node {
+    Node::new(Kind::Symlink(target.to_owned()), 0o777)
+}
+
+/// Writes airlock's own node, turning a tree error into a build error.
+pub(crate) fn put(tree: &mut Tree, path: &str, node: Node) -> Result<(), BuildError> {
+    tree.put(path, node)
+        .map(drop)
+        .map_err(|source| BuildError::Tree {
+            package: "airlock".to_owned(),
+            source,
+        })
+}
+
+/// The postinst commands of every package, by package name.
+pub fn postinst_commands(
+    packages: &[crate::extract::Unpacked],
+) -> std::collections::BTreeMap<String, Vec<scripts::Command>> {
+    packages
+        .iter()
+        .filter_map(|p| {
+            let text = p.control_files.get("postinst")?;
+            Some((
+                p.name.clone(),
+                scripts::commands(&String::from_utf8_lossy(text)),
+            ))
+        })
+        .collect()
+}
+
+/// Everything native configuration did that a reader of the build report
+/// should know.
+#[derive(Clone, Debug, Default)]
+pub struct Configured {
+    /// Accounts made.
+    pub accounts: accounts::Accounts,
+    /// Kernels and their modules.
+    pub kernels: Vec<(String, Vec<modules::Module>)>,
+    /// What was not understood or had no effect (sorted).
+    pub notes: Vec<String>,
+}
+
+/// Runs every step on a tree that holds the packages and the recipe's
+/// files, in a fixed order.
+pub fn configure(
+    tree: &mut Tree,
+    blobs: &Store,
+    packages: &[crate::extract::Unpacked],
+    recipe: &airlock_recipe::Recipe,
+    added: &[files::Added],
+) -> Result<Configured, BuildError> {
+    let scripts = postinst_commands(packages);
+    let epoch = recipe.image.epoch;
+    files::apply(tree, added)?;
+    let accounts = accounts::configure(tree, blobs, &scripts, &recipe.users, epoch)?;
+    files::set_owners(tree, added, &accounts)?;
+    let mut notes = alternatives::configure(tree, &scripts)?;
+    notes.extend(systemd::configure(tree, blobs, &scripts, &recipe.services)?);
+    system::configure(tree, &recipe.image)?;
+    let kernels = modules::configure(tree, blobs)?;
+    dpkg::configure(tree, blobs, packages)?;
+    notes.sort();
+    notes.dedup();
+    Ok(Configured {
+        accounts,
+        kernels,
+        notes,
+    })
+}

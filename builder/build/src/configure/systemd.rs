@@ -1,0 +1,355 @@
+//! systemd unit enablement, as `systemctl enable` would leave the links.
+//!
+//! Which units are enabled, in order (a later step overrides an earlier):
+//! 1. what each package's postinst declares it enables on installation
+//!    (`deb-systemd-helper enable UNIT`, as debhelper writes it, and
+//!    `systemctl enable UNIT`), read as text: Debian enables units in
+//!    maintainer scripts and does not apply the vendor presets, so neither
+//!    does airlock;
+//! 2. preset files the image carries in /etc/systemd/system-preset (for
+//!    example from the recipe's files): `enable`/`disable` PATTERN, first
+//!    match wins, for every unit with an [Install] section;
+//! 3. the recipe's `[services]`: enable, then disable, then mask.
+//!
+//! Enabling follows the unit's [Install] section: WantedBy= and RequiredBy=
+//! links in /etc/systemd/system/TARGET.wants|requires, Alias= links, Also=
+//! units, and DefaultInstance= for templates.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use airlock_recipe::Services;
+use airlock_store::Store;
+use airlock_tree::Tree;
+
+use super::scripts::Command;
+use super::{put, read_file, symlink};
+use crate::BuildError;
+
+const UNIT_DIRS: &[&str] = &["etc/systemd/system", "usr/lib/systemd/system"];
+const SUFFIXES: &[&str] = &[
+    ".service",
+    ".socket",
+    ".target",
+    ".timer",
+    ".path",
+    ".mount",
+    ".automount",
+    ".swap",
+    ".slice",
+    ".scope",
+];
+
+fn is_unit(word: &str) -> bool {
+    !word.starts_with('-')
+        && SUFFIXES
+            .iter()
+            .any(|s| word.ends_with(s) && word.len() > s.len())
+}
+
+/// The [Install] section of a unit file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Install {
+    /// WantedBy=.
+    pub wanted_by: Vec<String>,
+    /// RequiredBy=.
+    pub required_by: Vec<String>,
+    /// Alias=.
+    pub alias: Vec<String>,
+    /// Also=.
+    pub also: Vec<String>,
+    /// DefaultInstance=.
+    pub default_instance: Option<String>,
+}
+
+impl Install {
+    fn is_empty(&self) -> bool {
+        self.wanted_by.is_empty()
+            && self.required_by.is_empty()
+            && self.alias.is_empty()
+            && self.also.is_empty()
+    }
+}
+
+/// Parses a unit file's [Install] section (an empty value resets a list).
+pub fn parse_install(text: &str) -> Install {
+    let mut install = Install::default();
+    let mut in_install = false;
+    for line in text.replace("\\\n", " ").lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_install = line == "[Install]";
+            continue;
+        }
+        if !in_install || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let list = match key.trim() {
+            "WantedBy" => &mut install.wanted_by,
+            "RequiredBy" => &mut install.required_by,
+            "Alias" => &mut install.alias,
+            "Also" => &mut install.also,
+            "DefaultInstance" => {
+                install.default_instance = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+                continue;
+            }
+            _ => continue,
+        };
+        if value.trim().is_empty() {
+            list.clear();
+        }
+        list.extend(value.split_whitespace().map(str::to_owned));
+    }
+    install
+}
+
+/// `foo@bar.service` → (`foo@.service`, Some(`bar`)); `foo@.service` →
+/// (`foo@.service`, None with template); plain units map to themselves.
+fn split_instance(unit: &str) -> (String, Option<String>) {
+    match unit.split_once('@') {
+        Some((prefix, rest)) => {
+            let dot = rest.rfind('.').unwrap_or(rest.len());
+            let (instance, suffix) = rest.split_at(dot);
+            (
+                format!("{prefix}@{suffix}"),
+                Some(instance.to_owned()).filter(|i| !i.is_empty()),
+            )
+        }
+        None => (unit.to_owned(), None),
+    }
+}
+
+/// Glob match with `*` and `?` (what preset patterns use).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+struct Units<'a> {
+    tree: &'a Tree,
+    blobs: &'a Store,
+}
+
+impl Units<'_> {
+    /// The unit file for `name` (a template's file for an instance): its
+    /// directory and the [Install] section.
+    fn find(&self, name: &str) -> Option<(String, Install)> {
+        let (template, _) = split_instance(name);
+        for file in [name, template.as_str()] {
+            for dir in UNIT_DIRS {
+                let path = format!("{dir}/{file}");
+                if let Some(bytes) = read_file(self.tree, self.blobs, &path) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let shown = if dir.starts_with("etc") {
+                        format!("/etc/systemd/system/{file}")
+                    } else {
+                        format!("/lib/systemd/system/{file}")
+                    };
+                    return Some((shown, parse_install(&text)));
+                }
+            }
+        }
+        None
+    }
+
+    /// Every unit file name with an [Install] section, sorted.
+    fn installable(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for dir in UNIT_DIRS {
+            let Some((dir, _)) = self.tree.lookup(dir) else {
+                continue;
+            };
+            for (name, _) in self.tree.children(&dir) {
+                if is_unit(name)
+                    && self
+                        .find(name)
+                        .is_some_and(|(_, install)| !install.is_empty())
+                {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// What postinst scripts declare they enable, sorted and deduplicated.
+pub fn declared(scripts: &BTreeMap<String, Vec<Command>>) -> BTreeSet<String> {
+    let mut units = BTreeSet::new();
+    for commands in scripts.values() {
+        // Expansions elsewhere in the command (`--root="$DPKG_ROOT"`) do not
+        // matter; a unit name that needs one is skipped.
+        for command in commands {
+            let program = command.words[0].rsplit('/').next().unwrap_or_default();
+            if !matches!(program, "deb-systemd-helper" | "systemctl") {
+                continue;
+            }
+            let Some(at) = command.words.iter().position(|w| w == "enable") else {
+                continue;
+            };
+            units.extend(
+                command.words[at + 1..]
+                    .iter()
+                    .filter(|w| is_unit(w) && !w.contains(['$', '`']))
+                    .cloned(),
+            );
+        }
+    }
+    units
+}
+
+/// Enables, disables and masks units; returns notes.
+pub fn configure(
+    tree: &mut Tree,
+    blobs: &Store,
+    scripts: &BTreeMap<String, Vec<Command>>,
+    services: &Services,
+) -> Result<Vec<String>, BuildError> {
+    let mut notes = Vec::new();
+    let mut enabled = declared(scripts);
+    let units = Units { tree, blobs };
+    // Presets from /etc.
+    let mut presets: Vec<(bool, String)> = Vec::new();
+    if let Some((dir, _)) = tree.lookup("etc/systemd/system-preset") {
+        for (name, _) in tree.children(&dir) {
+            if !name.ends_with(".preset") {
+                continue;
+            }
+            let text = read_file(tree, blobs, &format!("{dir}/{name}")).unwrap_or_default();
+            for line in String::from_utf8_lossy(&text).lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words[..] {
+                    ["enable", pattern, ..] => presets.push((true, pattern.to_owned())),
+                    ["disable", pattern, ..] => presets.push((false, pattern.to_owned())),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if !presets.is_empty() {
+        for unit in units.installable() {
+            if let Some((enable, _)) = presets.iter().find(|(_, p)| glob(p, &unit)) {
+                if *enable {
+                    enabled.insert(unit);
+                } else {
+                    enabled.remove(&unit);
+                }
+            }
+        }
+    }
+    for unit in &services.enable {
+        if units.find(unit).is_none() {
+            return Err(BuildError::Config {
+                what: "[services] enable".to_owned(),
+                message: format!("{unit}: no such unit in the image"),
+            });
+        }
+        enabled.insert(unit.clone());
+    }
+    for unit in services.disable.iter().chain(&services.mask) {
+        enabled.remove(unit);
+    }
+    // Links, computed first, then written (Also= may add units).
+    let mut links: BTreeMap<String, String> = BTreeMap::new();
+    let mut queue: Vec<String> = enabled.into_iter().collect();
+    let mut done = BTreeSet::new();
+    while let Some(unit) = queue.pop() {
+        if !done.insert(unit.clone()) {
+            continue;
+        }
+        let Some((file, install)) = units.find(&unit) else {
+            notes.push(format!("{unit}: enabled by a package but not in the image"));
+            continue;
+        };
+        let (template, instance) = split_instance(&unit);
+        let name = if template != unit || unit.contains("@.") {
+            match instance.or(install.default_instance.clone()) {
+                Some(instance) => template.replacen("@.", &format!("@{instance}."), 1),
+                None => {
+                    notes.push(format!("{unit}: a template without an instance"));
+                    continue;
+                }
+            }
+        } else {
+            unit.clone()
+        };
+        for target in &install.wanted_by {
+            links.insert(
+                format!("etc/systemd/system/{target}.wants/{name}"),
+                file.clone(),
+            );
+        }
+        for target in &install.required_by {
+            links.insert(
+                format!("etc/systemd/system/{target}.requires/{name}"),
+                file.clone(),
+            );
+        }
+        for alias in &install.alias {
+            links.insert(format!("etc/systemd/system/{alias}"), file.clone());
+        }
+        queue.extend(install.also.iter().cloned());
+    }
+    for unit in &services.mask {
+        links.insert(format!("etc/systemd/system/{unit}"), "/dev/null".to_owned());
+    }
+    for (link, target) in links {
+        put(tree, &link, symlink(&target))?;
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_sections_and_instances() {
+        let install = parse_install(
+            "[Unit]\nWantedBy=nope\n[Install]\nWantedBy=getty.target\nDefaultInstance=tty1\nAlias=a.service b.service\n",
+        );
+        assert_eq!(install.wanted_by, ["getty.target"]);
+        assert_eq!(install.alias, ["a.service", "b.service"]);
+        assert_eq!(install.default_instance.as_deref(), Some("tty1"));
+        assert_eq!(
+            split_instance("getty@tty1.service"),
+            ("getty@.service".to_owned(), Some("tty1".to_owned()))
+        );
+        assert!(glob("systemd-journal-*", "systemd-journal-remote.service"));
+        assert!(!glob("*.timer", "x.service"));
+    }
+
+    #[test]
+    fn declared_units_come_from_literal_enable_commands() {
+        let mut scripts = BTreeMap::new();
+        scripts.insert(
+            "x".to_owned(),
+            super::super::scripts::commands(
+                "if deb-systemd-helper --quiet was-enabled 'a.timer'; then\n  deb-systemd-helper enable 'a.timer' >/dev/null || true\nfi\nsystemctl ${DPKG_ROOT:+--root=$DPKG_ROOT} enable b.service\nsystemctl enable getty@tty1.service || true\n",
+            ),
+        );
+        assert_eq!(
+            declared(&scripts).into_iter().collect::<Vec<_>>(),
+            ["a.timer", "b.service", "getty@tty1.service"]
+        );
+    }
+}
