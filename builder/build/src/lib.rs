@@ -8,7 +8,9 @@
 //! build` command come next.
 
 pub mod configure;
+pub mod emit;
 pub mod extract;
+pub mod pipeline;
 pub mod tar;
 
 /// What can go wrong while building.

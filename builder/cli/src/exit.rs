@@ -42,6 +42,9 @@ pub fn classify(error: &anyhow::Error) -> Exit {
             || cause
                 .downcast_ref::<airlock_store::StoreError>()
                 .is_some_and(airlock_store::StoreError::is_mismatch)
+            || cause
+                .downcast_ref::<airlock_build::BuildError>()
+                .is_some_and(|e| !matches!(e, airlock_build::BuildError::Io { .. }))
             || matches!(
                 cause.downcast_ref::<airlock_recipe::LockError>(),
                 Some(airlock_recipe::LockError::Stale { .. })

@@ -33,6 +33,8 @@ enum Command {
     Lock(commands::lock::Args),
     /// Download every input a lock pins into the store.
     Fetch(commands::fetch::Args),
+    /// Build the image a recipe and its lock describe (pure, reproducible).
+    Build(commands::build::Args),
     /// Inspect the store.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Lock(args) => args.run(),
         Command::Fetch(args) => args.run(),
+        Command::Build(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
         Command::Completions { shell } => {

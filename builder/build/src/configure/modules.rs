@@ -179,7 +179,7 @@ pub fn indexes(
         dep_index.insert(&module.name, &line, 0);
         for pattern in &module.aliases {
             alias += &format!("alias {pattern} {}\n", module.name);
-            alias_index.insert(pattern, &module.name, priority);
+            alias_index.insert(&underscores(pattern), &module.name, priority);
         }
         for symbol in &module.symbols {
             symbols += &format!("alias symbol:{symbol} {}\n", module.name);
@@ -193,18 +193,17 @@ pub fn indexes(
             .iter()
             .filter_map(|a| a.strip_prefix("devname:"))
             .collect();
-        let majors: Vec<(char, &str)> = module
-            .aliases
-            .iter()
-            .filter_map(|a| {
-                a.strip_prefix("char-major-")
-                    .map(|n| ('c', n))
-                    .or_else(|| a.strip_prefix("block-major-").map(|n| ('b', n)))
-            })
-            .collect();
-        if let ([name], [(kind, numbers)]) = (&devnames[..], &majors[..])
-            && let Some((major, minor)) = numbers.split_once('-')
-        {
+        // The first char-major-M-m or block-major-M-m alias with numbers (a
+        // wildcard such as block-major-7-* names no single node).
+        let node = module.aliases.iter().find_map(|a| {
+            let (kind, numbers) = a
+                .strip_prefix("char-major-")
+                .map(|n| ('c', n))
+                .or_else(|| a.strip_prefix("block-major-").map(|n| ('b', n)))?;
+            let (major, minor) = numbers.split_once('-')?;
+            Some((kind, major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+        });
+        if let (Some(name), Some((kind, major, minor))) = (devnames.first(), node) {
             devname += &format!("{} {name} {kind}{major}:{minor}\n", module.name);
         }
     }
@@ -218,7 +217,7 @@ pub fn indexes(
             continue;
         };
         if let Some((module, value)) = entry.split_once(".alias=") {
-            builtin_alias_index.insert(value, &module.replace('-', "_"), 0);
+            builtin_alias_index.insert(&underscores(value), &module.replace('-', "_"), 0);
         }
     }
     BTreeMap::from([
@@ -233,6 +232,22 @@ pub fn indexes(
         ("modules.builtin.bin", builtin_index.write()),
         ("modules.builtin.alias.bin", builtin_alias_index.write()),
     ])
+}
+
+/// What depmod and libkmod do to an alias before using it as a key: `-`
+/// becomes `_`, except inside `[...]` character classes.
+pub fn underscores(alias: &str) -> String {
+    let mut out = String::with_capacity(alias.len());
+    let mut in_class = false;
+    for c in alias.chars() {
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            _ => {}
+        }
+        out.push(if c == '-' && !in_class { '_' } else { c });
+    }
+    out
 }
 
 /// kmod's index: a trie, written as libkmod-index.c reads it (big-endian,
@@ -528,8 +543,9 @@ mod tests {
             ["dm_mod"]
         );
         assert_eq!(lookup(&files["modules.builtin.bin"], "ext4").unwrap(), [""]);
+        assert_eq!(underscores("nft-chain-[a-z]-x"), "nft_chain_[a-z]_x");
         assert_eq!(
-            lookup(&files["modules.builtin.alias.bin"], "fs-ext4").unwrap(),
+            lookup(&files["modules.builtin.alias.bin"], "fs_ext4").unwrap(),
             ["ext4"]
         );
         assert!(

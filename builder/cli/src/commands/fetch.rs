@@ -37,33 +37,8 @@ impl Args {
         let lock_path = shared::lock_path(&self.recipe);
         let locked = shared::read_lock(&lock_path)?.check(&lock_path, recipe)?;
         let store = self.store.open()?;
-        // Whether anything is missing needs no mirror: only the digests.
-        // A warm or offline fetch never asks for one.
-        let suites: Vec<String> = locked
-            .lock()
-            .archive
-            .suites
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        let unresolved = Mirrors::uniform(&suites, "(no mirror needed)");
-        let mut items = lock::items(locked.recipe(), locked.lock(), &unresolved);
-        let missing: Vec<String> = download::missing(&store, &items)
-            .iter()
-            .map(|item| format!("  {} sha256:{}", item.what, item.sha256))
-            .collect();
-        if self.offline && !missing.is_empty() {
-            return Err(FetchError::Offline { missing }.into());
-        }
-        if !missing.is_empty() {
-            let mirrors = self.mirror.resolve(locked.recipe())?;
-            items = lock::items(locked.recipe(), locked.lock(), &mirrors);
-        }
-        let options = Options {
-            jobs: self.jobs,
-            ..Options::default()
-        };
-        let report = download::fetch_all(&Http::new(), &store, &items, options)?;
+        let (items, report) =
+            ensure_inputs(&locked, &store, self.offline, self.jobs, &self.mirror)?;
         say(&format!(
             "{} inputs: {} downloaded ({} bytes), {} already in {}",
             items.len(),
@@ -84,4 +59,43 @@ impl Args {
         }
         Ok(Exit::Ok)
     }
+}
+
+/// Brings every input `locked` pins into `store` (or, offline, fails
+/// listing what is missing). Asks for a mirror only when something is.
+pub fn ensure_inputs(
+    locked: &airlock_recipe::LockedRecipe,
+    store: &airlock_store::Store,
+    offline: bool,
+    jobs: usize,
+    mirror: &MirrorArgs,
+) -> anyhow::Result<(Vec<download::Item>, download::Report)> {
+    // Whether anything is missing needs no mirror: only the digests.
+    // A warm or offline fetch never asks for one.
+    let suites: Vec<String> = locked
+        .lock()
+        .archive
+        .suites
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let unresolved = Mirrors::uniform(&suites, "(no mirror needed)");
+    let mut items = lock::items(locked.recipe(), locked.lock(), &unresolved);
+    let missing: Vec<String> = download::missing(store, &items)
+        .iter()
+        .map(|item| format!("  {} sha256:{}", item.what, item.sha256))
+        .collect();
+    if offline && !missing.is_empty() {
+        return Err(FetchError::Offline { missing }.into());
+    }
+    if !missing.is_empty() {
+        let mirrors = mirror.resolve(locked.recipe())?;
+        items = lock::items(locked.recipe(), locked.lock(), &mirrors);
+    }
+    let options = Options {
+        jobs,
+        ..Options::default()
+    };
+    let report = download::fetch_all(&Http::new(), store, &items, options)?;
+    Ok((items, report))
 }

@@ -1,0 +1,421 @@
+//! `airlock build`: from a locked recipe whose inputs are in the store to
+//! an image folder. The folder's name carries a digest of every input, the
+//! build happens in a temporary folder beside it that is renamed into place
+//! only when everything was written, and a folder that exists is a cache
+//! hit.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use airlock_deb::Limits;
+use airlock_recipe::{Format, Recipe, Sha256};
+use airlock_store::Store;
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::BuildError;
+use crate::configure::{self, files::Added};
+use crate::emit::{self, initrd};
+use crate::extract::{self, Package};
+
+/// The report's format version.
+pub const REPORT_SCHEMA: u32 = 1;
+/// The report's file name in the image folder.
+pub const REPORT: &str = "build-report.json";
+
+/// What a build needs.
+#[derive(Debug)]
+pub struct Input<'a> {
+    /// The merged recipe.
+    pub recipe: &'a Recipe,
+    /// The folder its relative host paths are relative to.
+    pub base_dir: &'a Path,
+    /// Its canonical digest.
+    pub recipe_digest: Sha256,
+    /// The digest of the lock's canonical text.
+    pub lock_digest: Sha256,
+    /// The locked packages in lock order, each a verified store entry.
+    pub packages: Vec<Package>,
+    /// airlock's version (part of the inputs).
+    pub airlock_version: &'a str,
+}
+
+/// One artifact of the report.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Artifact {
+    /// Path relative to the image folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256.
+    pub sha256: String,
+}
+
+/// The dm-verity parameters of the root.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Verity {
+    /// Root hash.
+    pub root_hash: String,
+    /// Salt.
+    pub salt: String,
+    /// Data blocks (4096 bytes each).
+    pub data_blocks: u64,
+    /// Data and hash block size.
+    pub block_size: u32,
+    /// Hash algorithm.
+    pub algorithm: &'static str,
+}
+
+/// The build report (build-report.json). Deterministic: no times, no paths
+/// of the build host.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Format version.
+    pub schema: u32,
+    /// Image name.
+    pub name: String,
+    /// Release number.
+    pub version: u64,
+    /// SOURCE_DATE_EPOCH.
+    pub epoch: u64,
+    /// The inputs digest (the folder name's suffix is its start).
+    pub inputs: String,
+    /// The recipe's canonical digest.
+    pub recipe: String,
+    /// The lock's digest.
+    pub lock: String,
+    /// airlock's version.
+    pub airlock: String,
+    /// How many packages.
+    pub packages: usize,
+    /// Artifacts, by path.
+    pub artifacts: Vec<Artifact>,
+    /// dm-verity, when the EROFS root was built.
+    pub verity: Option<Verity>,
+    /// The kernel's version, when the image has one.
+    pub kernel: Option<String>,
+    /// The kernel command line to boot the image with.
+    pub cmdline: Option<String>,
+    /// The ostree commit, when built.
+    pub ostree_commit: Option<String>,
+    /// The ostree branch.
+    pub ostree_branch: Option<String>,
+    /// What native configuration could not do or did not understand.
+    pub notes: Vec<String>,
+}
+
+/// The outcome of [`build`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// The image folder.
+    pub dir: PathBuf,
+    /// Whether it already existed.
+    pub cached: bool,
+    /// The report.
+    pub report_json: String,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    let what = what.into();
+    move |source| BuildError::Io { what, source }
+}
+
+/// Reads the recipe's `[files]` into `blobs`.
+fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildError> {
+    let mut added = Vec::new();
+    for tree in &input.recipe.files.tree {
+        let source = input.base_dir.join(tree.source.as_str());
+        added.extend(configure::files::read_host_tree(
+            &source,
+            tree.target.as_str(),
+            blobs,
+        )?);
+    }
+    for (path, file) in &input.recipe.files.inline {
+        added.push(configure::files::inline(path.as_str(), file));
+    }
+    Ok(added)
+}
+
+/// The digest of every input: airlock's version, the recipe, the lock, and
+/// the recipe's files as read (paths, kinds, modes, content digests).
+pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"airlock-build-inputs-v1\n");
+    hasher.update(format!("airlock {}\n", input.airlock_version));
+    hasher.update(format!("recipe {}\n", input.recipe_digest));
+    hasher.update(format!("lock {}\n", input.lock_digest));
+    for file in added {
+        let detail = match &file.node.kind {
+            airlock_tree::Kind::File(content) => format!("file {}", content.sha256()),
+            airlock_tree::Kind::Symlink(target) => format!("symlink {target}"),
+            airlock_tree::Kind::Directory => "directory".to_owned(),
+            _ => "other".to_owned(),
+        };
+        hasher.update(format!(
+            "added {} {:o} {:?} {detail}\n",
+            file.path, file.node.mode, file.owner
+        ));
+    }
+    Sha256(hasher.finalize().into())
+}
+
+fn derived(inputs: &Sha256, what: &str) -> [u8; 32] {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(format!("airlock-{what}\n{inputs}\n"));
+    hasher.finalize().into()
+}
+
+fn uuid_of(bytes: &[u8; 32]) -> String {
+    let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Builds the image into `images/<name>/<version>-<digest>` below `output`.
+pub fn build(
+    input: &Input<'_>,
+    output: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Outcome, BuildError> {
+    let recipe = input.recipe;
+    let parent = output.join(recipe.image.name.as_str());
+    fs::create_dir_all(&parent).map_err(io(parent.display().to_string()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&parent)
+        .map_err(io(parent.display().to_string()))?;
+    let blobs = Store::open_scratch(work.path().join("blobs"))?;
+    let added = added_files(input, &blobs)?;
+    let inputs = inputs_digest(input, &added);
+    let name = format!("{}-{}", recipe.image.version, &inputs.to_hex()[..12]);
+    let final_dir = parent.join(&name);
+    if final_dir.join(REPORT).is_file() {
+        let report_json = fs::read_to_string(final_dir.join(REPORT))
+            .map_err(io(final_dir.display().to_string()))?;
+        return Ok(Outcome {
+            dir: final_dir,
+            cached: true,
+            report_json,
+        });
+    }
+    let out = work.path().join("image");
+    fs::create_dir(&out).map_err(io(out.display().to_string()))?;
+
+    progress(&format!("unpacking {} packages", input.packages.len()));
+    let unpacked = extract::unpack(&input.packages, &blobs, &Limits::default())?;
+    let mut tree = extract::into_tree(&unpacked)?;
+    progress("configuring");
+    let configured = configure::configure(&mut tree, &blobs, &unpacked, recipe, &added)?;
+    let formats = &recipe.output.formats;
+    let level = recipe.output.zstd_level;
+    let epoch = recipe.image.epoch;
+
+    let tar_job = || -> Result<(), BuildError> {
+        if formats.contains(&Format::Tar) {
+            let path = out.join("rootfs.tar.zst");
+            let file = File::create(&path).map_err(io(path.display().to_string()))?;
+            crate::tar::write_tar_zst(&tree, &blobs, epoch, level, BufWriter::new(file))?;
+        }
+        Ok(())
+    };
+    type Images = (Option<Verity>, Option<(String, String)>, Option<String>);
+    let image_job = || -> Result<Images, BuildError> {
+        let wants_erofs = formats.contains(&Format::Erofs);
+        let wants_ostree = formats.contains(&Format::Ostree);
+        if !wants_erofs && !wants_ostree {
+            return Ok((None, None, None));
+        }
+        let staging = work.path().join("staging");
+        fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
+        staging_permissions(&staging)?;
+        crate::emit::staging::stage(&tree, &blobs, &staging)?;
+        let mut verity = None;
+        let mut kernel = None;
+        if wants_erofs {
+            progress("writing the EROFS root and its dm-verity tree");
+            let erofs = out.join("root.erofs");
+            emit::erofs(
+                &staging,
+                &erofs,
+                epoch,
+                &uuid_of(&derived(&inputs, "erofs-uuid")),
+            )?;
+            let salt = derived(&inputs, "verity-salt").to_vec();
+            let size = fs::metadata(&erofs)
+                .map_err(io(erofs.display().to_string()))?
+                .len();
+            let hash_path = out.join("root.verity");
+            let mut hash_file = BufWriter::new(
+                File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
+            );
+            let mut data =
+                BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
+            let params = airlock_verity::Params {
+                data_block_size: 4096,
+                hash_block_size: 4096,
+                salt: salt.clone(),
+                uuid: None,
+            };
+            let tree =
+                airlock_verity::build(&mut data, size, &params, &mut hash_file).map_err(|e| {
+                    BuildError::Config {
+                        what: "dm-verity".to_owned(),
+                        message: e.to_string(),
+                    }
+                })?;
+            hash_file
+                .flush()
+                .map_err(io(hash_path.display().to_string()))?;
+            verity = Some(Verity {
+                root_hash: hex(&tree.root_hash),
+                salt: hex(&salt),
+                data_blocks: tree.data_blocks,
+                block_size: 4096,
+                algorithm: "sha256",
+            });
+        }
+        if wants_erofs && !configured.kernels.is_empty() {
+            progress("writing the kernel and initrd");
+            let found = initrd::find_kernel(&tree, &configured.kernels)?;
+            let modules = &configured.kernels[0].1;
+            let vmlinuz = match tree.get(&found.vmlinuz).map(|n| &n.kind) {
+                Some(airlock_tree::Kind::File(content)) => content.clone(),
+                _ => unreachable!("find_kernel checked it is a file"),
+            };
+            let source = match &vmlinuz {
+                airlock_tree::Content::Stored { sha256, .. } => blobs.path(sha256),
+                airlock_tree::Content::Inline(_) => {
+                    return Err(BuildError::Config {
+                        what: "[kernel]".to_owned(),
+                        message: "the kernel is not a package's file".to_owned(),
+                    });
+                }
+            };
+            let target = out.join("vmlinuz");
+            fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
+                    .map_err(io(target.display().to_string()))?;
+            }
+            let initrd_path = out.join("initrd.img");
+            let file = File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
+            initrd::write_initrd(
+                &tree,
+                &blobs,
+                &found,
+                modules,
+                &recipe.kernel.initrd_modules,
+                epoch,
+                level,
+                BufWriter::new(file),
+            )?;
+            kernel = Some(found.version);
+        }
+        let mut ostree = None;
+        if wants_ostree {
+            progress("committing to ostree");
+            let branch = format!("airlock/{}", recipe.image.name);
+            let commit = emit::ostree(
+                &staging,
+                &out.join("ostree"),
+                &branch,
+                &format!("{} {}", recipe.image.name, recipe.image.version),
+                recipe.image.version,
+                epoch,
+            )?;
+            ostree = Some((commit, branch));
+        }
+        Ok((verity, ostree, kernel))
+    };
+    let (tar_result, image_result) = rayon::join(tar_job, image_job);
+    tar_result?;
+    let (verity, ostree, kernel) = image_result?;
+
+    let cmdline = verity.as_ref().filter(|_| kernel.is_some()).map(|v| {
+        let mut words: Vec<String> = recipe.kernel.cmdline.clone();
+        words.extend([
+            "ro".to_owned(),
+            "systemd.firstboot=off".to_owned(),
+            format!("airlock.roothash={}", v.root_hash),
+            format!("airlock.salt={}", v.salt),
+            format!("airlock.blocks={}", v.data_blocks),
+        ]);
+        words.join(" ")
+    });
+    let mut artifacts = Vec::new();
+    for name in [
+        "rootfs.tar.zst",
+        "root.erofs",
+        "root.verity",
+        "vmlinuz",
+        "initrd.img",
+    ] {
+        let path = out.join(name);
+        if path.is_file() {
+            let (sha256, size) = airlock_store::hash_file(&path)?;
+            artifacts.push(Artifact {
+                path: name.to_owned(),
+                size,
+                sha256: sha256.to_hex(),
+            });
+        }
+    }
+    let report = Report {
+        schema: REPORT_SCHEMA,
+        name: recipe.image.name.to_string(),
+        version: recipe.image.version,
+        epoch,
+        inputs: inputs.to_hex(),
+        recipe: input.recipe_digest.to_hex(),
+        lock: input.lock_digest.to_hex(),
+        airlock: input.airlock_version.to_owned(),
+        packages: input.packages.len(),
+        artifacts,
+        verity,
+        kernel,
+        cmdline,
+        ostree_commit: ostree.as_ref().map(|(c, _)| c.clone()),
+        ostree_branch: ostree.map(|(_, b)| b),
+        notes: configured.notes,
+    };
+    let mut report_json = serde_json::to_string_pretty(&report).expect("a report serializes");
+    report_json.push('\n');
+    let report_path = out.join(REPORT);
+    fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
+    // Into place: the image folder appears whole or not at all.
+    match fs::rename(&out, &final_dir) {
+        Ok(()) => {}
+        // Another build of the same inputs finished first: same bytes.
+        Err(_) if final_dir.join(REPORT).is_file() => {}
+        Err(source) => return Err(io(final_dir.display().to_string())(source)),
+    }
+    drop(work);
+    Ok(Outcome {
+        dir: final_dir,
+        cached: false,
+        report_json,
+    })
+}
+
+/// The staging root must be 0755 whatever the umask.
+fn staging_permissions(staging: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
+        .map_err(io(staging.display().to_string()))
+}

@@ -1,0 +1,89 @@
+//! `airlock build RECIPE`: the pure build, from the lock and the store to
+//! images/NAME/VERSION-DIGEST/.
+
+use std::path::PathBuf;
+
+use airlock_build::extract::Package;
+use airlock_build::pipeline::{self, Input};
+use anyhow::Context;
+use sha2::Digest;
+
+use crate::commands::fetch::ensure_inputs;
+use crate::exit::Exit;
+use crate::shared::{self, MirrorArgs, StoreArgs, say};
+
+/// Build the image a recipe and its lock describe.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The recipe (NAME.toml); its lock is NAME.lock.
+    recipe: PathBuf,
+    /// Where image folders go.
+    #[arg(long, short = 'o', default_value = "images", value_name = "DIR")]
+    output: PathBuf,
+    /// Use no network: every input must already be in the store.
+    #[arg(long)]
+    offline: bool,
+    /// Parallel downloads, for inputs missing from the store.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    jobs: usize,
+    /// Print the build report (JSON) on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    mirror: MirrorArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let started = std::time::Instant::now();
+        let recipe = shared::load_recipe(&self.recipe)?;
+        let lock_path = shared::lock_path(&self.recipe);
+        let locked = shared::read_lock(&lock_path)?.check(&lock_path, recipe)?;
+        let store = self.store.open()?;
+        let _guard = store.lock_shared()?;
+        ensure_inputs(&locked, &store, self.offline, self.jobs, &self.mirror)?;
+        let lock_digest =
+            airlock_recipe::Sha256(sha2::Sha256::digest(locked.lock().to_toml().as_bytes()).into());
+        let packages = locked
+            .lock()
+            .packages
+            .iter()
+            .map(|p| Package {
+                name: p.name.clone(),
+                deb: store.path(&p.sha256),
+            })
+            .collect();
+        let loaded = locked.recipe();
+        let input = Input {
+            recipe: &loaded.recipe,
+            base_dir: &loaded.base_dir,
+            recipe_digest: loaded.digest,
+            lock_digest,
+            packages,
+            airlock_version: env!("CARGO_PKG_VERSION"),
+        };
+        let outcome = pipeline::build(&input, &self.output, &|step| say(&format!("  {step}")))
+            .with_context(|| format!("building {}", self.recipe.display()))?;
+        if outcome.cached {
+            say(&format!(
+                "{}: up to date (same inputs), nothing to do",
+                outcome.dir.display()
+            ));
+        } else {
+            say(&format!(
+                "{}: built in {:.1} s",
+                outcome.dir.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        if self.json {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", outcome.report_json);
+            }
+        }
+        Ok(Exit::Ok)
+    }
+}
