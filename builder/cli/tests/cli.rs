@@ -700,3 +700,433 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     assert!(man.contains(".TH airlock"), "{man}");
     assert!(man.contains("Exit codes"), "{man}");
 }
+
+// ---------------------------------------------------------------------------
+// airlock build
+
+/// Packages for build tests: enough to exercise every native configuration
+/// step (accounts, alternatives, units, conffiles, the dpkg database).
+fn build_packages() -> Vec<DebSpec> {
+    vec![
+        DebSpec::new("base-passwd", "3.6.1")
+            .field("Essential", "yes")
+            .file(
+                "usr/share/base-passwd/passwd.master",
+                b"root:*:0:0:root:/root:/bin/sh\ndaemon:*:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+            )
+            .file(
+                "usr/share/base-passwd/group.master",
+                b"root:*:0:\ndaemon:*:1:\nshadow:*:42:\n",
+            ),
+        DebSpec::new("mawk", "1.3.4")
+            .field("Provides", "awk")
+            .file("usr/bin/mawk", b"\x7fELF mawk")
+            .control_file(
+                "postinst",
+                b"#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n    --slave /usr/bin/nawk nawk /usr/bin/mawk\nfi\n",
+            ),
+        DebSpec::new("daemon", "2.0")
+            .field("Depends", "awk")
+            .file(
+                "lib/systemd/system/daemon.service",
+                b"[Unit]\nDescription=d\n[Service]\nExecStart=/usr/bin/mawk\n[Install]\nWantedBy=multi-user.target\nAlias=d.service\n",
+            )
+            .file("usr/lib/sysusers.d/daemon.conf", b"u daemon-user - \"The daemon\" /var/lib/daemon\n")
+            .file("etc/daemon.conf", b"setting = 1\n")
+            .control_file("conffiles", b"/etc/daemon.conf\n")
+            .control_file(
+                "postinst",
+                b"#!/bin/sh\nif deb-systemd-helper --quiet was-enabled 'daemon.service'; then\n  deb-systemd-helper enable 'daemon.service' >/dev/null || true\nfi\n",
+            ),
+    ]
+}
+
+fn build_recipe(formats: &str) -> String {
+    format!(
+        r#"schema = 1
+
+[image]
+name = "fixture"
+version = 3
+epoch = 1700000000
+hostname = "node"
+
+[archive]
+suites = ["test"]
+keyring = "keyring.pgp"
+
+[packages]
+base = "essential"
+install = ["daemon"]
+
+[[users]]
+name = "operator1"
+system = false
+groups = ["daemon"]
+
+[files.inline."/etc/motd"]
+content = "authorized use only\n"
+
+[files.inline."/etc/daemon.d/secret"]
+content = "x\n"
+mode = 0o640
+group = "daemon"
+
+[output]
+formats = {formats}
+"#
+    )
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
+        "{tool} is required (AIRLOCK_REQUIRE_TOOLS is set)"
+    );
+    found
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Every file below `dir` (relative path → sha256), symlinks as targets.
+fn digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                out.insert(relative, "dir".to_owned());
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                out.insert(
+                    relative,
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+                );
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(relative, hex(&sha2::Sha256::digest(&bytes)));
+            }
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Conditions one build runs under.
+struct Conditions<'a> {
+    store: &'a str,
+    output: &'a str,
+    tmp: &'a str,
+    umask: &'a str,
+    tz: &'a str,
+    lang: &'a str,
+    threads: &'a str,
+    faketime: Option<&'a str>,
+}
+
+fn build_under(env: &Env, c: &Conditions<'_>) -> Output {
+    for dir in [c.tmp, c.output] {
+        std::fs::create_dir_all(env.path(dir)).unwrap();
+    }
+    let mut script = format!("umask {}; exec ", c.umask);
+    if let Some(time) = c.faketime {
+        script += &format!("faketime '{time}' ");
+    }
+    script += "\"$@\"";
+    Command::new("sh")
+        .args(["-c", &script, "sh", env!("CARGO_BIN_EXE_airlock"), "build"])
+        .arg(env.recipe())
+        .arg("--output")
+        .arg(env.path(c.output))
+        .args(["--mirror", env.server.url(), "--store"])
+        .arg(env.path(c.store))
+        .env("TMPDIR", env.path(c.tmp))
+        .env("TZ", c.tz)
+        .env("LANG", c.lang)
+        .env("LC_ALL", c.lang)
+        .env("RAYON_NUM_THREADS", c.threads)
+        .env_remove("AIRLOCK_MIRROR")
+        .env_remove("AIRLOCK_STORE")
+        .output()
+        .unwrap()
+}
+
+fn image_dir(output: &Path) -> PathBuf {
+    let images: Vec<PathBuf> = std::fs::read_dir(output.join("fixture"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(images.len(), 1, "{images:?}");
+    images[0].clone()
+}
+
+fn untar(image: &Path, to: &Path) {
+    let file = std::fs::File::open(image.join("rootfs.tar.zst")).unwrap();
+    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
+    archive.set_preserve_permissions(true);
+    archive.unpack(to).unwrap();
+}
+
+#[test]
+fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
+    let full = have("mkfs.erofs") && have("ostree") && is_root();
+    let faketime = have("faketime");
+    let formats = if full {
+        r#"["tar", "erofs", "ostree"]"#
+    } else {
+        r#"["tar"]"#
+    };
+    let env = Env::with(|spec| spec.packages = build_packages());
+    env.write_recipe(&build_recipe(formats));
+    assert_exit(&env.lock(&[]), 0);
+    let first = build_under(
+        &env,
+        &Conditions {
+            store: "store-a",
+            output: "out-a",
+            tmp: "tmp-a",
+            umask: "022",
+            tz: "UTC",
+            lang: "C.UTF-8",
+            threads: "1",
+            faketime: None,
+        },
+    );
+    assert_exit(&first, 0);
+    let second = build_under(
+        &env,
+        &Conditions {
+            store: "store-b",
+            output: "elsewhere/out-b",
+            tmp: "tmp-b",
+            umask: "077",
+            tz: "Pacific/Kiritimati",
+            lang: "de_DE.UTF-8",
+            threads: "2",
+            faketime: faketime.then_some("2031-07-04 12:00:00"),
+        },
+    );
+    assert_exit(&second, 0);
+    let (a, b) = (
+        image_dir(&env.path("out-a")),
+        image_dir(&env.path("elsewhere/out-b")),
+    );
+    assert_eq!(
+        a.file_name(),
+        b.file_name(),
+        "the inputs digest names the folder"
+    );
+    let (da, db) = (digests(&a), digests(&b));
+    assert_eq!(da, db, "every artifact is byte-identical");
+    let expected: &[&str] = if full {
+        &[
+            "build-report.json",
+            "root.erofs",
+            "root.verity",
+            "rootfs.tar.zst",
+            "ostree",
+        ]
+    } else {
+        &["build-report.json", "rootfs.tar.zst"]
+    };
+    for name in expected {
+        assert!(da.contains_key(*name), "{name} missing from {da:?}");
+    }
+    // Nothing is left behind but the image folder.
+    let left: Vec<_> = std::fs::read_dir(env.path("out-a/fixture"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1);
+
+    // The same inputs again: a cache hit that changes nothing.
+    let again = build_under(
+        &env,
+        &Conditions {
+            store: "store-a",
+            output: "out-a",
+            tmp: "tmp-a",
+            umask: "022",
+            tz: "UTC",
+            lang: "C",
+            threads: "2",
+            faketime: None,
+        },
+    );
+    assert_exit(&again, 0);
+    assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
+    assert_eq!(digests(&a), da);
+
+    // What native configuration made.
+    let root = env.path("root");
+    untar(&a, &root);
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let passwd = read("etc/passwd");
+    assert!(
+        passwd.starts_with("root:x:0:0:root:/root:/bin/sh\n"),
+        "{passwd}"
+    );
+    assert!(
+        passwd.contains("daemon-user:x:999:999:The daemon:/var/lib/daemon:/usr/sbin/nologin\n"),
+        "{passwd}"
+    );
+    assert!(
+        passwd.contains("operator1:x:1000:1000::/home/operator1:/usr/sbin/nologin\n"),
+        "{passwd}"
+    );
+    assert!(read("etc/group").contains("daemon:x:1:operator1\n"));
+    assert!(read("etc/shadow").contains("operator1:*:19675:0:99999:7:::\n"));
+    let link = |path: &str| {
+        std::fs::read_link(root.join(path))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(link("usr/bin/awk"), "/etc/alternatives/awk");
+    assert_eq!(link("etc/alternatives/awk"), "/usr/bin/mawk");
+    assert_eq!(link("etc/alternatives/nawk"), "/usr/bin/mawk");
+    assert_eq!(
+        link("etc/systemd/system/multi-user.target.wants/daemon.service"),
+        "/lib/systemd/system/daemon.service"
+    );
+    assert_eq!(
+        link("etc/systemd/system/d.service"),
+        "/lib/systemd/system/daemon.service"
+    );
+    assert_eq!(link("etc/localtime"), "/usr/share/zoneinfo/Etc/UTC");
+    assert_eq!(read("etc/hostname"), "node\n");
+    assert_eq!(read("etc/machine-id"), "");
+    assert_eq!(read("etc/motd"), "authorized use only\n");
+    let status = read("var/lib/dpkg/status");
+    assert_eq!(
+        status.matches("Status: install ok installed\n").count(),
+        3,
+        "{status}"
+    );
+    assert!(
+        status.contains("Conffiles:\n /etc/daemon.conf "),
+        "{status}"
+    );
+    assert!(read("var/lib/dpkg/info/daemon.list").contains("/lib/systemd/system/daemon.service\n"));
+    let report: serde_json::Value =
+        serde_json::from_str(&read_to_string(&a.join("build-report.json"))).unwrap();
+    assert_eq!(report["packages"], 3);
+    assert_eq!(report["version"], 3);
+
+    if have("dpkg") {
+        let verify = Command::new("dpkg")
+            .arg(format!("--root={}", root.display()))
+            .arg("--verify")
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{}", stderr(&verify));
+        assert_eq!(
+            String::from_utf8_lossy(&verify.stdout),
+            "",
+            "dpkg --verify reports nothing"
+        );
+        let list = Command::new("dpkg-query")
+            .arg(format!("--admindir={}/var/lib/dpkg", root.display()))
+            .args(["-W", "-f", "${db:Status-Abbrev}${Package}\\n"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&list.stdout),
+            "ii base-passwd\nii daemon\nii mawk\n"
+        );
+    }
+    if full {
+        cross_check_erofs_verity_ostree(&a, &report, &root);
+    }
+}
+
+fn read_to_string(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The EROFS root against the tar, its hash tree with veritysetup, the
+/// ostree commit with ostree fsck.
+fn cross_check_erofs_verity_ostree(image: &Path, report: &serde_json::Value, tar_root: &Path) {
+    let verity = &report["verity"];
+    if have("veritysetup") {
+        let output = Command::new("veritysetup")
+            .arg("verify")
+            .arg(image.join("root.erofs"))
+            .arg(image.join("root.verity"))
+            .arg(verity["root_hash"].as_str().unwrap())
+            .args([
+                "--no-superblock",
+                "--hash=sha256",
+                "--data-block-size=4096",
+                "--hash-block-size=4096",
+            ])
+            .arg(format!("--data-blocks={}", verity["data_blocks"]))
+            .arg(format!("--salt={}", verity["salt"].as_str().unwrap()))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "veritysetup verify: {}",
+            stderr(&output)
+        );
+    }
+    if have("fsck.erofs") {
+        let extracted = image
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("erofs-root");
+        let output = Command::new("fsck.erofs")
+            .arg(format!("--extract={}", extracted.display()))
+            .arg(image.join("root.erofs"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "fsck.erofs: {}", stderr(&output));
+        assert_eq!(
+            digests(&extracted),
+            digests(tar_root),
+            "EROFS and tar hold the same tree"
+        );
+    }
+    let repo = image.join("ostree");
+    let fsck = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .arg("fsck")
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "ostree fsck: {}", stderr(&fsck));
+    let ls = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args([
+            "ls",
+            "-R",
+            report["ostree_commit"].as_str().unwrap(),
+            "/etc",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ls.stdout).contains("/etc/motd"),
+        "{}",
+        String::from_utf8_lossy(&ls.stdout)
+    );
+}
