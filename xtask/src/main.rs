@@ -9,8 +9,14 @@ use std::process::{Command, ExitCode};
 /// through bindgen, which needs libclang.
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "clang"];
 
-/// Debian packages the tests check airlock's output with (veritysetup).
-const TEST_PACKAGES: &[&str] = &["cryptsetup-bin"];
+/// Debian packages `airlock build` runs: mkfs.erofs for the EROFS root and
+/// ostree for the commit.
+const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
+
+/// Debian packages the tests check airlock's output with: veritysetup,
+/// faketime (a shifted clock), kmod (modprobe against airlock's module
+/// indexes), dpkg (--verify).
+const TEST_PACKAGES: &[&str] = &["cryptsetup-bin", "faketime", "kmod", "dpkg"];
 
 const TASKS: &[(&str, &str)] = &[
     (
@@ -19,7 +25,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "demo",
-        "the main job: lock and fetch recipes/minimal.toml end to end",
+        "the main job: lock, fetch and build recipes/minimal.toml end to end (as root)",
     ),
     (
         "ci",
@@ -39,8 +45,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("deps") => deps(BUILD_PACKAGES),
-        Some("demo") => deps(BUILD_PACKAGES).and_then(|()| demo()),
-        Some("ci") => deps(&[BUILD_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci()),
+        Some("demo") => deps(&[BUILD_PACKAGES, IMAGE_PACKAGES].concat()).and_then(|()| demo()),
+        Some("ci") => {
+            deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci())
+        }
         Some("fuzz") => fuzz(args.get(1).map_or("30", String::as_str)),
         Some(other) => Err(format!(
             "unknown task {other:?}; `cargo xtask` lists the tasks"
@@ -121,8 +129,10 @@ fn demo() -> Result<(), String> {
     let airlock = root().join("target/release/airlock");
     run(Command::new(&airlock).args(["lock", "recipes/minimal.toml"]))?;
     run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml"]))?;
-    run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml", "--offline"]))?;
-    eprintln!("demo: recipes/minimal.toml is locked and every input is in the store");
+    run(Command::new(&airlock).args(["build", "recipes/minimal.toml", "--offline"]))?;
+    eprintln!(
+        "demo: recipes/minimal.toml is locked, its inputs are in the store, and its image is in images/minimal/"
+    );
     Ok(())
 }
 
