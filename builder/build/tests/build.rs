@@ -220,3 +220,56 @@ fn a_package_writing_through_an_escaping_symlink_is_refused() {
         "evil: etc/link/.ssh/authorized_keys: writing through etc/link -> ../../../root would leave the image root"
     );
 }
+
+fn hostile_tree(name: &str, entries: &[RawEntry]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Store::open_scratch(dir.path().join("blobs")).unwrap();
+    let path = dir.path().join(format!("{name}.deb"));
+    std::fs::write(
+        &path,
+        build_raw_deb(&DebSpec::new(name, "1"), entries, "gz"),
+    )
+    .unwrap();
+    let package = Package {
+        name: name.to_owned(),
+        deb: path,
+    };
+    into_tree(&unpack(&[package], &blobs, &Limits::default()).unwrap())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn a_package_shipping_one_path_twice_is_refused() {
+    let error = hostile_tree(
+        "twice",
+        &[
+            RawEntry::new("./usr/bin/x", RawKind::File(b"one".to_vec())),
+            RawEntry::new("./bin/x", RawKind::File(b"two".to_vec())),
+        ],
+    );
+    assert_eq!(error, "twice: usr/bin/x: shipped twice by twice");
+}
+
+#[test]
+fn a_hard_link_through_a_symlink_out_of_the_tree_is_refused() {
+    let error = hostile_tree(
+        "linker",
+        &[
+            RawEntry::new("./etc/", RawKind::Directory),
+            RawEntry::new("./etc/up", RawKind::Symlink("/".to_owned())),
+            RawEntry::new(
+                "./etc/shadow-copy",
+                RawKind::Hardlink("./etc/up/etc/shadow".to_owned()),
+            ),
+        ],
+    );
+    assert!(
+        error.starts_with("linker: etc/shadow-copy: hard link to"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("which is not a regular file in the image"),
+        "{error}"
+    );
+}
