@@ -1,6 +1,349 @@
-//! Tests that boot airlock images under qemu-system-x86_64 (TCG) and run
-//! commands in the guest over the serial console.
+//! The boot-test harness: boots an airlock image under qemu-system-x86_64
+//! (TCG), watches its serial console, and runs commands in the guest over a
+//! virtio-serial port (`airlock.test`) that only test images listen on (the
+//! include `qemu-tests/recipes/test-channel.toml`; production images carry
+//! no such channel).
 //!
-//! The harness arrives with the boot issue; until an image can be built
-//! there is nothing to boot, and this crate only holds the place the layout
-//! fixes for it.
+//! The protocol is one line each way. The harness sends `ID BASE64(command)`;
+//! the guest runs the command with bash and answers
+//! `@@AIRLOCK-RESULT ID STATUS BASE64(output)@@`.
+//!
+//! QEMU always goes away: every machine runs under `timeout -s KILL` (a hard
+//! bound that holds even if the test process dies), and dropping a
+//! [`Machine`] (also while a test panics) kills and reaps it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use airlock_boot::{Console, Image, Options};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// What can go wrong in the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// QEMU could not be set up or started.
+    #[error("starting QEMU: {0}")]
+    Start(String),
+    /// Something did not happen in time.
+    #[error("timed out after {seconds} s waiting for {what}; console tail:\n{tail}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        seconds: u64,
+        /// The end of the serial console.
+        tail: String,
+    },
+    /// The guest or the channel misbehaved.
+    #[error("{0}")]
+    Channel(String),
+}
+
+/// A command's result in the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit status.
+    pub status: i32,
+    /// stdout and stderr together (trailing newlines trimmed).
+    pub output: String,
+}
+
+/// A running guest.
+#[derive(Debug)]
+pub struct Machine {
+    child: Child,
+    dir: tempfile::TempDir,
+    console: PathBuf,
+    socket: PathBuf,
+    channel: Option<(UnixStream, Receiver<String>)>,
+    started: Instant,
+    next_id: u64,
+}
+
+impl Machine {
+    /// Boots `image` with `options` (console and channel are set here), for
+    /// at most `hard_limit` in all.
+    pub fn boot(
+        image: &Image,
+        mut options: Options,
+        hard_limit: Duration,
+    ) -> Result<Machine, HarnessError> {
+        let dir = tempfile::tempdir().map_err(|e| HarnessError::Start(e.to_string()))?;
+        let console = dir.path().join("console.log");
+        let socket = dir.path().join("channel.sock");
+        options.console = Console::File(console.clone());
+        options.channel = Some(socket.clone());
+        let qemu = airlock_boot::command(image, &options)
+            .map_err(|e| HarnessError::Start(e.to_string()))?;
+        let mut command = Command::new("timeout");
+        command
+            .args(["-s", "KILL", &hard_limit.as_secs().max(1).to_string()])
+            .arg(qemu.get_program())
+            .args(qemu.get_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group, so QEMU can be killed with it.
+            .process_group(0);
+        let child = command
+            .spawn()
+            .map_err(|e| HarnessError::Start(format!("{}: {e}", airlock_boot::QEMU)))?;
+        Ok(Machine {
+            child,
+            dir,
+            console,
+            socket,
+            channel: None,
+            started: Instant::now(),
+            next_id: 0,
+        })
+    }
+
+    /// A folder that lives as long as the machine (for disks and dumps).
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the serial console printed so far, without terminal
+    /// escape sequences (systemd colours its status lines).
+    pub fn console(&self) -> String {
+        std::fs::read(&self.console)
+            .map(|b| strip_escapes(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default()
+    }
+
+    fn tail(&self) -> String {
+        let console = self.console();
+        let lines: Vec<&str> = console.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    fn timeout(&self, what: &str, timeout: Duration) -> HarnessError {
+        HarnessError::Timeout {
+            what: what.to_owned(),
+            seconds: timeout.as_secs(),
+            tail: self.tail(),
+        }
+    }
+
+    /// Whether QEMU has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits until the console shows `needle`; returns the time since boot.
+    pub fn wait_console(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<Duration, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.console().contains(needle) {
+                return Ok(self.started.elapsed());
+            }
+            if self.exited().is_some() {
+                return Err(HarnessError::Channel(format!(
+                    "QEMU exited before the console showed {needle:?}; console tail:\n{}",
+                    self.tail()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout(&format!("{needle:?} on the console"), timeout));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Connects to the test channel and waits until the guest answers.
+    pub fn connect(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline && self.exited().is_none() => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(HarnessError::Channel(format!("channel socket: {e}"))),
+            }
+        };
+        let reader = stream
+            .try_clone()
+            .map_err(|e| HarnessError::Channel(e.to_string()))?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(reader);
+            let mut line = String::new();
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if sender.send(std::mem::take(&mut line)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.channel = Some((stream, receiver));
+        // The guest may not listen yet: ask until it answers.
+        loop {
+            match self.run("true", Duration::from_secs(2)) {
+                Ok(_) => return Ok(()),
+                Err(HarnessError::Timeout { .. }) if Instant::now() < deadline => {}
+                Err(HarnessError::Timeout { .. }) => {
+                    return Err(self.timeout("the guest's test channel", timeout));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Runs `command` in the guest (bash, as root) and returns its status
+    /// and output.
+    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<Outcome, HarnessError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let (stream, receiver) = self
+            .channel
+            .as_mut()
+            .ok_or_else(|| HarnessError::Channel("not connected".to_owned()))?;
+        writeln!(stream, "{id} {}", STANDARD.encode(command))
+            .map_err(|e| HarnessError::Channel(format!("sending: {e}")))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(line) => {
+                    let Some(body) = line
+                        .trim_end()
+                        .strip_prefix("@@AIRLOCK-RESULT ")
+                        .and_then(|rest| rest.strip_suffix("@@"))
+                    else {
+                        continue;
+                    };
+                    let mut parts = body.splitn(3, ' ');
+                    let (Some(got), Some(status), output) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        continue;
+                    };
+                    if got != id.to_string() {
+                        continue; // an answer to an earlier, abandoned command
+                    }
+                    let status = status
+                        .parse()
+                        .map_err(|_| HarnessError::Channel(format!("bad status in {line:?}")))?;
+                    let output = STANDARD.decode(output.unwrap_or_default()).map_err(|e| {
+                        HarnessError::Channel(format!("bad output in {line:?}: {e}"))
+                    })?;
+                    return Ok(Outcome {
+                        status,
+                        output: String::from_utf8_lossy(&output).trim_end().to_owned(),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(self.timeout(&format!("`{command}` in the guest"), timeout));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(HarnessError::Channel(format!(
+                        "the channel closed while running `{command}`; console tail:\n{}",
+                        self.tail()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Runs `command` and fails unless it exits 0; returns its output.
+    pub fn check(&mut self, command: &str, timeout: Duration) -> Result<String, HarnessError> {
+        let outcome = self.run(command, timeout)?;
+        if outcome.status != 0 {
+            return Err(HarnessError::Channel(format!(
+                "`{command}` exited {}: {}",
+                outcome.status, outcome.output
+            )));
+        }
+        Ok(outcome.output)
+    }
+
+    /// Waits for QEMU to exit (after the guest powers off).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout("QEMU to exit", timeout));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Asks the guest to power off and waits for QEMU to exit.
+    pub fn poweroff(mut self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        if let Some((stream, _)) = self.channel.as_mut() {
+            // No answer comes back: the guest goes down.
+            let _ = writeln!(stream, "0 {}", STANDARD.encode("systemctl poweroff"));
+        }
+        self.wait_exit(timeout)
+    }
+
+    /// QEMU's own error output so far (after it exited).
+    pub fn qemu_stderr(&mut self) -> String {
+        let mut text = String::new();
+        if self.exited().is_some()
+            && let Some(stderr) = self.child.stderr.as_mut()
+        {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+/// Removes ANSI CSI sequences (`ESC [ ... letter`).
+pub fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // `timeout` and QEMU share a process group led by `timeout`.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_are_stripped() {
+        assert_eq!(
+            super::strip_escapes(
+                "[\u{1b}[0;32m  OK  \u{1b}[0m] Reached target \u{1b}[0;1;39mmulti-user.target\u{1b}[0m - M"
+            ),
+            "[  OK  ] Reached target multi-user.target - M"
+        );
+    }
+}

@@ -15,8 +15,14 @@ const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
 
 /// Debian packages the tests check airlock's output with: veritysetup,
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
-/// indexes), dpkg (--verify).
-const TEST_PACKAGES: &[&str] = &["cryptsetup-bin", "faketime", "kmod", "dpkg"];
+/// indexes), dpkg (--verify), and QEMU for the boot tests.
+const TEST_PACKAGES: &[&str] = &[
+    "cryptsetup-bin",
+    "faketime",
+    "kmod",
+    "dpkg",
+    "qemu-system-x86",
+];
 
 const TASKS: &[(&str, &str)] = &[
     (

@@ -35,6 +35,8 @@ enum Command {
     Fetch(commands::fetch::Args),
     /// Build the image a recipe and its lock describe (pure, reproducible).
     Build(commands::build::Args),
+    /// Boot a built image in QEMU with its serial console on this terminal.
+    Boot(commands::boot::Args),
     /// Inspect the store.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Lock(args) => args.run(),
         Command::Fetch(args) => args.run(),
         Command::Build(args) => args.run(),
+        Command::Boot(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
         Command::Completions { shell } => {
@@ -80,8 +83,45 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", render(&error));
             exit::classify(&error).into()
         }
+    }
+}
+
+/// The error and its causes, joined by ": ", without repeating a cause the
+/// message before it already ends with (library errors often show their
+/// source in their own message).
+fn render(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut last = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !last.is_empty() && last.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+        last = text;
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_already_in_a_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(airlock_recipe::RecipeError::Read {
+            file: "r.toml".into(),
+            source: io,
+        })
+        .context("building r.toml");
+        assert_eq!(
+            super::render(&error),
+            "building r.toml: r.toml: cannot read recipe: no such file"
+        );
     }
 }

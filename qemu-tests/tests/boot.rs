@@ -1,0 +1,371 @@
+//! Boots the minimal image (plus the test channel) under TCG and checks the
+//! guest from inside. Needs qemu-system-x86_64, root (the EROFS staging
+//! tree carries file owners), erofs-utils, ostree, and the real Debian
+//! archive for a fresh lock: gated on AIRLOCK_TEST_NETWORK=1; with
+//! AIRLOCK_REQUIRE_TOOLS=1 a missing QEMU is a failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use airlock_boot::{Image, Options};
+use qemu_tests::Machine;
+
+const BOOT: Duration = Duration::from_secs(300);
+const HARD_LIMIT: Duration = Duration::from_secs(600);
+const COMMAND: Duration = Duration::from_secs(120);
+const MULTI_USER: &str = "Reached target multi-user.target";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn enabled() -> bool {
+    let qemu = Command::new("sh")
+        .args(["-c", &format!("command -v {}", airlock_boot::QEMU)])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu {
+        assert!(
+            std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
+            "{} is required (AIRLOCK_REQUIRE_TOOLS is set)",
+            airlock_boot::QEMU
+        );
+        eprintln!("skipped: needs {}", airlock_boot::QEMU);
+        return false;
+    }
+    if std::env::var_os("AIRLOCK_TEST_NETWORK").is_none() {
+        eprintln!("skipped: needs the Debian archive for a fresh lock; set AIRLOCK_TEST_NETWORK=1");
+        return false;
+    }
+    true
+}
+
+/// One boot at a time: two TCG guests on two cores only slow each other.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn airlock() -> PathBuf {
+    if let Some(path) = std::env::var_os("AIRLOCK_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = workspace().join("target/debug/airlock");
+    if !path.is_file() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(["build", "-p", "airlock"])
+            .current_dir(workspace())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    path
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Locks (fresh, against today's archive), fetches and builds the test
+/// image once for every test in this binary.
+fn image() -> &'static Image {
+    static IMAGE: OnceLock<(tempfile::TempDir, Image)> = OnceLock::new();
+    &IMAGE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            for file in ["recipes/minimal.toml", "keys/debian/bookworm.pgp"] {
+                std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+                std::fs::copy(workspace().join(file), root.join(file)).unwrap();
+            }
+            copy_tree(
+                &workspace().join("qemu-tests/recipes"),
+                &root.join("qemu-tests/recipes"),
+            );
+            copy_tree(
+                &workspace().join("qemu-tests/overlay"),
+                &root.join("qemu-tests/overlay"),
+            );
+            let recipe = root.join("qemu-tests/recipes/minimal-test.toml");
+            for step in ["lock", "build"] {
+                let mut command = Command::new(airlock());
+                command.arg(step).arg(&recipe);
+                if step == "build" {
+                    command.arg("--output").arg(root.join("images"));
+                }
+                let output = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
+                assert!(
+                    output.status.success(),
+                    "airlock {step:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            let images: Vec<PathBuf> = std::fs::read_dir(root.join("images/minimal-test"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            let image = Image::open(&images[0]).unwrap();
+            (dir, image)
+        })
+        .1
+}
+
+fn report(image: &Image) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(image.dir.join("build-report.json")).unwrap())
+        .unwrap()
+}
+
+fn boot(options: Options) -> Machine {
+    let mut machine = Machine::boot(image(), options, HARD_LIMIT).unwrap();
+    let elapsed = machine.wait_console(MULTI_USER, BOOT).unwrap();
+    eprintln!("multi-user.target after {:.1} s", elapsed.as_secs_f64());
+    machine.connect(COMMAND).unwrap();
+    machine
+}
+
+fn poweroff(machine: Machine) {
+    let status = machine.poweroff(Duration::from_secs(120)).unwrap();
+    assert!(status.success(), "QEMU exited with {status}");
+}
+
+#[test]
+fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let mut machine = boot(Options::default());
+    let state = machine
+        .run("systemctl is-system-running --wait", COMMAND)
+        .unwrap();
+    let failed = machine
+        .check("systemctl --failed --no-legend --plain", COMMAND)
+        .unwrap();
+    assert_eq!(state.output, "running", "failed units: {failed}");
+    assert_eq!(failed, "");
+    let mount = machine
+        .check("findmnt -no SOURCE,FSTYPE,OPTIONS /", COMMAND)
+        .unwrap();
+    let words: Vec<&str> = mount.split_whitespace().collect();
+    assert_eq!(words[..2], ["/dev/mapper/airlock-root", "erofs"], "{mount}");
+    assert!(words[2].split(',').any(|o| o == "ro"), "{mount}");
+    let root_hash = report(image())["verity"]["root_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let table = machine
+        .check("dmsetup table airlock-root", COMMAND)
+        .unwrap();
+    assert!(
+        table.contains(" verity 1 ") && table.contains(&root_hash),
+        "{table}"
+    );
+    let write = machine.run("touch /usr/airlock-test", COMMAND).unwrap();
+    assert_ne!(write.status, 0, "the root is read-only");
+    assert!(
+        write.output.contains("Read-only file system"),
+        "{}",
+        write.output
+    );
+    machine
+        .check(
+            "touch /var/lib/airlock-test && rm /var/lib/airlock-test",
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(
+        machine
+            .check("systemctl is-active systemd-journald", COMMAND)
+            .unwrap(),
+        "active"
+    );
+    let journal = machine
+        .check("journalctl -b --no-pager | head -3", COMMAND)
+        .unwrap();
+    assert!(!journal.is_empty());
+    poweroff(machine);
+}
+
+#[test]
+fn var_persists_on_the_data_disk_and_machine_id_is_made_at_boot() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let disks = tempfile::tempdir().unwrap();
+    let with_disk = |name: &str| Options {
+        data: Some(disks.path().join(name)),
+        data_size: 256 << 20,
+        ..Options::default()
+    };
+    let machine_id = "cat /etc/machine-id";
+    let mut first = boot(with_disk("one.img"));
+    let id_one = first.check(machine_id, COMMAND).unwrap();
+    assert_eq!(id_one.len(), 32, "{id_one:?}");
+    assert!(
+        first
+            .check("findmnt -no SOURCE /var", COMMAND)
+            .unwrap()
+            .starts_with("/dev/vdc")
+    );
+    first
+        .check("echo kept > /var/lib/airlock-marker && sync", COMMAND)
+        .unwrap();
+    poweroff(first);
+
+    let mut again = boot(with_disk("one.img"));
+    assert_eq!(
+        again.check("cat /var/lib/airlock-marker", COMMAND).unwrap(),
+        "kept"
+    );
+    poweroff(again);
+
+    let mut fresh = boot(with_disk("two.img"));
+    assert_ne!(
+        fresh
+            .run("cat /var/lib/airlock-marker", COMMAND)
+            .unwrap()
+            .status,
+        0
+    );
+    let id_two = fresh.check(machine_id, COMMAND).unwrap();
+    assert_eq!(id_two.len(), 32);
+    assert_ne!(id_one, id_two, "each fresh host gets its own machine-id");
+    poweroff(fresh);
+}
+
+#[test]
+fn a_corrupted_root_block_makes_reading_its_file_fail() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let image = image();
+    // Where busybox's first block lies in the EROFS image.
+    let dump = Command::new("dump.erofs")
+        .args(["--path=/usr/bin/busybox", "-e"])
+        .arg(image.dir.join("root.erofs"))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let offset: u64 = dump
+        .lines()
+        .find_map(|line| {
+            let (_, physical) = line
+                .trim()
+                .strip_prefix("0:")?
+                .split_once('|')?
+                .1
+                .split_once(':')?;
+            physical.split("..").next()?.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no extent in {dump}"));
+    let scratch = tempfile::tempdir().unwrap();
+    let corrupted = scratch.path().join("root.erofs");
+    std::fs::copy(image.dir.join("root.erofs"), &corrupted).unwrap();
+    let mut bytes = std::fs::read(&corrupted).unwrap();
+    bytes[offset as usize + 100] ^= 0x01;
+    std::fs::write(&corrupted, &bytes).unwrap();
+    drop(bytes);
+
+    let mut machine = boot(Options {
+        root: Some(corrupted),
+        ..Options::default()
+    });
+    let read = machine
+        .run("cat /usr/bin/busybox > /dev/null", COMMAND)
+        .unwrap();
+    let kernel = machine
+        .check(
+            "dmesg | grep -i 'verity' | grep -i corrupt | head -3",
+            COMMAND,
+        )
+        .unwrap();
+    eprintln!(
+        "corruption test: flipped one bit at byte {} (block {}) of root.erofs, inside /usr/bin/busybox\n  cat /usr/bin/busybox: exit {}: {}\n  kernel: {kernel}",
+        offset + 100,
+        (offset + 100) / 4096,
+        read.status,
+        read.output
+    );
+    assert_ne!(read.status, 0, "reading the corrupted file fails");
+    assert!(
+        read.output.contains("Input/output error"),
+        "{}",
+        read.output
+    );
+    assert!(kernel.contains("is corrupted"), "{kernel}");
+    // Everything else still reads.
+    machine
+        .check("cat /usr/bin/bash /usr/lib/os-release > /dev/null", COMMAND)
+        .unwrap();
+    poweroff(machine);
+}
+
+#[test]
+fn booting_makes_no_outbound_connection_attempt() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let scratch = tempfile::tempdir().unwrap();
+    let pcap = scratch.path().join("boot.pcap");
+    let mut machine = boot(Options {
+        network_dump: Some(pcap.clone()),
+        ..Options::default()
+    });
+    machine
+        .run("systemctl is-system-running --wait", COMMAND)
+        .unwrap();
+    let links = machine
+        .check("ip -brief link 2>/dev/null || cat /proc/net/dev", COMMAND)
+        .unwrap();
+    // Give anything that would phone home a little longer.
+    std::thread::sleep(Duration::from_secs(10));
+    poweroff(machine);
+    let packets = airlock_boot::pcap_packets(&std::fs::read(&pcap).unwrap()).unwrap();
+    // QEMU's user network sends nothing unasked; every packet would be the
+    // guest's.
+    assert!(
+        packets.is_empty(),
+        "{} packets left the guest (links: {links}); first: {:02x?}",
+        packets.len(),
+        &packets[0][..packets[0].len().min(64)]
+    );
+}
+
+#[test]
+fn boot_time_to_multi_user_median_of_three() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut machine = Machine::boot(image(), Options::default(), HARD_LIMIT).unwrap();
+        times.push(machine.wait_console(MULTI_USER, BOOT).unwrap());
+        machine.connect(COMMAND).unwrap();
+        poweroff(machine);
+    }
+    times.sort();
+    eprintln!(
+        "boot to multi-user.target under TCG: median {:.1} s of {:?}",
+        times[1].as_secs_f64(),
+        times
+            .iter()
+            .map(|t| format!("{:.1}", t.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
+    assert!(times[1] < BOOT);
+}
