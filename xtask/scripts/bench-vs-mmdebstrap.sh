@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (`cargo xtask bench`): a warm-store `airlock build` of
 # recipes/reference.toml against mmdebstrap building the same package set
-# into a tar from a local file:// copy of the same .debs (so neither
+# into a tar from a local copy:// repository of the same .debs (so neither
 # downloads), plus airlock with every emitter and the floor: decompressing
 # every .deb's data member on all cores. Needs root (mmdebstrap --mode=root),
 # mmdebstrap, hyperfine and dpkg-dev. Results: docs/benchmarks.md.
@@ -55,7 +55,7 @@ hyperfine --runs "$runs" --export-markdown "$work/results.md" \
     --prepare "rm -rf $work/images" -n "airlock build (tar)" \
     "$airlock build recipes/reference.toml --offline -o $work/images" \
     --prepare "rm -f $work/mmdebstrap.tar" -n "mmdebstrap (tar)" \
-    "mmdebstrap --quiet --mode=root --variant=minbase --include=$include bookworm $work/mmdebstrap.tar 'deb [trusted=yes] file://$work/flat ./'" \
+    "mmdebstrap --quiet --mode=root --variant=minbase --include=$include bookworm $work/mmdebstrap.tar 'deb [trusted=yes] copy://$work/flat ./'" \
     --prepare "rm -rf $work/images" -n "airlock build (all emitters)" \
     "$airlock build recipes/reference-all.toml --offline -o $work/images" \
     --prepare "true" -n "decompress every data member (2 jobs)" \

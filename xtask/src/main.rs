@@ -38,6 +38,10 @@ const TASKS: &[(&str, &str)] = &[
         "what CI runs: deps and test tools, fmt check, clippy, every test (network and tool tests on), fuzz targets built",
     ),
     (
+        "bench",
+        "airlock build against mmdebstrap on the same .debs, with hyperfine (as root; needs mmdebstrap, hyperfine, dpkg-dev)",
+    ),
+    (
         "fuzz",
         "run every fuzz target for SECONDS each (default 30; needs cargo-fuzz and a nightly toolchain)",
     ),
@@ -51,6 +55,20 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("deps") => deps(BUILD_PACKAGES),
+        Some("bench") => deps(
+            &[
+                BUILD_PACKAGES,
+                IMAGE_PACKAGES,
+                &["mmdebstrap", "hyperfine", "dpkg-dev"],
+            ]
+            .concat(),
+        )
+        .and_then(|()| run(cargo().args(["build", "--release", "--package", "airlock"])))
+        .and_then(|()| {
+            run(&mut Command::new(
+                root().join("xtask/scripts/bench-vs-mmdebstrap.sh"),
+            ))
+        }),
         Some("demo") => deps(&[BUILD_PACKAGES, IMAGE_PACKAGES].concat()).and_then(|()| demo()),
         Some("ci") => {
             deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci())

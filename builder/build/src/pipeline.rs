@@ -240,109 +240,123 @@ pub fn build(
         if !wants_erofs && !wants_ostree {
             return Ok((None, None, None));
         }
+        progress("staging the tree for mkfs.erofs and ostree");
         let staging = work.path().join("staging");
         fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
         staging_permissions(&staging)?;
         crate::emit::staging::stage(&tree, &blobs, &staging)?;
-        let mut verity = None;
-        let mut kernel = None;
-        if wants_erofs {
-            progress("writing the EROFS root and its dm-verity tree");
-            let erofs = out.join("root.erofs");
-            emit::erofs(
-                &staging,
-                &erofs,
-                epoch,
-                &uuid_of(&derived(&inputs, "erofs-uuid")),
-            )?;
-            let salt = derived(&inputs, "verity-salt").to_vec();
-            let size = fs::metadata(&erofs)
-                .map_err(io(erofs.display().to_string()))?
-                .len();
-            let hash_path = out.join("root.verity");
-            let mut hash_file = BufWriter::new(
-                File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
-            );
-            let mut data =
-                BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
-            let params = airlock_verity::Params {
-                data_block_size: 4096,
-                hash_block_size: 4096,
-                salt: salt.clone(),
-                uuid: None,
-            };
-            let tree =
-                airlock_verity::build(&mut data, size, &params, &mut hash_file).map_err(|e| {
-                    BuildError::Config {
+        // The EROFS root (then its hash tree, kernel and initrd) and the
+        // ostree commit both only read the staging tree: in parallel.
+        let erofs_job = || -> Result<(Option<Verity>, Option<String>), BuildError> {
+            let mut verity = None;
+            let mut kernel = None;
+            if wants_erofs {
+                progress("writing the EROFS root and its dm-verity tree");
+                let erofs = out.join("root.erofs");
+                emit::erofs(
+                    &staging,
+                    &erofs,
+                    epoch,
+                    &uuid_of(&derived(&inputs, "erofs-uuid")),
+                )?;
+                let salt = derived(&inputs, "verity-salt").to_vec();
+                let size = fs::metadata(&erofs)
+                    .map_err(io(erofs.display().to_string()))?
+                    .len();
+                let hash_path = out.join("root.verity");
+                let mut hash_file = BufWriter::new(
+                    File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
+                );
+                let mut data =
+                    BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
+                let params = airlock_verity::Params {
+                    data_block_size: 4096,
+                    hash_block_size: 4096,
+                    salt: salt.clone(),
+                    uuid: None,
+                };
+                let tree = airlock_verity::build(&mut data, size, &params, &mut hash_file)
+                    .map_err(|e| BuildError::Config {
                         what: "dm-verity".to_owned(),
                         message: e.to_string(),
-                    }
-                })?;
-            hash_file
-                .flush()
-                .map_err(io(hash_path.display().to_string()))?;
-            verity = Some(Verity {
-                root_hash: hex(&tree.root_hash),
-                salt: hex(&salt),
-                data_blocks: tree.data_blocks,
-                block_size: 4096,
-                algorithm: "sha256",
-            });
-        }
-        if wants_erofs && !configured.kernels.is_empty() {
-            progress("writing the kernel and initrd");
-            let found = initrd::find_kernel(&tree, &configured.kernels)?;
-            let modules = &configured.kernels[0].1;
-            let vmlinuz = match tree.get(&found.vmlinuz).map(|n| &n.kind) {
-                Some(airlock_tree::Kind::File(content)) => content.clone(),
-                _ => unreachable!("find_kernel checked it is a file"),
-            };
-            let source = match &vmlinuz {
-                airlock_tree::Content::Stored { sha256, .. } => blobs.path(sha256),
-                airlock_tree::Content::Inline(_) => {
-                    return Err(BuildError::Config {
-                        what: "[kernel]".to_owned(),
-                        message: "the kernel is not a package's file".to_owned(),
-                    });
-                }
-            };
-            let target = out.join("vmlinuz");
-            fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
-                    .map_err(io(target.display().to_string()))?;
+                    })?;
+                hash_file
+                    .flush()
+                    .map_err(io(hash_path.display().to_string()))?;
+                verity = Some(Verity {
+                    root_hash: hex(&tree.root_hash),
+                    salt: hex(&salt),
+                    data_blocks: tree.data_blocks,
+                    block_size: 4096,
+                    algorithm: "sha256",
+                });
             }
-            let initrd_path = out.join("initrd.img");
-            let file = File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
-            initrd::write_initrd(
-                &tree,
-                &blobs,
-                &found,
-                modules,
-                &recipe.kernel.initrd_modules,
-                epoch,
-                level,
-                BufWriter::new(file),
-            )?;
-            kernel = Some(found.version);
-        }
-        let mut ostree = None;
-        if wants_ostree {
-            progress("committing to ostree");
-            let branch = format!("airlock/{}", recipe.image.name);
-            let commit = emit::ostree(
-                &staging,
-                &out.join("ostree"),
-                &branch,
-                &format!("{} {}", recipe.image.name, recipe.image.version),
-                recipe.image.version,
-                epoch,
-            )?;
-            ostree = Some((commit, branch));
-        }
+            if wants_erofs && !configured.kernels.is_empty() {
+                progress("writing the kernel and initrd");
+                let found = initrd::find_kernel(&tree, &configured.kernels)?;
+                let modules = &configured.kernels[0].1;
+                let vmlinuz = match tree.get(&found.vmlinuz).map(|n| &n.kind) {
+                    Some(airlock_tree::Kind::File(content)) => content.clone(),
+                    _ => unreachable!("find_kernel checked it is a file"),
+                };
+                let source = match &vmlinuz {
+                    airlock_tree::Content::Stored { sha256, .. } => blobs.path(sha256),
+                    airlock_tree::Content::Inline(_) => {
+                        return Err(BuildError::Config {
+                            what: "[kernel]".to_owned(),
+                            message: "the kernel is not a package's file".to_owned(),
+                        });
+                    }
+                };
+                let target = out.join("vmlinuz");
+                fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
+                        .map_err(io(target.display().to_string()))?;
+                }
+                let initrd_path = out.join("initrd.img");
+                let file =
+                    File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
+                initrd::write_initrd(
+                    &tree,
+                    &blobs,
+                    &found,
+                    modules,
+                    &recipe.kernel.initrd_modules,
+                    epoch,
+                    level,
+                    BufWriter::new(file),
+                )?;
+                kernel = Some(found.version);
+            }
+            Ok((verity, kernel))
+        };
+        let ostree_job = || -> Result<Option<(String, String)>, BuildError> {
+            let mut ostree = None;
+            if wants_ostree {
+                progress("committing to ostree");
+                let branch = format!("airlock/{}", recipe.image.name);
+                let commit = emit::ostree(
+                    &staging,
+                    &out.join("ostree"),
+                    &branch,
+                    &format!("{} {}", recipe.image.name, recipe.image.version),
+                    recipe.image.version,
+                    epoch,
+                )?;
+                ostree = Some((commit, branch));
+            }
+            Ok(ostree)
+        };
+        let (erofs_result, ostree_result) = rayon::join(erofs_job, ostree_job);
+        let (verity, kernel) = erofs_result?;
+        let ostree = ostree_result?;
         Ok((verity, ostree, kernel))
     };
+    if formats.contains(&Format::Tar) {
+        progress("writing rootfs.tar.zst");
+    }
     let (tar_result, image_result) = rayon::join(tar_job, image_job);
     tar_result?;
     let (verity, ostree, kernel) = image_result?;

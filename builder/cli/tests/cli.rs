@@ -1250,3 +1250,62 @@ fn cross_check_erofs_verity_ostree(image: &Path, report: &serde_json::Value, tar
         String::from_utf8_lossy(&ls.stdout)
     );
 }
+
+#[test]
+fn build_refuses_a_stale_lock_and_a_failed_build_leaves_nothing() {
+    let env = Env::with(|spec| spec.packages = build_packages());
+    env.write_recipe(&build_recipe(r#"["tar"]"#));
+    let recipe = env.recipe();
+    let recipe = recipe.to_str().unwrap();
+    let output = env.path("out");
+    let output = output.to_str().unwrap();
+
+    let missing = env.airlock(&["build", recipe, "--output", output]);
+    assert_exit(&missing, 2);
+    assert!(
+        stderr(&missing).contains("run `airlock lock` first"),
+        "{}",
+        stderr(&missing)
+    );
+
+    assert_exit(&env.lock(&[]), 0);
+    let offline = env.airlock(&["build", recipe, "--output", output, "--offline"]);
+    assert_exit(&offline, 1);
+    assert!(
+        stderr(&offline).contains("daemon_2.0"),
+        "{}",
+        stderr(&offline)
+    );
+
+    env.write_recipe(&build_recipe(r#"["tar"]"#).replace("version = 3", "version = 4"));
+    let stale = env.airlock(&["build", recipe, "--output", output]);
+    assert_exit(&stale, 1);
+    assert!(stderr(&stale).contains("stale"), "{}", stderr(&stale));
+
+    // A unit that is not in the image: the build fails after unpacking, and
+    // nothing that looks like an image is left.
+    env.write_recipe(&format!(
+        "{}\n[services]\nenable = [\"ghost.service\"]\n",
+        build_recipe(r#"["tar"]"#)
+    ));
+    assert_exit(&env.lock(&["--update"]), 0);
+    let failed = env.airlock(&[
+        "build",
+        recipe,
+        "--output",
+        output,
+        "--mirror",
+        env.server.url(),
+    ]);
+    assert_exit(&failed, 1);
+    assert!(
+        stderr(&failed).contains("ghost.service: no such unit in the image"),
+        "{}",
+        stderr(&failed)
+    );
+    let left: Vec<_> = std::fs::read_dir(env.path("out/fixture"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -63,9 +63,10 @@ impl Args {
             }
         ));
         say(
-            "The serial console follows; quit with Ctrl-A X. Every account of a production \
-             image is locked, so it offers no login; test images (qemu-tests/recipes) carry a \
-             command channel for the test harness instead.",
+            "The serial console follows; quit with Ctrl-A X, or power the guest off. Every \
+             account of a production image is locked, so it offers no login. Test images \
+             (built with qemu-tests/recipes/test-channel.toml) log root in on the serial \
+             console and carry the test harness's command channel.",
         );
         let status = command.status().with_context(|| {
             format!(

@@ -64,7 +64,13 @@ impl Args {
             packages,
             airlock_version: env!("CARGO_PKG_VERSION"),
         };
-        let outcome = pipeline::build(&input, &self.output, &|step| say(&format!("  {step}")))
+        let progress = |step: &str| {
+            say(&format!(
+                "{:6.1} s  {step}",
+                started.elapsed().as_secs_f64()
+            ))
+        };
+        let outcome = pipeline::build(&input, &self.output, &progress)
             .with_context(|| format!("building {}", self.recipe.display()))?;
         if outcome.cached {
             say(&format!(
