@@ -171,7 +171,7 @@ fn uuid_of(bytes: &[u8; 32]) -> String {
     let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -180,10 +180,6 @@ fn uuid_of(bytes: &[u8; 32]) -> String {
         &hex[16..20],
         &hex[20..]
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Builds the image into `images/<name>/<version>-<digest>` below `output`.
@@ -284,8 +280,8 @@ pub fn build(
                     .flush()
                     .map_err(io(hash_path.display().to_string()))?;
                 verity = Some(Verity {
-                    root_hash: hex(&tree.root_hash),
-                    salt: hex(&salt),
+                    root_hash: hex::encode(tree.root_hash),
+                    salt: hex::encode(&salt),
                     data_blocks: tree.data_blocks,
                     block_size: 4096,
                     algorithm: "sha256",

@@ -925,15 +925,11 @@ fn digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
                 );
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                out.insert(relative, hex(&sha2::Sha256::digest(&bytes)));
+                out.insert(relative, hex::encode(sha2::Sha256::digest(&bytes)));
             }
         }
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Conditions one build runs under.

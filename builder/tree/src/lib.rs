@@ -516,7 +516,7 @@ impl Tree {
 }
 
 /// `a/./b/../c` → `a/c`; `None` when `..` climbs above the root.
-fn normalize_lexically(path: &str) -> Option<String> {
+pub fn normalize_lexically(path: &str) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

@@ -76,7 +76,7 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
                     .find(|(entry, _)| entry.path == relative)
                     .and_then(|(_, content)| content.as_ref());
                 let md5 = match content {
-                    Some(content) => hex(&Md5::digest(read_content(blobs, content)?)),
+                    Some(content) => hex::encode(Md5::digest(read_content(blobs, content)?)),
                     // A conffile the package does not ship: dpkg records
                     // "newconffile"; the file is absent.
                     None => "newconffile".to_owned(),
@@ -131,10 +131,6 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The status file's package names and versions (for tests and reports).

@@ -153,20 +153,6 @@ fn needs(bytes: &[u8], what: &str) -> Result<(Vec<String>, Option<String>), Buil
     ))
 }
 
-fn normalize(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 const LIBRARY_DIRS: &[&str] = &["usr/lib/x86_64-linux-gnu", "usr/lib", "usr/lib64"];
 
 /// Writes the initrd (cpio newc, zstd) for `modules` of `kernel`.
@@ -207,7 +193,7 @@ pub fn write_initrd(
                     } else {
                         format!("{parent}/{target}")
                     };
-                    current = normalize(&current)
+                    current = airlock_tree::normalize_lexically(&current)
                         .ok_or_else(|| fail(format!("/{path} leaves the image")))?;
                 }
                 Some(Kind::File(content)) => return Ok((canonical, read_content(blobs, content)?)),
