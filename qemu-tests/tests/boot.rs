@@ -52,16 +52,22 @@ fn airlock() -> PathBuf {
     if let Some(path) = std::env::var_os("AIRLOCK_BIN") {
         return PathBuf::from(path);
     }
-    let path = workspace().join("target/debug/airlock");
-    if !path.is_file() {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-            .args(["build", "-p", "airlock"])
-            .current_dir(workspace())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    // The binary is not a dependency of this crate, so cargo does not
+    // rebuild it for these tests: make sure it is current (a no-op when it
+    // is, as under `cargo test --workspace`).
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+                    .args(["build", "-p", "airlock"])
+                    .current_dir(workspace())
+                    .status()
+                    .unwrap();
+            assert!(status.success(), "cargo build -p airlock failed");
+            workspace().join("target/debug/airlock")
+        })
+        .clone()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -368,4 +374,79 @@ fn boot_time_to_multi_user_median_of_three() {
             .collect::<Vec<_>>()
     );
     assert!(times[1] < BOOT);
+}
+
+#[test]
+fn airlock_boot_gives_a_console_and_exits_when_the_guest_powers_off() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    // Under a hard bound, in a process group of its own, so QEMU goes too.
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", &HARD_LIMIT.as_secs().to_string()])
+        .arg(airlock())
+        .arg("boot")
+        .arg(&image().dir)
+        .process_group(0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        let mut seen = String::new();
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            if seen.contains("root@airlock") {
+                let _ = sender.send(());
+                seen.clear();
+            }
+        }
+    });
+    let logged_in = receiver.recv_timeout(BOOT);
+    let mut stdin = child.stdin.take().unwrap();
+    // The test image's root shell on the console powers the guest off;
+    // QEMU exits, and so does `airlock boot`.
+    stdin.write_all(b"systemctl poweroff\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if status.is_none() {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status();
+        let _ = child.wait();
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        logged_in.is_ok(),
+        "no root shell on the console; stderr: {stderr}"
+    );
+    let status = status.expect("airlock boot did not exit after the power button");
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(stderr.contains("quit with Ctrl-A X"), "{stderr}");
+    assert!(stderr.contains("the guest powered off"), "{stderr}");
 }

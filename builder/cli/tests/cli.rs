@@ -741,6 +741,17 @@ fn real_archive() {
     );
     let root = dir.path().join("root");
     untar(&a, &root);
+    // What libpam-runtime's and base-files' scripts would have made.
+    let auth = read_to_string(&root.join("etc/pam.d/common-auth"));
+    assert!(
+        auth.contains("auth\t[success=1 default=ignore]\tpam_unix.so nullok\n"),
+        "{auth}"
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("var/run")).unwrap(),
+        Path::new("/run")
+    );
+    assert!(root.join("etc/profile").is_file() && root.join("etc/nsswitch.conf").is_file());
     // dpkg sees every locked package installed, and nothing modified.
     let list = Command::new("dpkg-query")
         .arg(format!("--admindir={}/var/lib/dpkg", root.display()))

@@ -6,9 +6,11 @@
 
 pub mod accounts;
 pub mod alternatives;
+pub mod defaults;
 pub mod dpkg;
 pub mod files;
 pub mod modules;
+pub mod pam;
 pub mod scripts;
 pub mod system;
 pub mod systemd;
@@ -103,9 +105,11 @@ pub fn configure(
     files::apply(tree, added)?;
     let accounts = accounts::configure(tree, blobs, &scripts, &recipe.users, epoch)?;
     files::set_owners(tree, added, &accounts)?;
+    defaults::configure(tree, &accounts)?;
     let mut notes = alternatives::configure(tree, &scripts)?;
     notes.extend(systemd::configure(tree, blobs, &scripts, &recipe.services)?);
     system::configure(tree, &recipe.image)?;
+    pam::configure(tree, blobs)?;
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
     notes.sort();
