@@ -192,29 +192,46 @@ impl Units<'_> {
     }
 }
 
-/// What postinst scripts declare they enable, sorted and deduplicated.
+/// What postinst scripts declare they enable on a first installation,
+/// sorted and deduplicated. debhelper's snippet for units installed with
+/// `--no-enable` also calls `deb-systemd-helper enable`, but only behind
+/// `deb-systemd-helper debian-installed UNIT` (true only when the unit was
+/// installed before), so a unit named that way is not enabled.
 pub fn declared(scripts: &BTreeMap<String, Vec<Command>>) -> BTreeSet<String> {
-    let mut units = BTreeSet::new();
+    let mut enabled = BTreeSet::new();
+    let mut not_on_first_install = BTreeSet::new();
     for commands in scripts.values() {
         // Expansions elsewhere in the command (`--root="$DPKG_ROOT"`) do not
         // matter; a unit name that needs one is skipped.
         for command in commands {
-            let program = command.words[0].rsplit('/').next().unwrap_or_default();
-            if !matches!(program, "deb-systemd-helper" | "systemctl") {
-                continue;
-            }
-            let Some(at) = command.words.iter().position(|w| w == "enable") else {
+            let words = &command.words;
+            let Some(start) = words.iter().position(|w| {
+                matches!(
+                    w.rsplit('/').next(),
+                    Some("deb-systemd-helper" | "systemctl")
+                )
+            }) else {
                 continue;
             };
-            units.extend(
-                command.words[at + 1..]
+            let units = |verb: &str| -> Vec<String> {
+                words[start..]
                     .iter()
-                    .filter(|w| is_unit(w) && !w.contains(['$', '`']))
-                    .cloned(),
-            );
+                    .position(|w| w == verb)
+                    .map(|at| {
+                        words[start + at + 1..]
+                            .iter()
+                            .filter(|w| is_unit(w) && !w.contains(['$', '`']))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            enabled.extend(units("enable"));
+            not_on_first_install.extend(units("debian-installed"));
         }
     }
-    units
+    enabled.retain(|unit| !not_on_first_install.contains(unit));
+    enabled
 }
 
 /// Enables, disables and masks units; returns notes.
@@ -336,6 +353,18 @@ mod tests {
         );
         assert!(glob("systemd-journal-*", "systemd-journal-remote.service"));
         assert!(!glob("*.timer", "x.service"));
+    }
+
+    #[test]
+    fn units_installed_with_no_enable_are_not_enabled() {
+        let mut scripts = BTreeMap::new();
+        scripts.insert(
+            "nftables".to_owned(),
+            super::super::scripts::commands(
+                "if [ \"$1\" = \"configure\" ] ; then\n\tif deb-systemd-helper debian-installed 'nftables.service'; then\n\t\tif deb-systemd-helper --quiet was-enabled 'nftables.service'; then\n\t\t\tdeb-systemd-helper enable 'nftables.service' >/dev/null || true\n\t\tfi\n\tfi\n\tdeb-systemd-helper update-state 'nftables.service' >/dev/null || true\nfi\n",
+            ),
+        );
+        assert!(declared(&scripts).is_empty());
     }
 
     #[test]
