@@ -459,11 +459,23 @@ impl Tree {
     /// the canonical path and node it leads to, or `None` when it leads
     /// nowhere (missing, a loop, or out of the root).
     pub fn lookup(&self, path: &str) -> Option<(String, &Node)> {
+        self.lookup_recording(path, &mut Vec::new())
+    }
+
+    /// [`Tree::lookup`], also recording each symlink followed on the way as
+    /// (canonical path, target): for copying a file with the links that
+    /// lead to it (an initrd needs /lib64/ld-linux-x86-64.so.2 itself).
+    pub fn lookup_recording(
+        &self,
+        path: &str,
+        links: &mut Vec<(String, String)>,
+    ) -> Option<(String, &Node)> {
         let mut current = self.canonical(path).ok()?;
         for _ in 0..MAX_HOPS {
             let node = self.nodes.get(&current)?;
             match &node.kind {
                 Kind::Symlink(target) => {
+                    links.push((current.clone(), target.clone()));
                     let parent = current.rsplit_once('/').map_or("", |(p, _)| p);
                     let joined = if target.starts_with('/') {
                         target.trim_start_matches('/').to_owned()

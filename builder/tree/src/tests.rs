@@ -299,6 +299,18 @@ fn lookup_follows_every_link_and_stays_inside() {
     .unwrap();
     let (path, node) = tree.lookup("bin/awk").unwrap();
     assert_eq!(path, "usr/bin/mawk");
+    let mut links = Vec::new();
+    tree.lookup_recording("bin/awk", &mut links).unwrap();
+    assert_eq!(
+        links,
+        [
+            ("usr/bin/awk".to_owned(), "/etc/alternatives/awk".to_owned()),
+            (
+                "etc/alternatives/awk".to_owned(),
+                "/usr/bin/mawk".to_owned()
+            ),
+        ]
+    );
     assert!(matches!(node.kind, Kind::File(_)));
     tree.put(
         "usr/bin/out",

@@ -174,35 +174,18 @@ pub fn write_initrd(
     let mut files: BTreeMap<String, (Entry, u32)> = BTreeMap::new();
     // Reads a file, recording every symlink on the way (the initrd needs
     // /lib64/ld-linux-x86-64.so.2 itself, not only what it points to).
-    let read = |path: &str,
-                links: &mut Vec<(String, String)>|
-     -> Result<(String, Vec<u8>), BuildError> {
-        let mut current = path.to_owned();
-        for _ in 0..40 {
-            let canonical = tree
-                .canonical(&current)
-                .map_err(|e| fail(format!("/{path}: {e}")))?;
-            match tree.get(&canonical).map(|n| &n.kind) {
-                Some(Kind::Symlink(target)) => {
-                    links.push((canonical.clone(), target.clone()));
-                    let parent = canonical.rsplit_once('/').map_or("", |(p, _)| p);
-                    current = if let Some(absolute) = target.strip_prefix('/') {
-                        absolute.to_owned()
-                    } else if parent.is_empty() {
-                        target.clone()
-                    } else {
-                        format!("{parent}/{target}")
-                    };
-                    current = airlock_tree::normalize_lexically(&current)
-                        .ok_or_else(|| fail(format!("/{path} leaves the image")))?;
-                }
-                Some(Kind::File(content)) => return Ok((canonical, read_content(blobs, content)?)),
-                Some(_) => return Err(fail(format!("/{path} is not a file"))),
-                None => return Err(fail(format!("/{path} is not in the image"))),
+    let read =
+        |path: &str, links: &mut Vec<(String, String)>| -> Result<(String, Vec<u8>), BuildError> {
+            match tree.lookup_recording(path, links) {
+                Some((canonical, node)) => match &node.kind {
+                    Kind::File(content) => Ok((canonical, read_content(blobs, content)?)),
+                    _ => Err(fail(format!("/{path} is not a file"))),
+                },
+                None => Err(fail(format!(
+                    "/{path} is not in the image (or its links lead nowhere or out of it)"
+                ))),
             }
-        }
-        Err(fail(format!("/{path}: too many symlinks")))
-    };
+        };
     let mut links: Vec<(String, String)> = Vec::new();
     for (tool, package) in TOOLS {
         let (canonical, bytes) = read(tool, &mut links).map_err(|_| {
