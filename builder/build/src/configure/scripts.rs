@@ -13,101 +13,82 @@ pub struct Command {
     pub expands: bool,
 }
 
+/// The state of splitting one line into commands.
+#[derive(Default)]
+struct Splitter {
+    out: Vec<Command>,
+    words: Vec<String>,
+    word: String,
+    in_word: bool,
+    expands: bool,
+}
+
+impl Splitter {
+    fn push(&mut self, c: char) {
+        if c == '$' || c == '`' {
+            self.expands = true;
+        }
+        self.word.push(c);
+        self.in_word = true;
+    }
+
+    fn end_word(&mut self) {
+        if self.in_word {
+            self.words.push(std::mem::take(&mut self.word));
+            self.in_word = false;
+        }
+    }
+
+    fn end_command(&mut self) {
+        self.end_word();
+        let words = std::mem::take(&mut self.words);
+        // Keywords that start a command list.
+        let start = words
+            .iter()
+            .position(|w| !matches!(w.as_str(), "then" | "do" | "else" | "!" | "{"))
+            .unwrap_or(words.len());
+        if start < words.len() {
+            self.out.push(Command {
+                words: words[start..].to_vec(),
+                expands: self.expands,
+            });
+        }
+        self.expands = false;
+    }
+}
+
 /// Splits a shell script into simple commands: lines joined at a trailing
 /// backslash, comments dropped, split at `;`, `|`, `&&`, `||` and keywords
 /// such as `then` and `do`, words unquoted.
 pub fn commands(script: &str) -> Vec<Command> {
     let joined = script.replace("\\\n", " ");
-    let mut out = Vec::new();
+    let mut split = Splitter::default();
     for line in joined.lines() {
-        let mut words = Vec::new();
-        let mut expands = false;
-        let mut word = String::new();
-        let mut in_word = false;
         let mut quote: Option<char> = None;
         let mut chars = line.chars().peekable();
-        let flush = |words: &mut Vec<String>,
-                     word: &mut String,
-                     in_word: &mut bool,
-                     expands: &mut bool,
-                     out: &mut Vec<Command>,
-                     end: bool| {
-            if *in_word {
-                words.push(std::mem::take(word));
-                *in_word = false;
-            }
-            if end && !words.is_empty() {
-                let taken = std::mem::take(words);
-                // Keywords that start a command list.
-                let start = taken
-                    .iter()
-                    .position(|w| !matches!(w.as_str(), "then" | "do" | "else" | "!" | "{"))
-                    .unwrap_or(taken.len());
-                let words = taken[start..].to_vec();
-                if !words.is_empty() {
-                    out.push(Command {
-                        words,
-                        expands: *expands,
-                    });
-                }
-                *expands = false;
-            }
-        };
         while let Some(c) = chars.next() {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
-                (Some('\''), c) => word.push(c),
-                (Some(_), c) => {
-                    if c == '$' || c == '`' {
-                        expands = true;
-                    }
-                    word.push(c);
-                }
+                (Some('\''), c) => split.word.push(c),
+                (Some(_), c) => split.push(c),
                 (None, '\'' | '"') => {
                     quote = Some(c);
-                    in_word = true;
+                    split.in_word = true;
                 }
-                (None, '#') if !in_word => break,
-                (None, ' ' | '\t') => flush(
-                    &mut words,
-                    &mut word,
-                    &mut in_word,
-                    &mut expands,
-                    &mut out,
-                    false,
-                ),
+                (None, '#') if !split.in_word => break,
+                (None, ' ' | '\t') => split.end_word(),
                 (None, ';' | '|' | '&' | '(' | ')') => {
                     while chars.peek().is_some_and(|n| matches!(n, '|' | '&' | ';')) {
                         chars.next();
                     }
-                    flush(
-                        &mut words,
-                        &mut word,
-                        &mut in_word,
-                        &mut expands,
-                        &mut out,
-                        true,
-                    );
+                    split.end_command();
                 }
-                (None, c) => {
-                    if c == '$' || c == '`' {
-                        expands = true;
-                    }
-                    word.push(c);
-                    in_word = true;
-                }
+                (None, c) => split.push(c),
             }
         }
-        flush(
-            &mut words,
-            &mut word,
-            &mut in_word,
-            &mut expands,
-            &mut out,
-            true,
-        );
+        split.end_command();
     }
-    out
+    split.out
 }
 
 #[cfg(test)]
