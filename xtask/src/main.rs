@@ -172,10 +172,14 @@ fn ci() -> Result<(), String> {
     ]))?;
     // Tests that need the network or outside tools are gated by environment
     // variables; CI turns every one of them on.
+    // `--all-targets` builds target/debug/airlock before any test runs; the
+    // boot tests drive that binary instead of building it again with the
+    // feature set of `cargo build -p airlock`.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("AIRLOCK_TEST_NETWORK", "1")
-        .env("AIRLOCK_REQUIRE_TOOLS", "1"))?;
+        .env("AIRLOCK_REQUIRE_TOOLS", "1")
+        .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;
     // The fuzz targets must keep building (on stable, without sanitizers).
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
     Ok(())
