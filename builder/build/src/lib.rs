@@ -3,14 +3,15 @@
 //! or the host's file system layout; every timestamp is the recipe's epoch
 //! and every list is sorted. Nothing from a package is executed.
 //!
-//! Today: [`extract`] (packages into a tree) and [`tar`] (rootfs.tar.zst).
-//! Native configuration, EROFS, kernel and initrd, ostree and the `airlock
-//! build` command come next.
+//! [`extract`] unpacks packages into the tree, [`configure`] does natively
+//! what maintainer scripts would, [`tar`] and [`emit`] write the artifacts,
+//! [`sbom`] the SBOMs, and [`pipeline`] runs it all for `airlock build`.
 
 pub mod configure;
 pub mod emit;
 pub mod extract;
 pub mod pipeline;
+pub mod sbom;
 pub mod tar;
 
 /// What can go wrong while building.

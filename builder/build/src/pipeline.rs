@@ -9,7 +9,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use airlock_deb::Limits;
-use airlock_recipe::{Format, Recipe, Sha256};
+use airlock_recipe::{Format, Lock, Recipe, Sha256};
 use airlock_store::Store;
 use serde::Serialize;
 use sha2::Digest;
@@ -23,6 +23,11 @@ use crate::extract::{self, Package};
 pub const REPORT_SCHEMA: u32 = 1;
 /// The report's file name in the image folder.
 pub const REPORT: &str = "build-report.json";
+/// The merged recipe, as the JSON its canonical digest is taken over
+/// (`sha256("airlock-recipe-v1\n" + bytes)`).
+pub const RECIPE_JSON: &str = "recipe.json";
+/// The lock, as its digest is taken over.
+pub const LOCK_TOML: &str = "lock.toml";
 
 /// What a build needs.
 #[derive(Debug)]
@@ -33,6 +38,8 @@ pub struct Input<'a> {
     pub base_dir: &'a Path,
     /// Its canonical digest.
     pub recipe_digest: Sha256,
+    /// The lock.
+    pub lock: &'a Lock,
     /// The digest of the lock's canonical text.
     pub lock_digest: Sha256,
     /// The locked packages in lock order, each a verified store entry.
@@ -217,6 +224,26 @@ pub fn build(
     let mut tree = extract::into_tree(&unpacked)?;
     progress("configuring");
     let configured = configure::configure(&mut tree, &blobs, &unpacked, recipe, &added)?;
+    progress("writing the SBOMs");
+    let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
+        recipe,
+        lock: input.lock,
+        tree: &tree,
+        blobs: &blobs,
+        added: &added,
+        inputs: &inputs.to_hex(),
+        airlock_version: input.airlock_version,
+    })?;
+    let recipe_json = serde_json::to_vec(recipe).expect("a recipe serializes");
+    for (name, bytes) in [
+        (crate::sbom::CYCLONEDX, cyclonedx.as_bytes()),
+        (crate::sbom::SPDX, spdx.as_bytes()),
+        (RECIPE_JSON, &recipe_json[..]),
+        (LOCK_TOML, input.lock.to_toml().as_bytes()),
+    ] {
+        let path = out.join(name);
+        fs::write(&path, bytes).map_err(io(path.display().to_string()))?;
+    }
     let formats = &recipe.output.formats;
     let level = recipe.output.zstd_level;
     let epoch = recipe.image.epoch;

@@ -60,6 +60,7 @@ impl Args {
             recipe: &loaded.recipe,
             base_dir: &loaded.base_dir,
             recipe_digest: loaded.digest,
+            lock: locked.lock(),
             lock_digest,
             packages,
             airlock_version: env!("CARGO_PKG_VERSION"),
