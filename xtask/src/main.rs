@@ -15,13 +15,26 @@ const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
 
 /// Debian packages the tests check airlock's output with: veritysetup,
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
-/// indexes), dpkg (--verify), and QEMU for the boot tests.
+/// indexes), dpkg (--verify), QEMU for the boot tests, gpg and sq (the
+/// release signatures), openssl (the DSSE signature) and python3-venv (the
+/// SBOM reference validators, from PyPI).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "faketime",
     "kmod",
     "dpkg",
     "qemu-system-x86",
+    "gnupg",
+    "sq",
+    "openssl",
+    "python3-venv",
+];
+
+/// The SBOM reference validators, from PyPI: CycloneDX's own library (its
+/// strict JSON schema validator) and the SPDX project's tools.
+const SBOM_TOOLS: &[&str] = &[
+    "cyclonedx-python-lib[json-validation]==11.12.0",
+    "spdx-tools==0.8.5",
 ];
 
 const TASKS: &[(&str, &str)] = &[
@@ -175,14 +188,29 @@ fn ci() -> Result<(), String> {
     // `--all-targets` builds target/debug/airlock before any test runs; the
     // boot tests drive that binary instead of building it again with the
     // feature set of `cargo build -p airlock`.
+    let sbom_tools = sbom_tools()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("AIRLOCK_TEST_NETWORK", "1")
         .env("AIRLOCK_REQUIRE_TOOLS", "1")
+        .env("AIRLOCK_SBOM_TOOLS", sbom_tools)
         .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;
     // The fuzz targets must keep building (on stable, without sanitizers).
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
     Ok(())
+}
+
+/// A virtualenv in target/ with the SBOM validators; its bin folder.
+fn sbom_tools() -> Result<PathBuf, String> {
+    let venv = root().join("target/sbom-tools");
+    let bin = venv.join("bin");
+    if !bin.join("pyspdxtools").is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(SBOM_TOOLS))?;
+    }
+    Ok(bin)
 }
 
 fn fuzz(seconds: &str) -> Result<(), String> {

@@ -168,13 +168,15 @@ pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
     Sha256(hasher.finalize().into())
 }
 
-fn derived(inputs: &Sha256, what: &str) -> [u8; 32] {
+/// 32 bytes derived from the inputs digest for one purpose.
+pub(crate) fn derived(inputs: &Sha256, what: &str) -> [u8; 32] {
     let mut hasher = sha2::Sha256::new();
     hasher.update(format!("airlock-{what}\n{inputs}\n"));
     hasher.finalize().into()
 }
 
-fn uuid_of(bytes: &[u8; 32]) -> String {
+/// A version 4 (random-format) UUID from derived bytes.
+pub(crate) fn uuid_of(bytes: &[u8; 32]) -> String {
     let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -14,7 +14,6 @@ use airlock_recipe::{Lock, Recipe};
 use airlock_store::Store;
 use airlock_tree::{Kind, Tree};
 use serde_json::{Value, json};
-use sha2::Digest;
 
 use crate::BuildError;
 use crate::configure::files::Added;
@@ -91,7 +90,7 @@ pub fn generate(input: &Input<'_>) -> Result<(String, String), BuildError> {
     for added in input.added {
         if let Kind::File(content) = &added.node.kind {
             let bytes = crate::configure::read_content(input.blobs, content)?;
-            let sha1 = hex::encode(sha1::Sha1::digest(&bytes));
+            let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&bytes));
             files.push((format!("/{}", added.path), content.sha256().to_hex(), sha1));
         }
     }
@@ -143,10 +142,10 @@ pub fn debian_licenses(text: &[u8]) -> Option<Vec<String>> {
         if field("Files").is_none() {
             continue;
         }
-        if let Some(license) = field("License").filter(|l| !l.is_empty()) {
-            if !names.contains(&license) {
-                names.push(license);
-            }
+        if let Some(license) = field("License").filter(|l| !l.is_empty())
+            && !names.contains(&license)
+        {
+            names.push(license);
         }
     }
     (!names.is_empty()).then_some(names)
@@ -279,40 +278,12 @@ fn percent(text: &str) -> String {
 }
 
 fn derived_uuid(inputs: &str, what: &str) -> String {
-    let digest = sha2::Sha256::digest(format!("airlock-{what}\n{inputs}\n"));
-    let mut b: [u8; 16] = digest[..16].try_into().expect("16 bytes");
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let inputs: airlock_recipe::Sha256 = inputs.parse().expect("the inputs digest is hex");
+    crate::pipeline::uuid_of(&crate::pipeline::derived(&inputs, what))
 }
 
 fn timestamp(epoch: u64) -> String {
-    let days = epoch / 86400;
-    let secs = epoch % 86400;
-    // Days to civil date (proleptic Gregorian).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    airlock_verify::time::format(epoch)
 }
 
 fn pretty(value: &Value) -> String {
@@ -470,12 +441,20 @@ fn spdx(
         "relationshipType": "DESCRIBES",
         "relatedSpdxElement": "SPDXRef-Image",
     })];
+    // Packages are CONTAINed in the image. SPDX forbids CONTAINS from a
+    // package whose files were not analyzed, so the recipe's files are
+    // related with OTHER and say what they are.
     let mut contains = |id: &str| {
-        relationships.push(json!({
+        let file = id.starts_with("SPDXRef-file-");
+        let mut relationship = json!({
             "spdxElementId": "SPDXRef-Image",
-            "relationshipType": "CONTAINS",
+            "relationshipType": if file { "OTHER" } else { "CONTAINS" },
             "relatedSpdxElement": id,
-        }));
+        });
+        if file {
+            relationship["comment"] = json!("a file the recipe added to the image");
+        }
+        relationships.push(relationship);
     };
     for (index, deb) in debs.iter().enumerate() {
         let id = spdx_id("deb", index, &deb.name);
@@ -598,6 +577,6 @@ mod tests {
         let a = derived_uuid(&"a".repeat(64), "cyclonedx");
         assert_eq!(a, derived_uuid(&"a".repeat(64), "cyclonedx"));
         assert_ne!(a, derived_uuid(&"b".repeat(64), "cyclonedx"));
-        assert_eq!(&a[14..15], "5");
+        assert_eq!(&a[14..15], "4");
     }
 }

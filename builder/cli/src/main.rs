@@ -35,8 +35,19 @@ enum Command {
     Fetch(commands::fetch::Args),
     /// Build the image a recipe and its lock describe (pure, reproducible).
     Build(commands::build::Args),
-    /// Boot a built image in QEMU with its serial console on this terminal.
+    /// Boot a built image, or a verified bundle, in QEMU with its serial
+    /// console on this terminal.
     Boot(commands::boot::Args),
+    /// Make a builder key or a release approver's key.
+    Keygen(commands::keygen::Args),
+    /// Write a transfer bundle from an image folder.
+    Export(commands::export::Args),
+    /// Add an approver's signature to a bundle.
+    Sign(commands::sign::Args),
+    /// Verify a bundle offline against this host's keys, state and policy.
+    Verify(commands::verify::Args),
+    /// Show what changed between two releases.
+    Diff(commands::diff::Args),
     /// Inspect the store.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -68,6 +79,11 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => args.run(),
         Command::Build(args) => args.run(),
         Command::Boot(args) => args.run(),
+        Command::Keygen(args) => args.run(),
+        Command::Export(args) => args.run(),
+        Command::Sign(args) => args.run(),
+        Command::Verify(args) => args.run(),
+        Command::Diff(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
         Command::Completions { shell } => {

@@ -103,3 +103,47 @@ pub fn now() -> i64 {
 pub fn say(line: &str) {
     eprintln!("{line}");
 }
+
+/// The password for secret keys, from AIRLOCK_KEY_PASSWORD.
+pub fn key_password() -> anyhow::Result<Option<Vec<u8>>> {
+    match std::env::var_os("AIRLOCK_KEY_PASSWORD") {
+        None => Ok(None),
+        Some(value) => Ok(Some(
+            std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str()).to_vec(),
+        )),
+    }
+}
+
+/// A size: bytes, or a number with K, M, G or T (powers of 1024), with an
+/// optional `iB` or `B`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let without = trimmed
+        .strip_suffix("iB")
+        .or_else(|| trimmed.strip_suffix('B'))
+        .unwrap_or(trimmed);
+    let (number, shift) = match without.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&without[..i], 10),
+        Some((i, 'M' | 'm')) => (&without[..i], 20),
+        Some((i, 'G' | 'g')) => (&without[..i], 30),
+        Some((i, 'T' | 't')) => (&without[..i], 40),
+        _ => (without, 0),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("4095M"), Ok(4095 << 20));
+        assert_eq!(super::parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(super::parse_size("512"), Ok(512));
+        assert!(super::parse_size("1.5G").is_err());
+        assert!(super::parse_size("99999999999T").is_err());
+    }
+}

@@ -840,6 +840,10 @@ fn build_packages() -> Vec<DebSpec> {
         DebSpec::new("mawk", "1.3.4")
             .field("Provides", "awk")
             .file("usr/bin/mawk", b"\x7fELF mawk")
+            .file(
+                "usr/share/doc/mawk/copyright",
+                b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: mawk\n\nFiles: *\nCopyright: 2009 Thomas E. Dickey\nLicense: GPL-2\n\nFiles: debian/*\nCopyright: 2020 Debian\nLicense: GPL-2 or Expat\n",
+            )
             .control_file(
                 "postinst",
                 b"#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n    --slave /usr/bin/nawk nawk /usr/bin/mawk\nfi\n",
@@ -1316,3 +1320,9 @@ fn build_refuses_a_stale_lock_and_a_failed_build_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The trust chain: keygen, export, sign, verify, diff.
+
+#[path = "cli/trust.rs"]
+mod trust;

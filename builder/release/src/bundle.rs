@@ -621,41 +621,8 @@ fn header(epoch: u64, mode: u32, kind: tar::EntryType, size: u64) -> tar::Header
 /// regular files and directories with bundle paths.
 pub fn unpack_tar(tar_path: &Path, to: &Path) -> Result<(), ReleaseError> {
     let file = File::open(tar_path).map_err(io(tar_path.display()))?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
-    for entry in archive.entries().map_err(io(tar_path.display()))? {
-        let mut entry = entry.map_err(io(tar_path.display()))?;
-        let name = entry
-            .path()
-            .map_err(io(tar_path.display()))?
-            .display()
-            .to_string();
-        let name = name.trim_end_matches('/').to_owned();
-        manifest::check_path(&name).map_err(|e| invalid(format!("{}: {e}", tar_path.display())))?;
-        let target = to.join(&name);
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&target).map_err(io(target.display()))?
-            }
-            tar::EntryType::Regular => {
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).map_err(io(parent.display()))?;
-                }
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(io(target.display()))?;
-                std::io::copy(&mut entry, &mut out).map_err(io(target.display()))?;
-            }
-            other => {
-                return Err(invalid(format!(
-                    "{}: {name} is a {other:?}, a bundle holds only files and directories",
-                    tar_path.display()
-                )));
-            }
-        }
-    }
-    Ok(())
+    airlock_verify::tarball::unpack(BufReader::with_capacity(1 << 20, file), to)
+        .map_err(|e| invalid(format!("{}: {e}", tar_path.display())))
 }
 
 /// Adds an approver's signature to a bundle (directory or tar).

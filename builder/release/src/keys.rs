@@ -144,7 +144,9 @@ pub fn generate_release(
     validity: Duration,
     password: Option<&[u8]>,
 ) -> Result<Generated, ReleaseError> {
-    let generate = || -> Result<(Vec<u8>, Vec<u8>, Vec<u8>, String), anyhow::Error> {
+    /// Armored secret key, public certificate, revocation; fingerprint.
+    struct Made(Vec<u8>, Vec<u8>, Vec<u8>, String);
+    let generate = || -> Result<Made, anyhow::Error> {
         let (cert, revocation) = CertBuilder::new()
             .set_cipher_suite(CipherSuite::Cv25519)
             .set_profile(openpgp::Profile::RFC4880)?
@@ -163,9 +165,9 @@ pub fn generate_release(
             revoked.serialize(&mut writer)?;
             writer.finalize()?;
         }
-        Ok((secret, public, rev, cert.fingerprint().to_hex()))
+        Ok(Made(secret, public, rev, cert.fingerprint().to_hex()))
     };
-    let (secret, public, rev, fingerprint) =
+    let Made(secret, public, rev, fingerprint) =
         generate().map_err(key_error("generating the release key"))?;
     std::fs::create_dir_all(dir).map_err(crate::io(dir.display()))?;
     let paths = (

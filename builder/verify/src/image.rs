@@ -83,10 +83,10 @@ pub fn installed(status: &str) -> BTreeMap<String, String> {
                 }
             }
         }
-        if let (Some(name), Some(version), Some(state)) = (name, version, state) {
-            if state.ends_with(" installed") {
-                out.insert(name.to_owned(), version.to_owned());
-            }
+        if let (Some(name), Some(version), Some(state)) = (name, version, state)
+            && state.ends_with(" installed")
+        {
+            out.insert(name.to_owned(), version.to_owned());
         }
     }
     out

@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod policy;
 pub mod signatures;
 pub mod state;
+pub mod tarball;
 pub mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -387,21 +388,21 @@ pub fn verify(
         Some(dir) => state::read(dir, &manifest.name).map_err(io(dir.display()))?,
         None => None,
     };
-    if let Some(record) = &record {
-        if manifest.version <= record.version {
-            return Err(Rejection::Rollback {
-                name: manifest.name.clone(),
-                version: manifest.version,
-                recorded: record.version,
-            }
-            .into());
+    if let Some(record) = &record
+        && manifest.version <= record.version
+    {
+        return Err(Rejection::Rollback {
+            name: manifest.name.clone(),
+            version: manifest.version,
+            recorded: record.version,
         }
+        .into());
     }
     let seen = options.now.max(record.as_ref().map_or(0, |r| r.seen));
     let expires = time::parse(&manifest.expires).expect("checked by Manifest::parse");
     if expires <= seen {
         return Err(Rejection::Expired {
-            expires: manifest.expires.clone(),
+            expires: manifest.expires,
             seen: time::format(seen),
         }
         .into());
@@ -555,11 +556,28 @@ fn check_files(
         } else {
             (vec![entry.path.clone()], vec![entry.size])
         };
-        for (file, expected) in files.into_iter().zip(expected) {
+        for (index, (file, expected)) in files
+            .iter()
+            .cloned()
+            .zip(expected.iter().copied())
+            .enumerate()
+        {
             let actual = std::fs::metadata(bundle.join(&file))
                 .map_err(io(bundle.join(&file).display()))?
                 .len();
             if actual != expected {
+                // A chunk of another size may be another chunk, moved.
+                if entry.split {
+                    let digest = hash_range(&bundle.join(&file), 0, actual, progress)?;
+                    if let Some(belongs_at) = entry.chunks.iter().position(|d| *d == digest) {
+                        return Err(Rejection::ChunksSwapped {
+                            path: entry.path.clone(),
+                            found_at: index,
+                            belongs_at,
+                        }
+                        .into());
+                    }
+                }
                 return Err(Rejection::SizeMismatch {
                     path: file,
                     expected,

@@ -420,7 +420,8 @@ mod tests {
 
     #[test]
     fn structural_errors_are_named() {
-        let cases: Vec<(fn(&mut Manifest), &str)> = vec![
+        type Change = fn(&mut Manifest);
+        let cases: Vec<(Change, &str)> = vec![
             (|m| m.schema = 2, "format 2"),
             (
                 |m| m.files[1].path = "../etc/passwd".into(),

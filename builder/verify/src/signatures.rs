@@ -38,7 +38,7 @@ pub fn read_signatures(data: &[u8]) -> Result<Vec<Signature>, String> {
             .map(|part| {
                 let start = part.find("-----BEGIN").expect("checked");
                 let mut reader = openpgp::armor::Reader::from_bytes(
-                    part[start..].as_bytes(),
+                    &part.as_bytes()[start..],
                     openpgp::armor::ReaderMode::Tolerant(Some(openpgp::armor::Kind::Signature)),
                 );
                 let mut bytes = Vec::new();

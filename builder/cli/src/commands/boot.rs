@@ -12,8 +12,12 @@ use crate::shared::say;
 /// Boot a built image in QEMU (direct kernel boot, dm-verity root).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// An image folder written by `airlock build` (images/NAME/VERSION-DIGEST).
+    /// An image folder written by `airlock build` (images/NAME/VERSION-DIGEST),
+    /// or a transfer bundle (directory or tar), which is verified first
+    /// (--trust) and recorded in --state once verified.
     image: PathBuf,
+    #[command(flatten)]
+    trust: crate::commands::verify::TrustArgs,
     /// A writable disk for /var (raw; created sparse when missing). Without
     /// one, /var is a tmpfs and nothing persists.
     #[arg(long, value_name = "FILE")]
@@ -38,7 +42,19 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let image = Image::open(&self.image)?;
+        let is_bundle = self.image.is_file()
+            || self
+                .image
+                .join(airlock_verify::manifest::MANIFEST)
+                .is_file();
+        let mut _assembled = None;
+        let image = if is_bundle {
+            let (dir, temp) = self.consume_bundle()?;
+            _assembled = Some(temp);
+            Image::open(&dir)?
+        } else {
+            Image::open(&self.image)?
+        };
         let options = Options {
             memory_mib: self.memory,
             cpus: self.cpus,
@@ -80,5 +96,93 @@ impl Args {
         } else {
             anyhow::bail!("{} exited with {status}", airlock_boot::QEMU)
         }
+    }
+}
+
+/// The files `airlock boot` needs from a bundle, by bundle path and the
+/// name an image folder gives them.
+const BOOT_FILES: &[(&str, &str)] = &[
+    ("build-report.json", "build-report.json"),
+    ("artifacts/root.erofs", "root.erofs"),
+    ("artifacts/root.verity", "root.verity"),
+    ("artifacts/vmlinuz", "vmlinuz"),
+    ("artifacts/initrd.img", "initrd.img"),
+];
+
+impl Args {
+    /// Verifies the bundle, copies what the boot needs into a private
+    /// folder (checking each byte against the verified manifest again, so a
+    /// bundle changed after verification is not booted), and records the
+    /// release in the host's state.
+    fn consume_bundle(&self) -> anyhow::Result<(PathBuf, tempfile::TempDir)> {
+        use sha2::Digest;
+        use std::io::{Read, Write};
+        let trust = self.trust.trust.as_deref().context(
+            "booting a bundle needs --trust DIR (the host's pinned keys); it is verified first",
+        )?;
+        let opened = crate::commands::verify::open(&self.image)?;
+        let verified = match crate::commands::verify::run_verify(
+            &opened.dir,
+            trust,
+            self.trust.policy.as_deref(),
+            self.trust.state.as_deref(),
+        )? {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                return Err(crate::exit::Failure(format!(
+                    "{}: REJECTED: {rejection}",
+                    self.image.display()
+                ))
+                .into());
+            }
+        };
+        say(&format!(
+            "verified {} {}: signed by {} of {} required keys",
+            verified.name,
+            verified.version,
+            verified.signers.len(),
+            verified.threshold
+        ));
+        let temp = tempfile::Builder::new().prefix("airlock-boot-").tempdir()?;
+        for (bundle_path, name) in BOOT_FILES {
+            let entry = verified.manifest.file(bundle_path).with_context(|| {
+                format!("the bundle has no {bundle_path}: it was exported without an EROFS root")
+            })?;
+            let mut reader = airlock_verify::LogicalReader::open(&opened.dir, entry)?;
+            let target = temp.path().join(name);
+            let mut out = std::fs::File::create(&target)?;
+            let mut hasher = sha2::Sha256::new();
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                out.write_all(&buffer[..n])?;
+            }
+            if hex::encode(hasher.finalize()) != entry.sha256 {
+                return Err(crate::exit::Failure(format!(
+                    "{bundle_path} changed after verification; not booting"
+                ))
+                .into());
+            }
+        }
+        if let Some(state) = &self.trust.state {
+            let record = airlock_verify::state::record(
+                state,
+                &verified.name,
+                verified.version,
+                verified.seen,
+            )
+            .with_context(|| format!("recording the release in {}", state.display()))?;
+            say(&format!(
+                "recorded {} version {} in {}",
+                verified.name,
+                record.version,
+                state.display()
+            ));
+        }
+        Ok((temp.path().to_path_buf(), temp))
     }
 }

@@ -2,7 +2,12 @@
 
 pub mod boot;
 pub mod build;
+pub mod diff;
+pub mod export;
 pub mod fetch;
 pub mod gc;
+pub mod keygen;
 pub mod lock;
+pub mod sign;
 pub mod store;
+pub mod verify;

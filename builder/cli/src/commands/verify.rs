@@ -1,0 +1,198 @@
+//! `airlock verify BUNDLE --trust DIR`: the offline check on the receiving
+//! host. Exit 0 verified, 1 rejected, 2 usage or I/O error.
+
+use std::path::{Path, PathBuf};
+
+use airlock_verify::{Options, Policy, Trust, Verified, VerifyError};
+use anyhow::Context;
+
+use crate::exit::Exit;
+use crate::shared::say;
+
+/// Verify a transfer bundle against this host's pinned keys, state and policy.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The bundle: a directory, or a tar written by `airlock export --tar`.
+    bundle: PathBuf,
+    /// This host's trust directory: trust.toml (threshold = K), release/*.asc,
+    /// builder/*.pub.
+    #[arg(long, value_name = "DIR")]
+    trust: PathBuf,
+    /// Policy file (TOML): allowed_licenses, allow_unknown_licenses,
+    /// denied_packages, require_default_deny_firewall, require_audit.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// This host's state directory (highest accepted version and latest time
+    /// seen, per image). `verify` reads it; commands that consume a bundle
+    /// update it.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `verify` and the commands that consume bundles share.
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// This host's trust directory: trust.toml (threshold = K), release/*.asc,
+    /// builder/*.pub.
+    #[arg(long, value_name = "DIR")]
+    pub trust: Option<PathBuf>,
+    /// Policy file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// This host's state directory; updated once the bundle is consumed.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+/// A bundle opened for verification: a directory, or a tar unpacked into a
+/// temporary directory that lives as long as this.
+#[derive(Debug)]
+pub struct Opened {
+    /// The bundle directory.
+    pub dir: PathBuf,
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+/// Opens a bundle directory or tar.
+pub fn open(bundle: &Path) -> anyhow::Result<Opened> {
+    let meta =
+        std::fs::metadata(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    if meta.is_dir() {
+        return Ok(Opened {
+            dir: bundle.to_path_buf(),
+            _unpacked: None,
+        });
+    }
+    say(&format!("{}: unpacking the tar bundle", bundle.display()));
+    let temp = tempfile::Builder::new()
+        .prefix("airlock-verify-")
+        .tempdir()
+        .context("making a temporary directory")?;
+    let dir = temp.path().join("bundle");
+    std::fs::create_dir(&dir)?;
+    airlock_release::bundle::unpack_tar(bundle, &dir)?;
+    Ok(Opened {
+        dir,
+        _unpacked: Some(temp),
+    })
+}
+
+/// Verifies with a progress bar on a terminal.
+pub fn run_verify(
+    bundle: &Path,
+    trust_dir: &Path,
+    policy: Option<&Path>,
+    state: Option<&Path>,
+) -> anyhow::Result<Result<Verified, airlock_verify::Rejection>> {
+    let trust = Trust::read(trust_dir)?;
+    let policy = match policy {
+        Some(path) => Policy::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => Policy::default(),
+    };
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "verifying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .expect("a valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    if let Some(bar) = &bar
+        && let Ok(bytes) = std::fs::read(bundle.join(airlock_verify::manifest::MANIFEST))
+        && let Ok(manifest) = airlock_verify::manifest::Manifest::parse(&bytes)
+    {
+        bar.set_length(manifest.files.iter().map(|f| f.size).sum());
+    }
+    let progress = |n: u64| {
+        if let Some(bar) = &bar {
+            bar.inc(n);
+        }
+    };
+    let options = Options {
+        trust: &trust,
+        policy: &policy,
+        state,
+        now: airlock_verify::time::now(),
+    };
+    let result = airlock_verify::verify(bundle, &options, &progress);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(verified) => Ok(Ok(verified)),
+        Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let started = std::time::Instant::now();
+        let opened = open(&self.bundle)?;
+        let result = run_verify(
+            &opened.dir,
+            &self.trust,
+            self.policy.as_deref(),
+            self.state.as_deref(),
+        )?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let json = match &result {
+            Ok(v) => {
+                say(&format!(
+                    "VERIFIED {} {} in {elapsed:.1} s: signed by {} of {} required keys; {} files, {} bytes; provenance by {}; {} packages and {} models match the SBOMs; policy: {}",
+                    v.name,
+                    v.version,
+                    v.signers.len(),
+                    v.threshold,
+                    v.files,
+                    v.bytes,
+                    v.builder,
+                    v.packages,
+                    v.models,
+                    if v.policy.is_empty() {
+                        "no rules".to_owned()
+                    } else {
+                        v.policy.join(", ")
+                    }
+                ));
+                serde_json::json!({
+                    "schema": crate::output::SCHEMA,
+                    "command": "verify",
+                    "verified": true,
+                    "result": v,
+                })
+            }
+            Err(rejection) => {
+                say(&format!("REJECTED {}: {rejection}", self.bundle.display()));
+                serde_json::json!({
+                    "schema": crate::output::SCHEMA,
+                    "command": "verify",
+                    "verified": false,
+                    "rejection": {"kind": rejection.kind(), "message": rejection.to_string()},
+                })
+            }
+        };
+        if self.json {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            }
+        }
+        Ok(if result.is_ok() {
+            Exit::Ok
+        } else {
+            Exit::Failure
+        })
+    }
+}

@@ -1,0 +1,858 @@
+//! The trust chain end to end: a fixture image is built, exported, signed by
+//! two of three approvers and verified against a 2-of-3 trust directory;
+//! then every way a bundle can be tampered with is rejected with its own
+//! error; independent tools (gpg, sq, openssl, the CycloneDX and SPDX
+//! reference validators, ostree) confirm the artifacts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::{
+    Conditions, Env, assert_exit, build_packages, build_recipe, build_under, have, image_dir,
+    is_root, stderr,
+};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn formats() -> &'static str {
+    if have("mkfs.erofs") && have("ostree") && is_root() {
+        r#"["tar", "erofs", "ostree"]"#
+    } else {
+        r#"["tar"]"#
+    }
+}
+
+fn airlock() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .env_remove("AIRLOCK_MIRROR")
+        .env_remove("AIRLOCK_STORE")
+        .env_remove("AIRLOCK_BUILDER_KEY")
+        .env("AIRLOCK_KEY_PASSWORD", PASSWORD);
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+/// A fixture repository, three approvers and an outsider, a builder key and
+/// a 2-of-3 trust directory.
+struct Release {
+    env: Env,
+}
+
+impl Release {
+    fn new() -> Release {
+        let env = Env::with(|spec| spec.packages = build_packages());
+        env.write_recipe(&build_recipe(formats()));
+        assert_exit(&env.lock(&[]), 0);
+        let keys = env.path("keys");
+        assert_exit(
+            &run(airlock().args(["keygen", "--builder", "--out"]).arg(&keys)),
+            0,
+        );
+        for who in ["alice", "bob", "carol", "mallory"] {
+            assert_exit(
+                &run(airlock()
+                    .args(["keygen", "--release", who, "--valid-days", "30", "--out"])
+                    .arg(&keys)),
+                0,
+            );
+        }
+        let trust = env.path("trust");
+        std::fs::create_dir_all(trust.join("release")).unwrap();
+        std::fs::create_dir_all(trust.join("builder")).unwrap();
+        std::fs::write(trust.join("trust.toml"), "threshold = 2\n").unwrap();
+        for who in ["alice", "bob", "carol"] {
+            std::fs::copy(
+                keys.join(format!("{who}.asc")),
+                trust.join(format!("release/{who}.asc")),
+            )
+            .unwrap();
+        }
+        std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
+        Release { env }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.env.path(relative)
+    }
+
+    fn build(&self, output: &str) -> PathBuf {
+        let built = build_under(
+            &self.env,
+            &Conditions {
+                store: "store",
+                output,
+                tmp: "tmp",
+                umask: "022",
+                tz: "UTC",
+                lang: "C.UTF-8",
+                threads: "2",
+                faketime: None,
+            },
+        );
+        assert_exit(&built, 0);
+        image_dir(&self.path(output))
+    }
+
+    fn export(&self, image: &Path, args: &[&str]) -> Output {
+        run(airlock()
+            .arg("export")
+            .arg(image)
+            .args(["--expires", "2099-01-01", "--builder-key"])
+            .arg(self.path("keys/builder.key"))
+            .arg("--store")
+            .arg(self.path("store"))
+            .args(args))
+    }
+
+    fn sign(&self, bundle: &Path, who: &str) {
+        assert_exit(
+            &run(airlock()
+                .arg("sign")
+                .arg(bundle)
+                .arg("--key")
+                .arg(self.path(&format!("keys/{who}.key")))),
+            0,
+        );
+    }
+
+    fn verify(&self, bundle: &Path, extra: &[&str]) -> (Output, Value) {
+        let output = run(airlock()
+            .arg("verify")
+            .arg(bundle)
+            .arg("--trust")
+            .arg(self.path("trust"))
+            .arg("--json")
+            .args(extra));
+        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, json)
+    }
+
+    /// Verifies and expects a rejection of `kind` (exit 1).
+    fn rejected(&self, bundle: &Path, extra: &[&str], kind: &str) -> String {
+        let (output, json) = self.verify(bundle, extra);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "expected a rejection ({kind}); stderr: {}",
+            stderr(&output)
+        );
+        assert_eq!(json["verified"], false);
+        assert_eq!(json["rejection"]["kind"], kind, "{json}");
+        json["rejection"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn flip_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn manifest(bundle: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Rewrites the manifest for files changed in place (as a compromised
+/// build or release machine could), drops the signatures and has `signers`
+/// sign again: only the later checks can catch what changed.
+fn reseal(release: &Release, bundle: &Path, changed: &[&str], signers: &[&str]) {
+    let mut m = manifest(bundle);
+    for path in changed {
+        let digest = sha256_file(&bundle.join(path));
+        let size = std::fs::metadata(bundle.join(path)).unwrap().len();
+        let entry = m["files"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|f| f["path"] == *path)
+            .unwrap();
+        entry["sha256"] = Value::from(digest.clone());
+        entry["size"] = Value::from(size);
+        match *path {
+            "sbom.cdx.json" => m["sbom"]["cyclonedx"] = Value::from(digest),
+            "sbom.spdx.json" => m["sbom"]["spdx"] = Value::from(digest),
+            "provenance.dsse.json" => m["provenance"] = Value::from(digest),
+            _ => {}
+        }
+    }
+    std::fs::write(
+        bundle.join("manifest.json"),
+        airlock_verify::manifest::canonical(&m),
+    )
+    .unwrap();
+    std::fs::remove_file(bundle.join("manifest.json.asc")).unwrap();
+    for who in signers {
+        release.sign(bundle, who);
+    }
+}
+
+/// Every regular file below `dir`: relative path → sha256.
+fn tree_digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    super::digests(dir)
+}
+
+#[test]
+fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
+    let release = Release::new();
+    let image = release.build("out");
+    let full = image.join("root.erofs").is_file();
+
+    // Export twice, directory and tar: the same bytes.
+    let chunk = "8K";
+    for (name, args) in [
+        ("b1", vec!["--to", "b1"]),
+        ("b2", vec!["--to", "b2"]),
+        ("t1", vec!["--tar", "t1.tar"]),
+        ("t2", vec!["--tar", "t2.tar"]),
+    ] {
+        let target = release.path(name);
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all[1] = if name.starts_with('t') {
+            format!("{}.tar", target.display())
+        } else {
+            target.display().to_string()
+        };
+        all.extend([
+            "--chunk-size".to_owned(),
+            chunk.to_owned(),
+            "--with-sources".to_owned(),
+        ]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let output = release.export(&image, &refs);
+        assert_exit(&output, 0);
+    }
+    let bundle = release.path("b1");
+    assert_eq!(tree_digests(&bundle), tree_digests(&release.path("b2")));
+    assert_eq!(
+        sha256_file(&release.path("t1.tar")),
+        sha256_file(&release.path("t2.tar")),
+        "tar bundles differ"
+    );
+    // An existing destination is never overwritten.
+    let again = release.export(&image, &["--to", bundle.to_str().unwrap()]);
+    assert_exit(&again, 2);
+    assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
+
+    // What the bundle holds.
+    let m = manifest(&bundle);
+    let paths: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "README.txt",
+        "artifacts/rootfs.tar.zst",
+        "build-report.json",
+        "lock.toml",
+        "provenance.dsse.json",
+        "recipe.json",
+        "sbom.cdx.json",
+        "sbom.spdx.json",
+        "sources/debs/mawk_1.3.4_amd64.deb",
+    ] {
+        assert!(paths.contains(&expected), "{expected} not in {paths:?}");
+    }
+    if full {
+        assert!(paths.contains(&"artifacts/root.erofs"));
+        assert!(m["verity"]["root_hash"].as_str().unwrap().len() == 64);
+        assert!(m["ostree"]["commit"].as_str().unwrap().len() == 64);
+    }
+    let erofs_split = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["split"] == true)
+        .expect("a file larger than 8K is split")
+        .clone();
+    let split_path = erofs_split["path"].as_str().unwrap().to_owned();
+    assert!(bundle.join(format!("{split_path}.000")).is_file());
+    assert!(!bundle.join(&split_path).exists());
+    assert_eq!(m["name"], "fixture");
+    assert_eq!(m["version"], 3);
+    assert_eq!(m["expires"], "2099-01-01T00:00:00Z");
+    let readme = std::fs::read_to_string(bundle.join("README.txt")).unwrap();
+    assert!(
+        readme.contains("airlock verify") && readme.contains(&split_path),
+        "{readme}"
+    );
+
+    // The SBOMs: packages with purl, sha256, source and DEP-5 licenses;
+    // files the recipe added.
+    let cdx: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("sbom.cdx.json")).unwrap()).unwrap();
+    let mawk = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mawk")
+        .unwrap();
+    assert_eq!(
+        mawk["purl"],
+        "pkg:deb/debian/mawk@1.3.4?arch=amd64&distro=test"
+    );
+    assert_eq!(
+        mawk["licenses"][0]["expression"],
+        "GPL-2.0-only AND (GPL-2.0-only OR MIT)"
+    );
+    assert_eq!(mawk["hashes"][0]["content"].as_str().unwrap().len(), 64);
+    assert!(
+        cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "file" && c["name"] == "/etc/motd")
+    );
+    let serial = cdx["serialNumber"].as_str().unwrap().to_owned();
+    assert!(serial.starts_with("urn:uuid:"));
+    assert_eq!(cdx["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
+
+    // Two of three sign, on "separate machines": verified.
+    let (output, _) = release.verify(&bundle, &[]);
+    assert_exit(&output, 1); // unsigned so far
+    release.sign(&bundle, "alice");
+    release.rejected(&bundle, &[], "below-threshold");
+    release.sign(&bundle, "bob");
+    // Signing again with the same key replaces, not adds.
+    release.sign(&bundle, "bob");
+    let (output, json) = release.verify(&bundle, &[]);
+    assert_exit(&output, 0);
+    assert_eq!(json["verified"], true, "{json}");
+    assert_eq!(json["result"]["signers"].as_array().unwrap().len(), 2);
+    assert_eq!(json["result"]["threshold"], 2);
+    assert!(json["result"]["packages"].as_u64().unwrap() >= 3);
+    assert!(
+        stderr(&output).contains("VERIFIED fixture 3"),
+        "{}",
+        stderr(&output)
+    );
+    // And the tar bundle, signed in place.
+    let tar = release.path("t1.tar");
+    release.sign(&tar, "carol");
+    release.sign(&tar, "alice");
+    let (output, json) = release.verify(&tar, &[]);
+    assert_exit(&output, 0);
+    assert_eq!(json["result"]["signers"].as_array().unwrap().len(), 2);
+
+    // A policy that holds, and ones that do not.
+    std::fs::write(
+        release.path("policy-ok.toml"),
+        "denied_packages = [\"telnet\"]\nallowed_licenses = [\"GPL-2.0-only\", \"MIT\"]\nallow_unknown_licenses = true\n",
+    )
+    .unwrap();
+    let policy_ok = release.path("policy-ok.toml");
+    let (output, json) = release.verify(&bundle, &["--policy", policy_ok.to_str().unwrap()]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        json["result"]["policy"],
+        serde_json::json!(["denied_packages", "allowed_licenses"])
+    );
+    for (name, text, detail) in [
+        (
+            "deny",
+            "denied_packages = [\"mawk\"]\n",
+            "the image has mawk",
+        ),
+        (
+            "license",
+            "allowed_licenses = [\"MIT\"]\nallow_unknown_licenses = true\n",
+            "mawk is licensed",
+        ),
+        (
+            "unknown",
+            "allowed_licenses = [\"GPL-2.0-only\", \"MIT\"]\n",
+            "no known license",
+        ),
+        (
+            "firewall",
+            "require_default_deny_firewall = true\n",
+            "nftables is not installed",
+        ),
+        ("audit", "require_audit = true\n", "auditd is not installed"),
+    ] {
+        let path = release.path(&format!("policy-{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let message = release.rejected(&bundle, &["--policy", path.to_str().unwrap()], "policy");
+        assert!(message.contains(detail), "{name}: {message}");
+    }
+
+    // The tamper matrix. Every file of the bundle, one flipped byte each.
+    let mut case = 0;
+    let mut fresh = |release: &Release| {
+        case += 1;
+        let copy = release.path(&format!("case-{case}"));
+        copy_dir(&bundle, &copy);
+        copy
+    };
+    let physical: Vec<String> = super::digests(&bundle)
+        .into_iter()
+        .filter(|(p, d)| d != "dir" && !p.starts_with("manifest.json"))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(physical.len() > 10);
+    for path in &physical {
+        let copy = fresh(&release);
+        if std::fs::metadata(copy.join(path)).unwrap().len() == 0 {
+            // Nothing to flip in an empty file (ostree has some): grow it.
+            std::fs::write(copy.join(path), b"x").unwrap();
+            let message = release.rejected(&copy, &[], "size-mismatch");
+            assert!(
+                message.starts_with(&format!("{path}: 1 bytes")),
+                "{path}: {message}"
+            );
+        } else {
+            flip_byte(&copy.join(path));
+            let message = release.rejected(&copy, &[], "digest-mismatch");
+            assert!(
+                message.starts_with(&format!("{path}: sha256 ")),
+                "{path}: {message}"
+            );
+        }
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    // Chunks swapped.
+    let copy = fresh(&release);
+    let (a, b) = (
+        copy.join(format!("{split_path}.000")),
+        copy.join(format!("{split_path}.001")),
+    );
+    std::fs::rename(&a, copy.join("tmp")).unwrap();
+    std::fs::rename(&b, &a).unwrap();
+    std::fs::rename(copy.join("tmp"), &b).unwrap();
+    let message = release.rejected(&copy, &[], "chunks-swapped");
+    assert!(
+        message.contains("chunk 0 holds the bytes of chunk 1"),
+        "{message}"
+    );
+    // A chunk missing.
+    let copy = fresh(&release);
+    std::fs::remove_file(copy.join(format!("{split_path}.001"))).unwrap();
+    let message = release.rejected(&copy, &[], "missing-file");
+    assert!(message.contains(&format!("{split_path}.001")), "{message}");
+    // An extra file.
+    let copy = fresh(&release);
+    std::fs::write(copy.join("artifacts/payload.sh"), "#!/bin/sh\n").unwrap();
+    let message = release.rejected(&copy, &[], "unlisted-file");
+    assert!(message.contains("artifacts/payload.sh"), "{message}");
+    // A modified manifest.
+    let copy = fresh(&release);
+    let text = std::fs::read_to_string(copy.join("manifest.json")).unwrap();
+    std::fs::write(
+        copy.join("manifest.json"),
+        text.replace("\"version\":3", "\"version\":9"),
+    )
+    .unwrap();
+    release.rejected(&copy, &[], "bad-signature");
+    // A signature by an untrusted key (with one trusted one).
+    let copy = fresh(&release);
+    std::fs::remove_file(copy.join("manifest.json.asc")).unwrap();
+    release.sign(&copy, "alice");
+    release.sign(&copy, "mallory");
+    let message = release.rejected(&copy, &[], "untrusted-signer");
+    assert!(message.contains("1 of 2"), "{message}");
+    // One of the two required signatures removed.
+    let copy = fresh(&release);
+    std::fs::remove_file(copy.join("manifest.json.asc")).unwrap();
+    release.sign(&copy, "bob");
+    release.rejected(&copy, &[], "below-threshold");
+    // The same key's signature twice.
+    let copy = fresh(&release);
+    std::fs::remove_file(copy.join("manifest.json.asc")).unwrap();
+    release.sign(&copy, "bob");
+    let once = std::fs::read(copy.join("manifest.json.asc")).unwrap();
+    std::fs::write(
+        copy.join("manifest.json.asc"),
+        [once.clone(), once].concat(),
+    )
+    .unwrap();
+    release.rejected(&copy, &[], "duplicate-signer");
+    // No signatures at all.
+    let copy = fresh(&release);
+    std::fs::remove_file(copy.join("manifest.json.asc")).unwrap();
+    release.rejected(&copy, &[], "unsigned");
+    // An older (or the same) version than the host has: rollback.
+    let state = release.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("fixture.json"), r#"{"version": 3, "seen": 0}"#).unwrap();
+    let message = release.rejected(&bundle, &["--state", state.to_str().unwrap()], "rollback");
+    assert!(
+        message.contains("version 3 is not newer than version 3"),
+        "{message}"
+    );
+    // The host has seen a later time than the expiry: freeze.
+    std::fs::write(
+        state.join("fixture.json"),
+        r#"{"version": 2, "seen": 4102444800}"#,
+    )
+    .unwrap();
+    release.rejected(&bundle, &["--state", state.to_str().unwrap()], "expired");
+    std::fs::write(state.join("fixture.json"), r#"{"version": 2, "seen": 0}"#).unwrap();
+    let (output, _) = release.verify(&bundle, &["--state", state.to_str().unwrap()]);
+    assert_exit(&output, 0);
+    // An expired manifest.
+    let expired = release.path("expired");
+    let output = run(airlock()
+        .arg("export")
+        .arg(&image)
+        .args(["--expires", "2024-01-01", "--builder-key"])
+        .arg(release.path("keys/builder.key"))
+        .arg("--to")
+        .arg(&expired));
+    assert_exit(&output, 0);
+    release.sign(&expired, "alice");
+    release.sign(&expired, "carol");
+    let message = release.rejected(&expired, &[], "expired");
+    assert!(message.contains("2024-01-01T00:00:00Z"), "{message}");
+    // An SBOM that lies about a package, resealed and re-signed by the
+    // approvers (as if the release machine were compromised): the image
+    // itself contradicts it.
+    let copy = fresh(&release);
+    let text = std::fs::read_to_string(copy.join("sbom.cdx.json")).unwrap();
+    std::fs::write(
+        copy.join("sbom.cdx.json"),
+        text.replace("\"version\": \"1.3.4\"", "\"version\": \"1.3.5\""),
+    )
+    .unwrap();
+    reseal(&release, &copy, &["sbom.cdx.json"], &["alice", "bob"]);
+    let message = release.rejected(&copy, &[], "sbom-mismatch");
+    assert!(message.contains("mawk"), "{message}");
+    // The same lie told in both SBOMs: the image's dpkg database disagrees.
+    let text = std::fs::read_to_string(copy.join("sbom.spdx.json")).unwrap();
+    std::fs::write(
+        copy.join("sbom.spdx.json"),
+        text.replace("\"versionInfo\": \"1.3.4\"", "\"versionInfo\": \"1.3.5\""),
+    )
+    .unwrap();
+    reseal(&release, &copy, &["sbom.spdx.json"], &["alice", "bob"]);
+    let message = release.rejected(&copy, &[], "sbom-mismatch");
+    assert!(
+        message.contains("the image has mawk 1.3.4, the SBOM says 1.3.5"),
+        "{message}"
+    );
+    // A provenance whose subject does not match, signed by the real builder
+    // key and resealed.
+    let copy = fresh(&release);
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(copy.join("provenance.dsse.json")).unwrap()).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut statement: Value =
+        serde_json::from_slice(&b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let subject = statement["subject"][0]["name"].as_str().unwrap().to_owned();
+    statement["subject"][0]["digest"]["sha256"] = Value::from("0".repeat(64));
+    let signer = airlock_release::keys::BuilderSigner::load(
+        &release.path("keys/builder.key"),
+        PASSWORD.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        copy.join("provenance.dsse.json"),
+        airlock_release::provenance::envelope(
+            &airlock_verify::manifest::canonical(&statement),
+            &signer,
+        ),
+    )
+    .unwrap();
+    reseal(
+        &release,
+        &copy,
+        &["provenance.dsse.json"],
+        &["alice", "bob"],
+    );
+    let message = release.rejected(&copy, &[], "provenance-subject");
+    assert!(message.contains(&subject), "{message}");
+    // A provenance signed by another key.
+    let copy = fresh(&release);
+    let other = release.path("other-keys");
+    assert_exit(
+        &run(airlock().args(["keygen", "--builder", "--out"]).arg(&other)),
+        0,
+    );
+    let signer =
+        airlock_release::keys::BuilderSigner::load(&other.join("builder.key"), PASSWORD.as_bytes())
+            .unwrap();
+    let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        copy.join("provenance.dsse.json"),
+        airlock_release::provenance::envelope(&payload, &signer),
+    )
+    .unwrap();
+    reseal(
+        &release,
+        &copy,
+        &["provenance.dsse.json"],
+        &["alice", "bob"],
+    );
+    release.rejected(&copy, &[], "provenance-signature");
+
+    // A wrong password and a missing trust directory are usage errors (2).
+    let output = run(airlock()
+        .env("AIRLOCK_KEY_PASSWORD", "wrong")
+        .arg("sign")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(release.path("keys/carol.key")));
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("wrong password"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(airlock()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(release.path("nowhere")));
+    assert_exit(&output, 2);
+}
+
+fn tool_output(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
+    output
+}
+
+/// Where the SBOM validators are: AIRLOCK_SBOM_TOOLS (a virtualenv's bin
+/// folder, which `cargo xtask ci` makes), else PATH.
+fn sbom_tool(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("AIRLOCK_SBOM_TOOLS") {
+        let path = Path::new(&dir).join(name);
+        assert!(path.is_file(), "{} missing", path.display());
+        return Some(path);
+    }
+    have(name).then(|| PathBuf::from(name))
+}
+
+#[test]
+fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
+    let release = Release::new();
+    let first = release.build("out-3");
+    let old = release.path("bundle-3");
+    assert_exit(&release.export(&first, &["--to", old.to_str().unwrap()]), 0);
+    release.sign(&old, "alice");
+    release.sign(&old, "carol");
+
+    // gpg and sq count the two approvals.
+    if have("gpg") {
+        let home = release.path("gnupg");
+        std::fs::create_dir_all(&home).unwrap();
+        for who in ["alice", "carol"] {
+            tool_output(
+                Command::new("gpg")
+                    .env("GNUPGHOME", &home)
+                    .args(["--batch", "--import"])
+                    .arg(release.path(&format!("keys/{who}.asc"))),
+            );
+        }
+        let output = tool_output(
+            Command::new("gpg")
+                .env("GNUPGHOME", &home)
+                .args(["--batch", "--status-fd", "1", "--verify"])
+                .arg(old.join("manifest.json.asc"))
+                .arg(old.join("manifest.json")),
+        );
+        let status = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(status.matches("[GNUPG:] GOODSIG").count(), 2, "{status}");
+    }
+    if have("sq") {
+        let mut command = Command::new("sq");
+        command.args(["verify", "--signatures", "2"]);
+        for who in ["alice", "bob", "carol"] {
+            command
+                .arg("--signer-cert")
+                .arg(release.path(&format!("keys/{who}.asc")));
+        }
+        command
+            .arg("--detached")
+            .arg(old.join("manifest.json.asc"))
+            .arg(old.join("manifest.json"));
+        tool_output(&mut command);
+        // And sq refuses when three are required.
+        let mut strict = Command::new("sq");
+        strict.args(["verify", "--signatures", "3"]);
+        for who in ["alice", "bob", "carol"] {
+            strict
+                .arg("--signer-cert")
+                .arg(release.path(&format!("keys/{who}.asc")));
+        }
+        strict
+            .arg("--detached")
+            .arg(old.join("manifest.json.asc"))
+            .arg(old.join("manifest.json"));
+        assert!(!strict.output().unwrap().status.success());
+    }
+
+    // openssl checks the DSSE signature over the PAE.
+    if have("openssl") {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let envelope: Value =
+            serde_json::from_slice(&std::fs::read(old.join("provenance.dsse.json")).unwrap())
+                .unwrap();
+        let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+        let pae = airlock_verify::dsse::pae(envelope["payloadType"].as_str().unwrap(), &payload);
+        std::fs::write(release.path("pae.bin"), pae).unwrap();
+        std::fs::write(
+            release.path("sig.der"),
+            b64.decode(envelope["signatures"][0]["sig"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let output = tool_output(
+            Command::new("openssl")
+                .args(["dgst", "-sha256", "-verify"])
+                .arg(release.path("keys/builder.pub"))
+                .arg("-signature")
+                .arg(release.path("sig.der"))
+                .arg(release.path("pae.bin")),
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Verified OK"));
+        let statement: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+        let deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .unwrap();
+        assert!(deps.iter().any(|d| {
+            d["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:deb/debian/mawk@1.3.4")
+        }));
+    }
+
+    // The reference validators accept the SBOMs.
+    if let Some(python) = sbom_tool("python3").filter(|p| {
+        Command::new(p)
+            .args(["-c", "import cyclonedx.validation.json"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_some()
+    }) {
+        let script = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerrors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif errors:\n    print(errors)\n    sys.exit(1)\nprint('valid CycloneDX 1.6')\n";
+        let output = tool_output(
+            Command::new(&python)
+                .args(["-c", script])
+                .arg(old.join("sbom.cdx.json")),
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("valid CycloneDX 1.6"));
+    }
+    if let Some(pyspdxtools) = sbom_tool("pyspdxtools") {
+        let output = Command::new(&pyspdxtools)
+            .arg("-i")
+            .arg(old.join("sbom.spdx.json"))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+        assert!(
+            output.status.success() && !all.contains("ValidationMessage"),
+            "{all}"
+        );
+    }
+
+    // The next release: a changed file, a delta from the previous bundle,
+    // a change report, and `airlock diff`.
+    release.env.write_recipe(
+        &build_recipe(formats())
+            .replace("version = 3", "version = 4")
+            .replace(
+                "authorized use only",
+                "authorized use only; all use is audited",
+            ),
+    );
+    assert_exit(&release.env.lock(&["--update"]), 0);
+    let second = release.build("out-4");
+    let new = release.path("bundle-4");
+    let output = release.export(
+        &second,
+        &[
+            "--to",
+            new.to_str().unwrap(),
+            "--previous",
+            old.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 0);
+    let changes = std::fs::read_to_string(new.join("changes.txt")).unwrap();
+    assert!(
+        changes.contains("fixture 3 -> fixture 4") && changes.contains("~ /etc/motd"),
+        "{changes}"
+    );
+    let m = manifest(&new);
+    assert_eq!(m["previous"]["version"], 3);
+    let output = run(airlock().arg("diff").arg(&old).arg(&new).arg("--json"));
+    assert_exit(&output, 0);
+    let diff: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        diff["diff"]["files"]["changed"],
+        serde_json::json!(["/etc/motd"])
+    );
+    assert_eq!(diff["diff"]["packages"]["added"], serde_json::json!([]));
+    let output = run(airlock().arg("diff").arg(&first).arg(&second));
+    assert_exit(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("firewall: no change"));
+    // The delta applies offline onto the previous commit.
+    if let (Some(from), Some(to)) = (
+        m["previous"]["ostree_commit"].as_str(),
+        m["ostree"]["commit"].as_str(),
+    ) {
+        let repo = release.path("host-repo");
+        let repo_arg = format!("--repo={}", repo.display());
+        tool_output(Command::new("ostree").args(["init", &repo_arg, "--mode=archive"]));
+        tool_output(
+            Command::new("ostree")
+                .args(["pull-local", &repo_arg])
+                .arg(old.join("artifacts/ostree"))
+                .arg(from),
+        );
+        tool_output(
+            Command::new("ostree")
+                .args(["static-delta", "apply-offline", &repo_arg])
+                .arg(new.join(format!("delta/{from}-{to}.delta"))),
+        );
+        let output = tool_output(Command::new("ostree").args(["cat", &repo_arg, to, "/etc/motd"]));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "authorized use only; all use is audited\n"
+        );
+        tool_output(Command::new("ostree").args(["fsck", &repo_arg]));
+    } else {
+        assert!(
+            !is_root() || !have("ostree"),
+            "no ostree commit although ostree is available"
+        );
+    }
+}
