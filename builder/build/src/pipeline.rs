@@ -44,6 +44,8 @@ pub struct Input<'a> {
     pub lock_digest: Sha256,
     /// The locked packages in lock order, each a verified store entry.
     pub packages: Vec<Package>,
+    /// The locked models: (name, the verified store entry).
+    pub models: Vec<(String, PathBuf)>,
     /// airlock's version (part of the inputs).
     pub airlock_version: &'a str,
 }
@@ -226,6 +228,7 @@ pub fn build(
     let mut tree = extract::into_tree(&unpacked)?;
     progress("configuring");
     let configured = configure::configure(&mut tree, &blobs, &unpacked, recipe, &added)?;
+    install_models(input, &mut tree, &blobs)?;
     progress("writing the SBOMs");
     let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
         recipe,
@@ -450,6 +453,58 @@ pub fn build(
         cached: false,
         report_json,
     })
+}
+
+/// Puts each `[[models]]` file at its destination, read-only (0444, root),
+/// hardlinked from the store into the build's blob area where the file
+/// system allows (never read into memory).
+fn install_models(
+    input: &Input<'_>,
+    tree: &mut airlock_tree::Tree,
+    blobs: &Store,
+) -> Result<(), BuildError> {
+    for model in &input.recipe.models {
+        let locked = input
+            .lock
+            .models
+            .iter()
+            .find(|m| m.name == model.name.as_str())
+            .ok_or_else(|| BuildError::Config {
+                what: format!("[[models]] {}", model.name),
+                message: "not in the lock; run `airlock lock --update`".to_owned(),
+            })?;
+        let source = input
+            .models
+            .iter()
+            .find(|(name, _)| name == model.name.as_str())
+            .map(|(_, path)| path)
+            .ok_or_else(|| BuildError::Config {
+                what: format!("[[models]] {}", model.name),
+                message: "not in the store; run `airlock fetch`".to_owned(),
+            })?;
+        let target = blobs.path(&locked.sha256);
+        if !target.exists() {
+            if let Some(dir) = target.parent() {
+                fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
+            }
+            if fs::hard_link(source, &target).is_err() {
+                fs::copy(source, &target).map_err(io(target.display().to_string()))?;
+            }
+        }
+        let node = airlock_tree::Node::new(
+            airlock_tree::Kind::File(airlock_tree::Content::Stored {
+                sha256: locked.sha256,
+                size: locked.size,
+            }),
+            0o444,
+        );
+        tree.put(model.destination.as_str().trim_start_matches('/'), node)
+            .map_err(|source| BuildError::Tree {
+                package: format!("[[models]] {}", model.name),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// The staging root must be 0755 whatever the umask.

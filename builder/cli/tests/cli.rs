@@ -1025,7 +1025,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
         r#"["tar"]"#
     };
     let env = Env::with(|spec| spec.packages = build_packages());
-    env.write_recipe(&build_recipe(formats));
+    env.write_recipe(&trust::with_model(&env, &build_recipe(formats)));
     assert_exit(&env.lock(&[]), 0);
     let first = build_under(
         &env,
@@ -1073,9 +1073,20 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "root.verity",
             "rootfs.tar.zst",
             "ostree",
+            "sbom.cdx.json",
+            "sbom.spdx.json",
+            "recipe.json",
+            "lock.toml",
         ]
     } else {
-        &["build-report.json", "rootfs.tar.zst"]
+        &[
+            "build-report.json",
+            "rootfs.tar.zst",
+            "sbom.cdx.json",
+            "sbom.spdx.json",
+            "recipe.json",
+            "lock.toml",
+        ]
     };
     for name in expected {
         assert!(da.contains_key(*name), "{name} missing from {da:?}");
@@ -1108,6 +1119,13 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
     let root = env.path("root");
     untar(&a, &root);
     let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    // The model, read-only, from the store, byte for byte.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let model = root.join("opt/models/tiny.gguf");
+        assert_eq!(std::fs::read(&model).unwrap(), trust::MODEL);
+        assert_eq!(std::fs::metadata(&model).unwrap().mode() & 0o7777, 0o444);
+    }
     let passwd = read("etc/passwd");
     assert!(
         passwd.starts_with("root:x:0:0:root:/root:/bin/sh\n"),

@@ -55,6 +55,12 @@ impl Args {
                 deb: store.path(&p.sha256),
             })
             .collect();
+        let models = locked
+            .lock()
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), store.path(&m.sha256)))
+            .collect();
         let loaded = locked.recipe();
         let input = Input {
             recipe: &loaded.recipe,
@@ -63,6 +69,7 @@ impl Args {
             lock: locked.lock(),
             lock_digest,
             packages,
+            models,
             airlock_version: env!("CARGO_PKG_VERSION"),
         };
         let progress = |step: &str| {

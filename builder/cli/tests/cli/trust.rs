@@ -16,6 +16,41 @@ use super::{
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A model file: the GGUF magic and a few bytes.
+pub(super) const MODEL: &[u8] = b"GGUF\x03\x00\x00\x00tiny test weights";
+
+/// The build fixture's recipe with a model.
+fn recipe(base: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "{base}
+[[models]]
+name = \"tiny\"
+sha256 = \"{}\"
+path = \"models/tiny.gguf\"
+destination = \"/opt/models/tiny.gguf\"
+license = \"Apache-2.0\"
+
+[models.card]
+description = \"A tiny test model\"
+architecture = \"llama\"
+format = \"gguf\"
+parameters = \"1K\"
+quantization = \"F32\"
+intended_use = \"integration tests\"
+limitations = \"none worth mentioning\"
+",
+        hex::encode(sha2::Sha256::digest(MODEL))
+    )
+}
+
+/// Writes the model file beside the fixture recipe; `base` with it.
+pub(super) fn with_model(env: &Env, base: &str) -> String {
+    std::fs::create_dir_all(env.path("recipe/models")).unwrap();
+    std::fs::write(env.path("recipe/models/tiny.gguf"), MODEL).unwrap();
+    recipe(base)
+}
+
 fn formats() -> &'static str {
     if have("mkfs.erofs") && have("ostree") && is_root() {
         r#"["tar", "erofs", "ostree"]"#
@@ -47,7 +82,7 @@ struct Release {
 impl Release {
     fn new() -> Release {
         let env = Env::with(|spec| spec.packages = build_packages());
-        env.write_recipe(&build_recipe(formats()));
+        env.write_recipe(&with_model(&env, &build_recipe(formats())));
         assert_exit(&env.lock(&[]), 0);
         let keys = env.path("keys");
         assert_exit(
@@ -165,6 +200,11 @@ fn flip_byte(path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -273,6 +313,7 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
         "sbom.cdx.json",
         "sbom.spdx.json",
         "sources/debs/mawk_1.3.4_amd64.deb",
+        "sources/models/tiny",
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:?}");
     }
@@ -326,6 +367,18 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
             .iter()
             .any(|c| c["type"] == "file" && c["name"] == "/etc/motd")
     );
+    let model = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "machine-learning-model")
+        .unwrap();
+    assert_eq!(model["name"], "tiny");
+    assert_eq!(
+        model["modelCard"]["modelParameters"]["architectureFamily"],
+        "llama"
+    );
+    assert_eq!(model["hashes"][0]["content"], sha256_hex(MODEL));
     let serial = cdx["serialNumber"].as_str().unwrap().to_owned();
     assert!(serial.starts_with("urn:uuid:"));
     assert_eq!(cdx["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
@@ -344,6 +397,7 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
     assert_eq!(json["result"]["signers"].as_array().unwrap().len(), 2);
     assert_eq!(json["result"]["threshold"], 2);
     assert!(json["result"]["packages"].as_u64().unwrap() >= 3);
+    assert_eq!(json["result"]["models"], 1);
     assert!(
         stderr(&output).contains("VERIFIED fixture 3"),
         "{}",
@@ -360,7 +414,7 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
     // A policy that holds, and ones that do not.
     std::fs::write(
         release.path("policy-ok.toml"),
-        "denied_packages = [\"telnet\"]\nallowed_licenses = [\"GPL-2.0-only\", \"MIT\"]\nallow_unknown_licenses = true\n",
+        "denied_packages = [\"telnet\"]\nallowed_licenses = [\"GPL-2.0-only\", \"MIT\", \"Apache-2.0\"]\nallow_unknown_licenses = true\n",
     )
     .unwrap();
     let policy_ok = release.path("policy-ok.toml");
@@ -550,6 +604,20 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
     let message = release.rejected(&copy, &[], "sbom-mismatch");
     assert!(
         message.contains("the image has mawk 1.3.4, the SBOM says 1.3.5"),
+        "{message}"
+    );
+    // A model digest that lies, resealed: the image's file disagrees.
+    let copy = fresh(&release);
+    let text = std::fs::read_to_string(copy.join("sbom.cdx.json")).unwrap();
+    std::fs::write(
+        copy.join("sbom.cdx.json"),
+        text.replace(&sha256_hex(MODEL), &"1".repeat(64)),
+    )
+    .unwrap();
+    reseal(&release, &copy, &["sbom.cdx.json"], &["alice", "bob"]);
+    let message = release.rejected(&copy, &[], "sbom-mismatch");
+    assert!(
+        message.contains("model tiny: /opt/models/tiny.gguf has sha256"),
         "{message}"
     );
     // A provenance whose subject does not match, signed by the real builder
@@ -786,7 +854,7 @@ fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
     // The next release: a changed file, a delta from the previous bundle,
     // a change report, and `airlock diff`.
     release.env.write_recipe(
-        &build_recipe(formats())
+        &recipe(&build_recipe(formats()))
             .replace("version = 3", "version = 4")
             .replace(
                 "authorized use only",
