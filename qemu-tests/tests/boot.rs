@@ -376,12 +376,85 @@ fn boot_time_to_multi_user_median_of_three() {
     assert!(times[1] < BOOT);
 }
 
+/// The test image exported as a bundle (split into 64 MiB parts), signed
+/// by two of two throwaway approvers, with the host's trust directory.
+struct Bundle {
+    _dir: tempfile::TempDir,
+    bundle: PathBuf,
+    trust: PathBuf,
+    state: PathBuf,
+}
+
+fn bundle() -> Bundle {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let trust = dir.path().join("trust");
+    let airlock = || {
+        let mut command = Command::new(airlock());
+        command.env("AIRLOCK_KEY_PASSWORD", "test");
+        command
+    };
+    let ok = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    ok(airlock().args(["keygen", "--builder", "--out"]).arg(&keys));
+    for who in ["alice", "bob"] {
+        ok(airlock()
+            .args(["keygen", "--release", who, "--out"])
+            .arg(&keys));
+        std::fs::create_dir_all(trust.join("release")).unwrap();
+        std::fs::copy(
+            keys.join(format!("{who}.asc")),
+            trust.join(format!("release/{who}.asc")),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(trust.join("builder")).unwrap();
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
+    std::fs::write(trust.join("trust.toml"), "threshold = 2\n").unwrap();
+    let bundle = dir.path().join("bundle");
+    ok(airlock()
+        .arg("export")
+        .arg(&image().dir)
+        .arg("--to")
+        .arg(&bundle)
+        .args([
+            "--expires",
+            "2099-01-01",
+            "--chunk-size",
+            "64M",
+            "--builder-key",
+        ])
+        .arg(keys.join("builder.key")));
+    assert!(bundle.join("artifacts/root.erofs.001").is_file());
+    for who in ["alice", "bob"] {
+        ok(airlock()
+            .arg("sign")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(keys.join(format!("{who}.key"))));
+    }
+    let state = dir.path().join("state");
+    Bundle {
+        _dir: dir,
+        bundle,
+        trust,
+        state,
+    }
+}
+
 #[test]
-fn airlock_boot_gives_a_console_and_exits_when_the_guest_powers_off() {
+fn airlock_boot_verifies_a_bundle_boots_it_records_it_and_refuses_a_replay() {
     if !enabled() {
         return;
     }
     let _serial = serial();
+    let bundle = bundle();
     use std::io::{Read, Write};
     use std::os::unix::process::CommandExt;
     // Under a hard bound, in a process group of its own, so QEMU goes too.
@@ -389,7 +462,11 @@ fn airlock_boot_gives_a_console_and_exits_when_the_guest_powers_off() {
         .args(["-s", "KILL", &HARD_LIMIT.as_secs().to_string()])
         .arg(airlock())
         .arg("boot")
-        .arg(&image().dir)
+        .arg(&bundle.bundle)
+        .arg("--trust")
+        .arg(&bundle.trust)
+        .arg("--state")
+        .arg(&bundle.state)
         .process_group(0)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -449,4 +526,27 @@ fn airlock_boot_gives_a_console_and_exits_when_the_guest_powers_off() {
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(stderr.contains("quit with Ctrl-A X"), "{stderr}");
     assert!(stderr.contains("the guest powered off"), "{stderr}");
+    assert!(
+        stderr.contains("verified minimal-test 1: signed by 2 of 2 required keys"),
+        "{stderr}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.state.join("minimal-test.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["version"], 1);
+    // The host recorded release 1: the same bundle again is a rollback,
+    // refused before QEMU starts.
+    let output = Command::new(airlock())
+        .arg("boot")
+        .arg(&bundle.bundle)
+        .arg("--trust")
+        .arg(&bundle.trust)
+        .arg("--state")
+        .arg(&bundle.state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rollback"), "{stderr}");
+    assert!(!stderr.contains("booting"), "{stderr}");
 }

@@ -44,7 +44,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "demo",
-        "the main job: lock, fetch and build recipes/minimal.toml end to end (as root)",
+        "the main job: lock, fetch and build recipes/minimal.toml, then export, sign (2 of 3, demo keys) and verify it (as root)",
     ),
     (
         "ci",
@@ -53,6 +53,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "bench",
         "airlock build against mmdebstrap on the same .debs, with hyperfine (as root; needs mmdebstrap, hyperfine, dpkg-dev)",
+    ),
+    (
+        "bench-verify",
+        "airlock verify of a bundle holding a 4 GiB model against sha256sum, and its peak memory (needs openssl, hyperfine, ~17 GiB of disk)",
     ),
     (
         "fuzz",
@@ -68,6 +72,13 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("deps") => deps(BUILD_PACKAGES),
+        Some("bench-verify") => deps(&[BUILD_PACKAGES, &["openssl", "hyperfine", "time"]].concat())
+            .and_then(|()| run(cargo().args(["build", "--release", "--package", "airlock"])))
+            .and_then(|()| {
+                run(&mut Command::new(
+                    root().join("xtask/scripts/bench-verify.sh"),
+                ))
+            }),
         Some("bench") => deps(
             &[
                 BUILD_PACKAGES,
@@ -167,8 +178,75 @@ fn demo() -> Result<(), String> {
     run(Command::new(&airlock).args(["lock", "recipes/minimal.toml"]))?;
     run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml"]))?;
     run(Command::new(&airlock).args(["build", "recipes/minimal.toml", "--offline"]))?;
+    // The trust chain, with throwaway keys: export, two of three approve,
+    // verify against a 2-of-3 trust directory.
+    let demo = root().join("target/demo");
+    let _ = std::fs::remove_dir_all(&demo);
+    let keys = demo.join("keys");
+    run(Command::new(&airlock)
+        .args(["keygen", "--builder", "--out"])
+        .arg(&keys))?;
+    for who in ["alice", "bob", "carol"] {
+        run(Command::new(&airlock)
+            .args(["keygen", "--release", who, "--valid-days", "90", "--out"])
+            .arg(&keys))?;
+    }
+    let trust = demo.join("trust");
+    std::fs::create_dir_all(trust.join("release")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(trust.join("builder")).map_err(|e| e.to_string())?;
+    std::fs::write(trust.join("trust.toml"), "threshold = 2\n").map_err(|e| e.to_string())?;
+    for who in ["alice", "bob", "carol"] {
+        std::fs::copy(
+            keys.join(format!("{who}.asc")),
+            trust.join(format!("release/{who}.asc")),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub"))
+        .map_err(|e| e.to_string())?;
+    let image = std::fs::read_dir(root().join("images/minimal"))
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("build-report.json").is_file())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .ok_or("no image folder in images/minimal")?;
+    let bundle = root().join("images/bundles/minimal-1");
+    let _ = std::fs::remove_dir_all(&bundle);
+    let expires = Command::new("date")
+        .args(["-u", "-d", "+90 days", "+%F"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let expires = String::from_utf8_lossy(&expires.stdout).trim().to_owned();
+    run(Command::new(&airlock)
+        .arg("export")
+        .arg(&image)
+        .arg("--to")
+        .arg(&bundle)
+        .args(["--expires", &expires, "--builder-key"])
+        .arg(keys.join("builder.key")))?;
+    for who in ["alice", "carol"] {
+        run(Command::new(&airlock)
+            .arg("sign")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(keys.join(format!("{who}.key"))))?;
+    }
+    run(Command::new(&airlock)
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&trust))?;
     eprintln!(
-        "demo: recipes/minimal.toml is locked, its inputs are in the store, and its image is in images/minimal/"
+        "demo: recipes/minimal.toml is locked, its inputs are in the store, its image is in {}, and a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}",
+        image.display(),
+        bundle.display()
+    );
+    eprintln!(
+        "      boot it: {} boot {} --trust {}",
+        airlock.display(),
+        bundle.display(),
+        trust.display()
     );
     Ok(())
 }

@@ -151,7 +151,7 @@ fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildErro
 /// the recipe's files as read (paths, kinds, modes, content digests).
 pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"airlock-build-inputs-v1\n");
+    hasher.update(b"airlock-build-inputs-v2\n");
     hasher.update(format!("airlock {}\n", input.airlock_version));
     hasher.update(format!("recipe {}\n", input.recipe_digest));
     hasher.update(format!("lock {}\n", input.lock_digest));

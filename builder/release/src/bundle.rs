@@ -191,6 +191,16 @@ pub fn export(
     progress("checking the image folder against its build report");
     let (report, lock) = read_image(image)?;
     let text = |key: &str| report[key].as_str().unwrap_or("").to_owned();
+    let has_tar = report["artifacts"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|a| a["path"] == "rootfs.tar.zst"));
+    if !has_tar {
+        return Err(invalid(format!(
+            "{}: the image has no rootfs.tar.zst; add \"tar\" to [output] formats: \
+             `airlock verify` reads the image's dpkg database and models from it to check the SBOMs",
+            image.display()
+        )));
+    }
     let final_path = match &options.destination {
         Destination::Dir(path) | Destination::Tar(path) => path.clone(),
     };
