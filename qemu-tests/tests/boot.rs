@@ -385,6 +385,20 @@ struct Bundle {
     state: PathBuf,
 }
 
+impl Bundle {
+    /// `boot BUNDLE --trust DIR --state DIR`.
+    fn boot_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "boot".into(),
+            self.bundle.clone().into(),
+            "--trust".into(),
+            self.trust.clone().into(),
+            "--state".into(),
+            self.state.clone().into(),
+        ]
+    }
+}
+
 fn bundle() -> Bundle {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
@@ -461,12 +475,7 @@ fn airlock_boot_verifies_a_bundle_boots_it_records_it_and_refuses_a_replay() {
     let mut child = Command::new("timeout")
         .args(["-s", "KILL", &HARD_LIMIT.as_secs().to_string()])
         .arg(airlock())
-        .arg("boot")
-        .arg(&bundle.bundle)
-        .arg("--trust")
-        .arg(&bundle.trust)
-        .arg("--state")
-        .arg(&bundle.state)
+        .args(bundle.boot_args())
         .process_group(0)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -537,12 +546,7 @@ fn airlock_boot_verifies_a_bundle_boots_it_records_it_and_refuses_a_replay() {
     // The host recorded release 1: the same bundle again is a rollback,
     // refused before QEMU starts.
     let output = Command::new(airlock())
-        .arg("boot")
-        .arg(&bundle.bundle)
-        .arg("--trust")
-        .arg(&bundle.trust)
-        .arg("--state")
-        .arg(&bundle.state)
+        .args(bundle.boot_args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -67,21 +67,11 @@ fn invalid(message: impl Into<String>) -> ReleaseError {
     ReleaseError::Invalid(message.into())
 }
 
-/// sha256 of a file, streamed.
-fn hash_file(path: &Path) -> Result<(String, u64), ReleaseError> {
-    let mut reader =
-        BufReader::with_capacity(1 << 20, File::open(path).map_err(io(path.display()))?);
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0;
-    loop {
-        let n = reader.read(&mut buffer).map_err(io(path.display()))?;
-        if n == 0 {
-            return Ok((hex::encode(hasher.finalize()), size));
-        }
-        size += n as u64;
-        hasher.update(&buffer[..n]);
-    }
+/// sha256 (hex) of a file, streamed.
+fn hash_file(path: &Path) -> Result<String, ReleaseError> {
+    airlock_store::hash_file(path)
+        .map(|(digest, _)| digest.to_hex())
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Reads an image folder's report and checks that every artifact is what
@@ -110,7 +100,7 @@ pub fn read_image(image: &Path) -> Result<(Value, Lock), ReleaseError> {
         .collect();
     checks.par_iter().try_for_each(|(name, want)| {
         manifest::check_path(name).map_err(invalid)?;
-        let (got, _) = hash_file(&image.join(name))?;
+        let got = hash_file(&image.join(name))?;
         if &got != want {
             return Err(invalid(format!(
                 "{}: sha256 {got}, but the build report says {want}: the image folder changed after the build",

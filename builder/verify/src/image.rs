@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use sha2::Digest;
-
 /// What was found in the image.
 #[derive(Debug, Default)]
 pub struct Contents {
@@ -47,18 +45,9 @@ pub fn scan(reader: impl Read, wanted: &BTreeSet<String>) -> Result<Contents, St
                 .map_err(|e| format!("/var/lib/dpkg/status: {e}"))?;
             status = Some(text);
         } else if wanted.contains(&path) {
-            let mut hasher = sha2::Sha256::new();
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = entry
-                    .read(&mut buffer)
-                    .map_err(|e| format!("{path}: {e}"))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-            }
-            contents.files.insert(path, hex::encode(hasher.finalize()));
+            let (digest, _) =
+                crate::sha256_reader(&mut entry, &|_| {}).map_err(|e| format!("{path}: {e}"))?;
+            contents.files.insert(path, digest);
         }
     }
     let status = status.ok_or("the image has no /var/lib/dpkg/status")?;

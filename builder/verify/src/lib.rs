@@ -652,26 +652,35 @@ fn hash_range(
     let mut file = File::open(path).map_err(io(path.display()))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(io(path.display()))?;
-    let mut reader = file.take(size);
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut done = 0;
-    loop {
-        let n = reader.read(&mut buffer).map_err(io(path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        done += n as u64;
-        progress(n as u64);
-    }
+    let (digest, done) =
+        sha256_reader(&mut file.take(size), progress).map_err(io(path.display()))?;
     if done != size {
         return Err(io(path.display())(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "changed while being read",
         )));
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(digest)
+}
+
+/// sha256 (hex) and length of everything `reader` yields, through a 1 MiB
+/// buffer; `progress` hears of every read.
+pub fn sha256_reader(
+    reader: &mut dyn Read,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(String, u64)> {
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut done = 0;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((hex::encode(hasher.finalize()), done));
+        }
+        hasher.update(&buffer[..n]);
+        done += n as u64;
+        progress(n as u64);
+    }
 }
 
 /// The manifest's own record of the SBOM, provenance, recipe and lock must

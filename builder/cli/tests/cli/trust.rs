@@ -752,31 +752,23 @@ fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
         assert_eq!(status.matches("[GNUPG:] GOODSIG").count(), 2, "{status}");
     }
     if have("sq") {
-        let mut command = Command::new("sq");
-        command.args(["verify", "--signatures", "2"]);
-        for who in ["alice", "bob", "carol"] {
+        let sq_verify = |signatures: &str| {
+            let mut command = Command::new("sq");
+            command.args(["verify", "--signatures", signatures]);
+            for who in ["alice", "bob", "carol"] {
+                command
+                    .arg("--signer-cert")
+                    .arg(release.path(&format!("keys/{who}.asc")));
+            }
             command
-                .arg("--signer-cert")
-                .arg(release.path(&format!("keys/{who}.asc")));
-        }
-        command
-            .arg("--detached")
-            .arg(old.join("manifest.json.asc"))
-            .arg(old.join("manifest.json"));
-        tool_output(&mut command);
+                .arg("--detached")
+                .arg(old.join("manifest.json.asc"))
+                .arg(old.join("manifest.json"));
+            command
+        };
+        tool_output(&mut sq_verify("2"));
         // And sq refuses when three are required.
-        let mut strict = Command::new("sq");
-        strict.args(["verify", "--signatures", "3"]);
-        for who in ["alice", "bob", "carol"] {
-            strict
-                .arg("--signer-cert")
-                .arg(release.path(&format!("keys/{who}.asc")));
-        }
-        strict
-            .arg("--detached")
-            .arg(old.join("manifest.json.asc"))
-            .arg(old.join("manifest.json"));
-        assert!(!strict.output().unwrap().status.success());
+        assert!(!sq_verify("3").output().unwrap().status.success());
     }
 
     // openssl checks the DSSE signature over the PAE.
