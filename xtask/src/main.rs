@@ -177,7 +177,33 @@ fn demo() -> Result<(), String> {
     let airlock = root().join("target/release/airlock");
     run(Command::new(&airlock).args(["lock", "recipes/minimal.toml"]))?;
     run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml"]))?;
-    run(Command::new(&airlock).args(["build", "recipes/minimal.toml", "--offline"]))?;
+    // The report (--json) names the image folder: VERSION-INPUTS[..12].
+    let built = Command::new(&airlock)
+        .args(["build", "recipes/minimal.toml", "--offline", "--json"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", airlock.display()))?;
+    if !built.status.success() {
+        return Err(format!("airlock build failed: {}", built.status));
+    }
+    let report = String::from_utf8_lossy(&built.stdout);
+    let field = |key: &str| -> Result<String, String> {
+        let start = report
+            .find(&format!("\"{key}\": "))
+            .ok_or(format!("no {key} in the build report"))?
+            + key.len()
+            + 4;
+        Ok(report[start..]
+            .trim_start_matches('"')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect())
+    };
+    let image = root().join(format!(
+        "images/minimal/{}-{}",
+        field("version")?,
+        &field("inputs")?[..12]
+    ));
     // The trust chain, with throwaway keys: export, two of three approve,
     // verify against a 2-of-3 trust directory.
     let demo = root().join("target/demo");
@@ -204,13 +230,6 @@ fn demo() -> Result<(), String> {
     }
     std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub"))
         .map_err(|e| e.to_string())?;
-    let image = std::fs::read_dir(root().join("images/minimal"))
-        .map_err(|e| e.to_string())?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("build-report.json").is_file())
-        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .ok_or("no image folder in images/minimal")?;
     let bundle = root().join("images/bundles/minimal-1");
     let _ = std::fs::remove_dir_all(&bundle);
     let expires = Command::new("date")
