@@ -415,10 +415,10 @@ pub fn verify(
     let builder = check_provenance(bundle, &manifest, &options.trust.builders)?;
 
     // 5. SBOMs against the image.
-    let (packages, models, installed) = check_sboms(bundle, &manifest)?;
+    let (packages, models, installed, cdx) = check_sboms(bundle, &manifest)?;
 
     // 6. Policy.
-    let policy = check_policy(bundle, options.policy, &installed)?;
+    let policy = check_policy(bundle, options.policy, &installed, &cdx)?;
 
     Ok(Verified {
         name: manifest.name.clone(),
@@ -775,7 +775,7 @@ fn check_provenance(
 fn check_sboms(
     bundle: &Path,
     manifest: &Manifest,
-) -> Result<(usize, usize, BTreeMap<String, String>), VerifyError> {
+) -> Result<(usize, usize, BTreeMap<String, String>, serde_json::Value), VerifyError> {
     for (path, digest) in [
         (paths::CYCLONEDX, &manifest.sbom.cyclonedx),
         (paths::SPDX, &manifest.sbom.spdx),
@@ -920,13 +920,14 @@ fn check_sboms(
             Some(_) => {}
         }
     }
-    Ok((cdx_packages.len(), models.len(), contents.packages))
+    Ok((cdx_packages.len(), models.len(), contents.packages, cdx))
 }
 
 fn check_policy(
     bundle: &Path,
     policy: &Policy,
     installed: &BTreeMap<String, String>,
+    cdx: &serde_json::Value,
 ) -> Result<Vec<String>, VerifyError> {
     let mut applied = Vec::new();
     let fail = |rule: &str, detail: String| -> VerifyError {
@@ -948,11 +949,6 @@ fn check_policy(
     }
     if !policy.allowed_licenses.is_empty() {
         let allowed: BTreeSet<String> = policy.allowed_licenses.iter().cloned().collect();
-        let cdx: serde_json::Value = serde_json::from_slice(
-            &read_bounded(&bundle.join(paths::CYCLONEDX), 256 << 20)
-                .map_err(io(paths::CYCLONEDX))?,
-        )
-        .map_err(|e| fail("allowed_licenses", e.to_string()))?;
         let empty = Vec::new();
         for component in cdx["components"].as_array().unwrap_or(&empty) {
             if component["type"] == "file" {
