@@ -12,6 +12,8 @@
 //! bound that holds even if the test process dies), and dropping a
 //! [`Machine`] (also while a test panics) kills and reaps it.
 
+pub mod setup;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -156,6 +158,32 @@ impl Machine {
             }
             if Instant::now() > deadline {
                 return Err(self.timeout(&format!("{needle:?} on the console"), timeout));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the console shows one of `needles`; returns which one
+    /// and the time since boot.
+    pub fn wait_console_any(
+        &mut self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<(usize, Duration), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let console = self.console();
+            if let Some(found) = needles.iter().position(|n| console.contains(n)) {
+                return Ok((found, self.started.elapsed()));
+            }
+            if self.exited().is_some() {
+                return Err(HarnessError::Channel(format!(
+                    "QEMU exited before the console showed any of {needles:?}; console tail:\n{}",
+                    self.tail()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout(&format!("any of {needles:?} on the console"), timeout));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

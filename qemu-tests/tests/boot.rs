@@ -4,84 +4,19 @@
 //! archive for a fresh lock: gated on AIRLOCK_TEST_NETWORK=1; with
 //! AIRLOCK_REQUIRE_TOOLS=1 a missing QEMU is a failure, not a skip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
+use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(600);
 const COMMAND: Duration = Duration::from_secs(120);
 const MULTI_USER: &str = "Reached target multi-user.target";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn enabled() -> bool {
-    let qemu = Command::new("sh")
-        .args(["-c", &format!("command -v {}", airlock_boot::QEMU)])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !qemu {
-        assert!(
-            std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-            "{} is required (AIRLOCK_REQUIRE_TOOLS is set)",
-            airlock_boot::QEMU
-        );
-        eprintln!("skipped: needs {}", airlock_boot::QEMU);
-        return false;
-    }
-    if std::env::var_os("AIRLOCK_TEST_NETWORK").is_none() {
-        eprintln!("skipped: needs the Debian archive for a fresh lock; set AIRLOCK_TEST_NETWORK=1");
-        return false;
-    }
-    true
-}
-
-/// One boot at a time: two TCG guests on two cores only slow each other.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn airlock() -> PathBuf {
-    if let Some(path) = std::env::var_os("AIRLOCK_BIN") {
-        return PathBuf::from(path);
-    }
-    // The binary is not a dependency of this crate, so cargo does not
-    // rebuild it for these tests: make sure it is current (a no-op when it
-    // is, as under `cargo test --workspace`).
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status =
-                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-                    .args(["build", "-p", "airlock"])
-                    .current_dir(workspace())
-                    .status()
-                    .unwrap();
-            assert!(status.success(), "cargo build -p airlock failed");
-            workspace().join("target/debug/airlock")
-        })
-        .clone()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// Locks (fresh, against today's archive), fetches and builds the test
 /// image once for every test in this binary.
@@ -192,6 +127,13 @@ fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
         .unwrap();
     assert_eq!(
         machine
+            .check("findmnt -no FSTYPE /tmp && touch /tmp/x", COMMAND)
+            .unwrap(),
+        "tmpfs",
+        "/tmp is scratch space in memory"
+    );
+    assert_eq!(
+        machine
             .check("systemctl is-active systemd-journald", COMMAND)
             .unwrap(),
         "active"
@@ -204,7 +146,7 @@ fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
 }
 
 #[test]
-fn var_persists_on_the_data_disk_and_machine_id_is_made_at_boot() {
+fn var_and_the_machine_id_persist_on_the_data_disk() {
     if !enabled() {
         return;
     }
@@ -234,6 +176,11 @@ fn var_persists_on_the_data_disk_and_machine_id_is_made_at_boot() {
     assert_eq!(
         again.check("cat /var/lib/airlock-marker", COMMAND).unwrap(),
         "kept"
+    );
+    assert_eq!(
+        again.check(machine_id, COMMAND).unwrap(),
+        id_one,
+        "the machine id lives on the data disk"
     );
     poweroff(again);
 

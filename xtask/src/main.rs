@@ -1,5 +1,6 @@
-//! Developer tasks: `cargo xtask` lists them. Only the standard library, so
-//! this builds in seconds and before any system package is installed.
+//! Developer tasks: `cargo xtask` lists them. Only the standard library
+//! (and the dependency-free example-model crate), so this builds in seconds
+//! and before any system package is installed.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "demo",
         "the main job: lock, fetch and build recipes/minimal.toml, then export, sign (2 of 3, demo keys) and verify it (as root)",
+    ),
+    (
+        "model",
+        "make the agent-node example's model (recipes/agent-node/model/example.gguf: seeded random weights in GGUF, ~1 MiB)",
     ),
     (
         "ci",
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
             ))
         }),
         Some("demo") => deps(&[BUILD_PACKAGES, IMAGE_PACKAGES].concat()).and_then(|()| demo()),
+        Some("model") => model().map(|path| eprintln!("wrote {}", path.display())),
         Some("ci") => {
             deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci())
         }
@@ -170,6 +176,17 @@ fn deps(packages: &[&str]) -> Result<(), String> {
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Where the example model goes (not committed: the recipe pins its sha256
+/// and this task makes it again, byte for byte).
+const MODEL: &str = "recipes/agent-node/model/example.gguf";
+
+fn model() -> Result<PathBuf, String> {
+    let path = root().join(MODEL);
+    airlock_example_model::write_file(&path, airlock_example_model::SEED)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 fn demo() -> Result<(), String> {

@@ -118,8 +118,12 @@ pub struct Options {
     /// A unix socket for a virtio-serial port named `airlock.test` (the
     /// test channel; only test images listen on it).
     pub channel: Option<PathBuf>,
-    /// Attach a user-mode network whose every packet is written to this
-    /// pcap file (nothing is reachable through it but QEMU's own services).
+    /// Attach QEMU's user-mode network: the guest is 10.0.2.15, and
+    /// 10.0.2.2 is the host's loopback (a connection to 10.0.2.2:PORT
+    /// reaches a listener on the host's 127.0.0.1:PORT).
+    pub network: bool,
+    /// Attach the user-mode network and write its every packet to this pcap
+    /// file.
     pub network_dump: Option<PathBuf>,
     /// Words added to the kernel command line.
     pub extra_cmdline: Vec<String>,
@@ -136,6 +140,7 @@ impl Default for Options {
             root: None,
             console: Console::Terminal,
             channel: None,
+            network: false,
             network_dump: None,
             extra_cmdline: Vec::new(),
         }
@@ -235,20 +240,18 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
                 "virtserialport,chardev=airlock-test,name=airlock.test",
             ]);
     }
-    match &options.network_dump {
-        None => {
-            command.args(["-nic", "none"]);
+    if options.network || options.network_dump.is_some() {
+        command
+            .args(["-netdev", "user,id=net0"])
+            .args(["-device", "virtio-net-pci,netdev=net0"]);
+        if let Some(pcap) = &options.network_dump {
+            command.arg("-object").arg(format!(
+                "filter-dump,id=dump0,netdev=net0,file={}",
+                pcap.display().to_string().replace(',', ",,")
+            ));
         }
-        Some(pcap) => {
-            command
-                .args(["-netdev", "user,id=net0"])
-                .args(["-device", "virtio-net-pci,netdev=net0"])
-                .arg("-object")
-                .arg(format!(
-                    "filter-dump,id=dump0,netdev=net0,file={}",
-                    pcap.display().to_string().replace(',', ",,")
-                ));
-        }
+    } else {
+        command.args(["-nic", "none"]);
     }
     Ok(command)
 }

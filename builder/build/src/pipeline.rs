@@ -151,7 +151,7 @@ fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildErro
 /// the recipe's files as read (paths, kinds, modes, content digests).
 pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"airlock-build-inputs-v2\n");
+    hasher.update(b"airlock-build-inputs-v3\n");
     hasher.update(format!("airlock {}\n", input.airlock_version));
     hasher.update(format!("recipe {}\n", input.recipe_digest));
     hasher.update(format!("lock {}\n", input.lock_digest));
@@ -391,6 +391,11 @@ pub fn build(
 
     let cmdline = verity.as_ref().filter(|_| kernel.is_some()).map(|v| {
         let mut words: Vec<String> = recipe.kernel.cmdline.clone();
+        if recipe.audit.is_some() {
+            // Audit every process from the start, with room for a burst
+            // before auditd runs.
+            words.extend(["audit=1".to_owned(), "audit_backlog_limit=8192".to_owned()]);
+        }
         words.extend([
             "ro".to_owned(),
             "systemd.firstboot=off".to_owned(),

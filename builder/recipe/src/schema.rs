@@ -38,10 +38,10 @@ pub struct Recipe {
     pub agent: Option<Agent>,
     /// `[[models]]`.
     pub models: Vec<Model>,
-    /// `[firewall]`.
-    pub firewall: Firewall,
-    /// `[audit]`.
-    pub audit: Audit,
+    /// `[firewall]`; absent when airlock writes no ruleset.
+    pub firewall: Option<Firewall>,
+    /// `[audit]`; absent when airlock configures no auditing.
+    pub audit: Option<Audit>,
     /// `[output]`.
     pub output: Output,
     /// `[signing]`.
@@ -255,6 +255,80 @@ pub struct Agent {
     /// Environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+}
+
+impl Agent {
+    fn validate(&self, problems: &mut Vec<String>) {
+        match self.command.first() {
+            None => problems.push("[agent] command must name a program".to_owned()),
+            Some(program) if !program.starts_with('/') => problems.push(format!(
+                "[agent] command: the program {program:?} must be an absolute path in the image"
+            )),
+            Some(_) => {}
+        }
+        if self.command.iter().any(|w| w.chars().any(char::is_control)) {
+            problems.push("[agent] command: no control characters in its words".to_owned());
+        }
+        if self.user.as_str() == "root" {
+            problems.push("[agent] user must not be root".to_owned());
+        }
+        for path in self.read_only_paths.iter().chain(&self.writable_paths) {
+            if path
+                .as_str()
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '%' || c == '"' || c == '\\')
+            {
+                problems.push(format!(
+                    "[agent] path {:?}: no whitespace, quotes, backslashes or % in sandbox paths",
+                    path.as_str()
+                ));
+            }
+        }
+        for path in &self.writable_paths {
+            let p = path.as_str();
+            if !(p.starts_with("/var/") || p.starts_with("/run/")) {
+                problems.push(format!(
+                    "[agent] writable_paths {p:?}: the image's root is read-only; writable paths live under /var/ or /run/"
+                ));
+            }
+        }
+        for entry in &self.system_call_filter {
+            let valid = !entry.is_empty()
+                && entry
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@_-:~".contains(c));
+            if !valid {
+                problems.push(format!(
+                    "[agent] system_call_filter {entry:?}: expected a system call or @group name"
+                ));
+            }
+        }
+        for (key, value) in &self.environment {
+            let key_ok = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok {
+                problems.push(format!(
+                    "[agent] environment: {key:?} is not a variable name"
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                problems.push(format!(
+                    "[agent] environment {key}: no control characters in the value"
+                ));
+            }
+        }
+        for egress in &self.egress {
+            if egress.port == Some(0) {
+                problems.push(format!(
+                    "[agent] egress {}: port 0 is not a port",
+                    egress.address
+                ));
+            }
+        }
+    }
 }
 
 /// One allowed destination.
@@ -511,11 +585,52 @@ impl Recipe {
             }
         }
         if let Some(agent) = &self.agent {
-            if agent.command.is_empty() {
-                problems.push("[agent] command must name a program".to_owned());
+            agent.validate(&mut problems);
+            if self.users.iter().any(|u| u.name == agent.user) {
+                problems.push(format!(
+                    "[agent] user {}: airlock makes the agent's user; remove it from [[users]]",
+                    agent.user
+                ));
             }
-            if agent.user.as_str() == "root" {
-                problems.push("[agent] user must not be root".to_owned());
+            if self.firewall.is_none() {
+                problems.push(
+                    "[agent] needs a [firewall] section: the agent's egress allow-list is enforced by nftables as well as by systemd (an empty [firewall] drops everything else)".to_owned(),
+                );
+            }
+            if self.audit.is_none() {
+                problems.push(
+                    "[agent] needs an [audit] section: what the agent runs and connects to is audited (an empty [audit] adds the built-in agent rules)".to_owned(),
+                );
+            }
+        }
+        if let Some(firewall) = &self.firewall {
+            for (i, rule) in firewall.allow.iter().enumerate() {
+                let comment = &rule.comment;
+                if comment.len() > 128
+                    || comment
+                        .chars()
+                        .any(|c| c.is_control() || c == '"' || c == '\\')
+                {
+                    problems.push(format!(
+                        "[[firewall.allow]] #{}: comment must be at most 128 bytes without quotes, backslashes or control characters",
+                        i + 1
+                    ));
+                }
+                if rule.port == Some(0) {
+                    problems.push(format!(
+                        "[[firewall.allow]] #{}: port 0 is not a port",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        if let Some(audit) = &self.audit {
+            for rule in &audit.rules {
+                if rule.trim().is_empty() || rule.contains(['\n', '\r', '\0']) {
+                    problems.push(format!(
+                        "[audit] rules: {rule:?} must be one non-empty auditctl line"
+                    ));
+                }
             }
         }
         let signers = self.signing.signers.len() as u32;

@@ -990,6 +990,12 @@ fn check_policy(
         .map_err(|e| fail("recipe.json", e.to_string()))?;
         if policy.require_default_deny_firewall {
             let firewall = &recipe["firewall"];
+            if firewall.is_null() {
+                return Err(fail(
+                    "require_default_deny_firewall",
+                    "the recipe has no [firewall]".to_owned(),
+                ));
+            }
             for chain in ["input", "output", "forward"] {
                 if firewall[chain] != "drop" {
                     return Err(fail(
@@ -1011,6 +1017,12 @@ fn check_policy(
                 return Err(fail("require_audit", "auditd is not installed".to_owned()));
             }
             let audit = &recipe["audit"];
+            if audit.is_null() {
+                return Err(fail(
+                    "require_audit",
+                    "the recipe has no [audit]".to_owned(),
+                ));
+            }
             let has_rules = audit["rules"].as_array().is_some_and(|r| !r.is_empty())
                 || (audit["agent_rules"] == true && !recipe["agent"].is_null());
             if !has_rules {

@@ -5,10 +5,13 @@
 //! cannot be read that way is reported, never guessed.
 
 pub mod accounts;
+pub mod agent;
 pub mod alternatives;
+pub mod audit;
 pub mod defaults;
 pub mod dpkg;
 pub mod files;
+pub mod firewall;
 pub mod modules;
 pub mod pam;
 pub mod scripts;
@@ -79,6 +82,68 @@ pub fn postinst_commands(
         .collect()
 }
 
+/// `[firewall]`, `[audit]` and `[agent]`: writes their files and returns
+/// the recipe's `[services]` plus the units they need enabled.
+fn sovereign(
+    tree: &mut Tree,
+    blobs: &Store,
+    recipe: &airlock_recipe::Recipe,
+    added: &[files::Added],
+    accounts: &accounts::Accounts,
+) -> Result<airlock_recipe::Services, BuildError> {
+    let mut services = recipe.services.clone();
+    let agent = match &recipe.agent {
+        Some(agent) => {
+            let uid = accounts
+                .uid(agent.user.as_str())
+                .ok_or_else(|| BuildError::Config {
+                    what: "[agent]".to_owned(),
+                    message: format!("no account {} was made", agent.user),
+                })?;
+            Some((agent, uid))
+        }
+        None => None,
+    };
+    let config = |what: &str, message: String| BuildError::Config {
+        what: what.to_owned(),
+        message,
+    };
+    if let Some(firewall) = &recipe.firewall {
+        if tree.lookup("usr/sbin/nft").is_none() {
+            return Err(config(
+                "[firewall]",
+                "the image has no nft: add \"nftables\" to [packages] install".to_owned(),
+            ));
+        }
+        if added.iter().any(|a| a.path == firewall::PATH) {
+            return Err(config(
+                "[firewall]",
+                format!(
+                    "/{} comes from [firewall]; remove it from [files]",
+                    firewall::PATH
+                ),
+            ));
+        }
+        put(
+            tree,
+            firewall::PATH,
+            generated(firewall::render(firewall, agent), 0o644),
+        )?;
+        services.enable.push("nftables.service".to_owned());
+    }
+    if let Some(audit) = &recipe.audit {
+        services
+            .enable
+            .extend(audit::configure(tree, blobs, audit, agent)?);
+    }
+    if let Some((agent, _)) = agent {
+        services
+            .enable
+            .push(agent::configure(tree, agent, recipe.audit.is_some())?);
+    }
+    Ok(services)
+}
+
 /// Everything native configuration did that a reader of the build report
 /// should know.
 #[derive(Clone, Debug, Default)]
@@ -103,11 +168,25 @@ pub fn configure(
     let scripts = postinst_commands(packages);
     let epoch = recipe.image.epoch;
     files::apply(tree, added)?;
-    let accounts = accounts::configure(tree, blobs, &scripts, &recipe.users, epoch)?;
+    let mut users = recipe.users.clone();
+    if let Some(agent) = &recipe.agent {
+        users.push(airlock_recipe::User {
+            name: agent.user.clone(),
+            uid: None,
+            group: None,
+            groups: Vec::new(),
+            home: None,
+            shell: None,
+            comment: "airlock agent".to_owned(),
+            system: true,
+        });
+    }
+    let accounts = accounts::configure(tree, blobs, &scripts, &users, epoch)?;
     files::set_owners(tree, added, &accounts)?;
     defaults::configure(tree, &accounts)?;
     let mut notes = alternatives::configure(tree, &scripts)?;
-    notes.extend(systemd::configure(tree, blobs, &scripts, &recipe.services)?);
+    let services = sovereign(tree, blobs, recipe, added, &accounts)?;
+    notes.extend(systemd::configure(tree, blobs, &scripts, &services)?);
     system::configure(tree, &recipe.image)?;
     pam::configure(tree, blobs)?;
     let kernels = modules::configure(tree, blobs)?;

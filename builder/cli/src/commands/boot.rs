@@ -35,9 +35,26 @@ pub struct Args {
     /// because KVM is not reliable everywhere).
     #[arg(long)]
     kvm: bool,
-    /// Attach a user-mode network and write every packet to this pcap file.
+    /// Attach QEMU's user-mode network: the guest is 10.0.2.15 and reaches
+    /// the host's loopback as 10.0.2.2 (and nothing else the host cannot).
+    #[arg(long)]
+    network: bool,
+    /// Attach the user-mode network and write every packet to this pcap file.
     #[arg(long, value_name = "FILE")]
     net_dump: Option<PathBuf>,
+    /// Run headless: print the console, and stop the guest (exit 0) as soon
+    /// as it prints TEXT; fail if it powers off first or --timeout passes.
+    /// For scripts and CI.
+    #[arg(long, value_name = "TEXT")]
+    until: Option<String>,
+    /// With --until: how long to wait, in seconds.
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        requires = "until"
+    )]
+    timeout: u64,
 }
 
 impl Args {
@@ -62,9 +79,13 @@ impl Args {
             data: self.data.clone(),
             data_size: self.data_size << 20,
             console: Console::Terminal,
+            network: self.network,
             network_dump: self.net_dump.clone(),
             ..Options::default()
         };
+        if let Some(until) = &self.until {
+            return self.run_until(&image, options, until);
+        }
         let mut command = airlock_boot::command(&image, &options)?;
         say(&format!(
             "booting {} {} under {} ({} MiB, {} CPUs); /var is {}.",
@@ -95,6 +116,75 @@ impl Args {
             Ok(Exit::Ok)
         } else {
             anyhow::bail!("{} exited with {status}", airlock_boot::QEMU)
+        }
+    }
+}
+
+impl Args {
+    /// Headless boot: the console goes to a file that is copied to stdout
+    /// as it grows, until it shows `until`.
+    fn run_until(&self, image: &Image, mut options: Options, until: &str) -> anyhow::Result<Exit> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        use std::time::{Duration, Instant};
+        let dir = tempfile::Builder::new().prefix("airlock-boot-").tempdir()?;
+        let console = dir.path().join("console.log");
+        std::fs::File::create(&console)?;
+        options.console = Console::File(console.clone());
+        let mut child = airlock_boot::command(image, &options)?
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (Debian: apt-get install qemu-system-x86)",
+                    airlock_boot::QEMU
+                )
+            })?;
+        say(&format!(
+            "booting {} {} headless under {}; waiting up to {} s for {until:?} on the console",
+            image.name,
+            image.version,
+            if self.kvm { "KVM" } else { "TCG" },
+            self.timeout
+        ));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.timeout);
+        let mut file = std::fs::File::open(&console)?;
+        let mut seen = Vec::new();
+        let mut stdout = std::io::stdout();
+        let outcome = loop {
+            let mut fresh = Vec::new();
+            file.seek(SeekFrom::Start(seen.len() as u64))?;
+            file.read_to_end(&mut fresh)?;
+            stdout.write_all(&fresh)?;
+            stdout.flush()?;
+            seen.extend_from_slice(&fresh);
+            if String::from_utf8_lossy(&seen).contains(until) {
+                break Ok(started.elapsed());
+            }
+            if let Some(status) = child.try_wait()? {
+                break Err(format!(
+                    "the guest stopped ({status}) before the console showed {until:?}"
+                ));
+            }
+            if Instant::now() > deadline {
+                break Err(format!(
+                    "the console did not show {until:?} within {} s",
+                    self.timeout
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        match outcome {
+            Ok(elapsed) => {
+                say(&format!(
+                    "\nthe console showed {until:?} after {:.1} s; the guest was stopped",
+                    elapsed.as_secs_f64()
+                ));
+                Ok(Exit::Ok)
+            }
+            Err(message) => Err(crate::exit::Failure(message).into()),
         }
     }
 }

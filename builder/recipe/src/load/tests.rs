@@ -264,3 +264,63 @@ fn normalize_and_relative_paths_are_lexical() {
         Path::new("../y")
     );
 }
+
+#[test]
+fn an_agent_needs_a_firewall_and_audit_and_a_safe_sandbox() {
+    let text = format!(
+        r#"{BASE}
+[[users]]
+name = "agent"
+
+[agent]
+user = "agent"
+command = ["python3", "run.py"]
+writable_paths = ["/srv/agent"]
+read_only_paths = ["/opt/my agent"]
+system_call_filter = ["@debug; rm"]
+environment = {{ "A-B" = "x" }}
+egress = [{{ address = "10.0.2.2", port = 0 }}]
+"#
+    );
+    let error = load_from(&[("r/main.toml", &text)], "r/main.toml")
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "the program \"python3\" must be an absolute path",
+        "path \"/opt/my agent\": no whitespace",
+        "writable_paths \"/srv/agent\": the image's root is read-only",
+        "system_call_filter \"@debug; rm\"",
+        "environment: \"A-B\" is not a variable name",
+        "egress 10.0.2.2: port 0 is not a port",
+        "[agent] needs a [firewall] section",
+        "[agent] needs an [audit] section",
+        "[agent] user agent: airlock makes the agent's user",
+    ] {
+        assert!(error.contains(expected), "{expected:?} not in {error}");
+    }
+    let good = format!(
+        "{BASE}\n[agent]\nuser = \"agent\"\ncommand = [\"/usr/bin/agent\"]\nwritable_paths = [\"/var/lib/agent\"]\n[firewall]\n[audit]\n"
+    );
+    let recipe = load_from(&[("r/main.toml", &good)], "r/main.toml").unwrap();
+    let firewall = recipe
+        .recipe
+        .firewall
+        .expect("an empty [firewall] is a firewall");
+    assert_eq!(firewall.output, crate::Policy::Drop);
+    assert!(recipe.recipe.audit.expect("an empty [audit]").agent_rules);
+}
+
+#[test]
+fn firewall_comments_and_audit_rules_cannot_break_their_files() {
+    let text = format!(
+        "{BASE}\n[firewall]\nallow = [{{ direction = \"in\", port = 22, comment = \"a \\\" b\" }}]\n[audit]\nrules = [\"-w /etc\\n-D\"]\n"
+    );
+    let error = load_from(&[("r/main.toml", &text)], "r/main.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("[[firewall.allow]] #1: comment"), "{error}");
+    assert!(
+        error.contains("must be one non-empty auditctl line"),
+        "{error}"
+    );
+}

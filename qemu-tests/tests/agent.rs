@@ -1,0 +1,572 @@
+//! The agent node (recipes/agent-node.toml plus the test channel) under TCG:
+//! the agent runs sandboxed as its own user, reaches only its allow-list,
+//! leaves audit records, and reads the model the recipe pinned; and the
+//! example builds reproducibly. Same gates as boot.rs: QEMU, root, the
+//! image tools and the real Debian archive (AIRLOCK_TEST_NETWORK=1).
+//!
+//! The allowed and the forbidden destination are listeners this test opens
+//! on the host's 127.0.0.1:47180 and :47181 before the guest boots (QEMU's
+//! user network maps the guest's 10.0.2.2 to the host's loopback).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use airlock_boot::{Image, Options};
+use qemu_tests::Machine;
+use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
+
+const BOOT: Duration = Duration::from_secs(300);
+const HARD_LIMIT: Duration = Duration::from_secs(900);
+const COMMAND: Duration = Duration::from_secs(120);
+// systemd shortens long status lines on the console ("airlock-ag…rvice").
+const AGENT_STARTED: &str = "Started airlock-ag";
+const AGENT_FAILED: &str = "Failed to start airlock-ag";
+const ALLOWED_PORT: u16 = 47180;
+const FORBIDDEN_PORT: u16 = 47181;
+const MODEL: &str = "/usr/share/airlock/models/example.gguf";
+
+/// A scratch copy of what the agent-node test recipe needs, with the
+/// example model made in it.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for file in ["recipes/agent-node.toml", "keys/debian/bookworm.pgp"] {
+        std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(workspace().join(file), root.join(file)).unwrap();
+    }
+    for tree in [
+        "recipes/agent-node/overlay",
+        "qemu-tests/recipes",
+        "qemu-tests/overlay",
+    ] {
+        copy_tree(&workspace().join(tree), &root.join(tree));
+    }
+    airlock_example_model::write_file(
+        &root.join("recipes/agent-node/model/example.gguf"),
+        airlock_example_model::SEED,
+    )
+    .unwrap();
+    dir
+}
+
+fn recipe(root: &Path) -> PathBuf {
+    root.join("qemu-tests/recipes/agent-node-test.toml")
+}
+
+fn airlock_in(args: &[&str], recipe: &Path, extra: impl FnOnce(&mut Command)) -> Output {
+    let mut command = Command::new(airlock());
+    command.args(&args[..1]).arg(recipe).args(&args[1..]);
+    command.env_remove("AIRLOCK_MIRROR");
+    extra(&mut command);
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "airlock {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn only_image(dir: &Path) -> PathBuf {
+    let images: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(images.len(), 1, "{images:?}");
+    images[0].clone()
+}
+
+/// Locks (fresh) and builds the test image once for this binary.
+fn built() -> &'static (tempfile::TempDir, Image) {
+    static BUILT: OnceLock<(tempfile::TempDir, Image)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = scratch();
+        let recipe = recipe(dir.path());
+        airlock_in(&["lock"], &recipe, |_| {});
+        let output = dir.path().join("images");
+        airlock_in(
+            &["build", "--output", output.to_str().unwrap()],
+            &recipe,
+            |_| {},
+        );
+        let image = Image::open(&only_image(&output.join("agent-node-test"))).unwrap();
+        (dir, image)
+    })
+}
+
+/// The recipe's model digest.
+fn model_sha256() -> String {
+    let text = std::fs::read_to_string(workspace().join("recipes/agent-node.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sha256 = "))
+        .expect("the recipe pins the model's sha256");
+    line.trim_start_matches("sha256 = ")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// A host listener that reports every connection's first line.
+fn listen(port: u16) -> Receiver<String> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| {
+        panic!("the test needs 127.0.0.1:{port} free for the agent to connect to: {e}")
+    });
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            if sender.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Polls `command` in the guest until it succeeds.
+fn wait_for(machine: &mut Machine, command: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let outcome = machine.run(command, COMMAND).unwrap();
+        if outcome.status == 0 {
+            return outcome.output;
+        }
+        if Instant::now() > deadline {
+            let status = machine
+                .run(
+                    "systemctl status --no-pager airlock-agent; journalctl -b --no-pager -u airlock-agent",
+                    COMMAND,
+                )
+                .unwrap();
+            panic!(
+                "`{command}` did not succeed within {} s: {}\n{}",
+                timeout.as_secs(),
+                outcome.output,
+                status.output
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `probe.txt` lines as NAME → rest.
+fn probe_lines(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let allowed = listen(ALLOWED_PORT);
+    let forbidden = listen(FORBIDDEN_PORT);
+    let (_, image) = built();
+    let disks = tempfile::tempdir().unwrap();
+    let options = Options {
+        data: Some(disks.path().join("data.img")),
+        data_size: 512 << 20,
+        network: true,
+        ..Options::default()
+    };
+    let mut machine = Machine::boot(image, options, HARD_LIMIT).unwrap();
+    let (which, started) = machine
+        .wait_console_any(&[AGENT_STARTED, AGENT_FAILED], BOOT)
+        .unwrap();
+    machine.connect(COMMAND).unwrap();
+    if which == 1 {
+        let status = machine
+            .run(
+                "systemctl status --no-pager airlock-agent; journalctl -b --no-pager -u airlock-agent",
+                COMMAND,
+            )
+            .unwrap();
+        panic!("the agent did not start:\n{}", status.output);
+    }
+    eprintln!(
+        "boot to agent running (QEMU start to {AGENT_STARTED:?}, TCG): {:.1} s",
+        started.as_secs_f64()
+    );
+
+    // The example agent's own run: it read the model, wrote its result, and
+    // reached the allowed listener, which got the model's digest.
+    let sha256 = model_sha256();
+    let result = wait_for(
+        &mut machine,
+        "cat /var/lib/airlock-agent/result.json",
+        Duration::from_secs(120),
+    );
+    eprintln!("result.json: {result}");
+    assert!(
+        result.contains(&format!("\"sha256\":\"{sha256}\"")),
+        "{result}"
+    );
+    assert!(
+        result.contains("\"architecture\":\"airlock-example\""),
+        "{result}"
+    );
+    assert!(
+        result.contains(r#"{"to":"10.0.2.2:47180","allowed":true,"outcome":"connected"}"#),
+        "{result}"
+    );
+    for target in ["10.0.2.2:47181", "10.0.2.3:47180"] {
+        assert!(result.contains(&format!("\"to\":\"{target}\",\"allowed\":false")));
+        assert!(
+            !result.contains(&format!(
+                "\"to\":\"{target}\",\"allowed\":false,\"outcome\":\"connected\""
+            )),
+            "{result}"
+        );
+    }
+    let got = allowed
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the allowed listener got the agent's connection");
+    assert_eq!(got, format!("airlock-agent model-sha256={sha256}\n"));
+    assert_eq!(
+        machine
+            .check(
+                "systemctl show -P Result airlock-agent; systemctl show -P ExecMainStatus airlock-agent",
+                COMMAND
+            )
+            .unwrap(),
+        "success\n0",
+        "the agent exited 0 (it exits 1 when a forbidden destination answers)"
+    );
+
+    // Its own user, and the hardening in effect.
+    let user = machine
+        .check(
+            "id -u agent; stat -c '%U %a' /var/lib/airlock-agent",
+            COMMAND,
+        )
+        .unwrap();
+    let uid = user.lines().next().unwrap().to_owned();
+    assert_eq!(user.lines().nth(1), Some("agent 700"), "{user}");
+    // Not a login: no shell, no password.
+    let account = machine
+        .check(
+            "getent passwd agent | cut -d: -f7; getent shadow agent | cut -d: -f2",
+            COMMAND,
+        )
+        .unwrap();
+    let mut account = account.lines();
+    assert_eq!(account.next(), Some("/usr/sbin/nologin"));
+    assert!(
+        account
+            .next()
+            .is_some_and(|p| p.starts_with('!') || p.starts_with('*')),
+        "the agent has no password"
+    );
+    let security = machine
+        .check(
+            "systemd-analyze security --no-pager airlock-agent.service | tail -1",
+            COMMAND,
+        )
+        .unwrap();
+    eprintln!("systemd-analyze security: {security}");
+    let exposure: f64 = security
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in {security:?}"));
+    assert!(
+        exposure <= 2.0,
+        "the agent's unit should stay at OK or better: {security}"
+    );
+
+    // A setuid-root copy of id(1) in the agent's writable directory: it does
+    // elevate the agent's user outside the sandbox (the control), and does
+    // not inside it.
+    machine
+        .check(
+            "install -o root -g root -m 4755 /usr/bin/id /var/lib/airlock-agent/suid-id && findmnt -no OPTIONS -T /var/lib/airlock-agent",
+            COMMAND,
+        )
+        .map(|options| assert!(!options.contains("nosuid"), "{options}"))
+        .unwrap();
+    assert_eq!(
+        machine
+            .check(
+                "setpriv --reuid=agent --regid=agent --clear-groups /var/lib/airlock-agent/suid-id -u",
+                COMMAND
+            )
+            .unwrap(),
+        "0",
+        "outside the sandbox the setuid bit works"
+    );
+
+    // Each wall on its own. A listener in the guest on 10.0.2.15:47182 that
+    // root reaches, and a hole in the firewall's agent chain for it: the
+    // agent still cannot connect, because systemd's IPAddressDeny= (in the
+    // unit's cgroup) refuses the address.
+    machine
+        .check(
+            "systemd-run --unit=probe-listener python3 -c 'import socket; s = socket.create_server((\"10.0.2.15\", 47182)); [c.close() for c, _ in iter(s.accept, None)]' && \
+             nft insert rule inet airlock agent_egress ip daddr 10.0.2.15 tcp dport 47182 accept && \
+             for i in $(seq 50); do timeout 3 bash -c 'exec 3<>/dev/tcp/10.0.2.15/47182' 2>/dev/null && exit 0; sleep 0.2; done; exit 1",
+            COMMAND,
+        )
+        .expect("root reaches the guest's own listener");
+
+    // The probe, in the agent's unit: a runtime drop-in replaces ExecStart
+    // and nothing else.
+    machine
+        .check(
+            "mkdir -p /run/systemd/system/airlock-agent.service.d && \
+             printf '[Service]\\nType=oneshot\\nExecStart=\\nExecStart=/usr/lib/airlock-test/agent-probe\\n' \
+               > /run/systemd/system/airlock-agent.service.d/probe.conf && \
+             systemctl daemon-reload && systemctl start airlock-agent.service",
+            COMMAND,
+        )
+        .unwrap();
+    let probe = machine
+        .check("cat /var/lib/airlock-agent/probe.txt", COMMAND)
+        .unwrap();
+    eprintln!("probe:\n{probe}");
+    let lines = probe_lines(&probe);
+    let line = |name: &str| {
+        lines
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing:\n{probe}"))
+    };
+    assert!(
+        line("id").starts_with(&format!("uid={uid}(agent)")),
+        "{probe}"
+    );
+    assert_eq!(line("NoNewPrivs").trim(), "1", "{probe}");
+    assert_eq!(line("CapEff").trim(), "0000000000000000", "{probe}");
+    assert_eq!(line("CapBnd").trim(), "0000000000000000", "{probe}");
+    assert_eq!(
+        line("Seccomp").trim(),
+        "2",
+        "a seccomp filter is on: {probe}"
+    );
+    assert!(line("read-shadow").starts_with("failed"), "{probe}");
+    for path in ["write-etc", "write-usr", "write-var-lib"] {
+        assert!(line(path).starts_with("failed"), "{path}: {probe}");
+    }
+    assert!(line("write-own").starts_with("ok"), "{probe}");
+    assert_eq!(line("read-model"), "ok GGUF", "{probe}");
+    assert_eq!(line("setuid"), format!("ok {uid}"), "no elevation: {probe}");
+    assert!(line("connect-allowed").starts_with("ok"), "{probe}");
+    assert!(line("connect-port").starts_with("failed"), "{probe}");
+    assert!(line("connect-address").starts_with("failed"), "{probe}");
+    assert!(
+        line("connect-local").starts_with("failed"),
+        "systemd's IPAddressDeny= refuses an address the firewall lets through: {probe}"
+    );
+    assert!(
+        forbidden.try_recv().is_err(),
+        "nothing reached the forbidden listener"
+    );
+
+    // The firewall: default drop, and the agent chain dropped the probe's
+    // and the agent's attempts on the forbidden port.
+    machine
+        .check("nft -c -f /etc/nftables.conf", COMMAND)
+        .unwrap();
+    let ruleset = machine.check("nft list ruleset", COMMAND).unwrap();
+    for chain in ["input", "forward", "output"] {
+        assert!(
+            ruleset.contains(&format!(
+                "type filter hook {chain} priority filter; policy drop;"
+            )),
+            "{chain}: {ruleset}"
+        );
+    }
+    let counter = machine
+        .check(
+            "nft list chain inet airlock agent_egress | grep -o 'counter packets [0-9]*'",
+            COMMAND,
+        )
+        .unwrap();
+    let dropped: u64 = counter.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(dropped >= 2, "the agent chain dropped packets: {counter}");
+
+    // Audit: the agent's execve and connect calls, and its refused writes.
+    let rules = machine.check("auditctl -l", COMMAND).unwrap();
+    for key in [
+        "airlock-agent-exec",
+        "airlock-agent-connect",
+        "airlock-agent-denied",
+    ] {
+        assert!(
+            rules.contains(&format!("-F uid={uid} -F key={key}")),
+            "{key}: {rules}"
+        );
+    }
+    assert!(
+        machine
+            .check("auditctl -s | grep enabled", COMMAND)
+            .unwrap()
+            .contains("enabled 2"),
+        "the rules are locked (-e 2)"
+    );
+    let execs = machine
+        .check("ausearch --input-logs -k airlock-agent-exec -i", COMMAND)
+        .unwrap();
+    assert!(execs.contains("python3"), "the agent's own start: {execs}");
+    assert!(execs.contains("agent-probe"), "{execs}");
+    let connects = machine
+        .check("ausearch --input-logs -k airlock-agent-connect -i", COMMAND)
+        .unwrap();
+    for port in [ALLOWED_PORT, FORBIDDEN_PORT] {
+        assert!(
+            connects.contains(&format!("lport={port}")),
+            "{port}: {connects}"
+        );
+    }
+    let denied = machine
+        .check("ausearch --input-logs -k airlock-agent-denied -i", COMMAND)
+        .unwrap();
+    assert!(
+        denied.contains("/etc/shadow") || denied.contains("shadow"),
+        "{denied}"
+    );
+    assert!(denied.contains("airlock-probe"), "{denied}");
+
+    // The model: in place, read-only, with the recipe's digest.
+    let model = machine
+        .check(
+            &format!("stat -c '%U %a' {MODEL}; sha256sum {MODEL} | cut -d' ' -f1"),
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(model, format!("root 444\n{sha256}"));
+    assert_ne!(
+        machine
+            .run(&format!("touch {MODEL}"), COMMAND)
+            .unwrap()
+            .status,
+        0,
+        "not even root can change the model"
+    );
+
+    // The journal: persistent, sealed with a key made on this host.
+    let seal = machine
+        .check(
+            "test -s /var/log/journal/$(cat /etc/machine-id)/fss && cat /var/lib/airlock/journal-seal/verification-key",
+            COMMAND,
+        )
+        .unwrap();
+    assert!(seal.contains('/') && seal.len() > 20, "{seal}");
+    machine
+        .check(
+            &format!("journalctl --verify --verify-key={seal} >/dev/null 2>&1 || journalctl --verify --verify-key={seal}"),
+            COMMAND,
+        )
+        .unwrap();
+
+    let status = machine.poweroff(Duration::from_secs(120)).unwrap();
+    assert!(status.success(), "QEMU exited with {status}");
+}
+
+/// Every file below `dir` (recursively) by relative path, with its sha256.
+fn digests(dir: &Path) -> BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(relative, format!("-> {}", target.display()));
+            } else {
+                let mut hasher = sha2::Sha256::new();
+                let mut file = std::fs::File::open(&path).unwrap();
+                let mut buffer = vec![0u8; 1 << 20];
+                loop {
+                    let n = file.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buffer[..n]);
+                }
+                out.insert(relative, hex::encode(hasher.finalize()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_agent_node_builds_reproducibly() {
+    if !enabled() {
+        return;
+    }
+    // Not QEMU, but two cores of image building would slow a booting guest.
+    let _serial = serial();
+    let (dir, first) = built();
+    // The same recipe and lock from another folder, another clock, umask,
+    // time zone, locale, thread count and temporary folder.
+    let other = tempfile::tempdir().unwrap();
+    copy_tree(dir.path(), &other.path().join("elsewhere"));
+    let root = other.path().join("elsewhere");
+    let _ = std::fs::remove_dir_all(root.join("images"));
+    let output = other.path().join("out-b");
+    let tmp = other.path().join("tmp-b");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let faketime = Command::new("sh")
+        .args(["-c", "command -v faketime"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut script = "umask 077; exec ".to_owned();
+    if faketime {
+        script += "faketime '2031-07-04 12:00:00' ";
+    }
+    script += "\"$@\"";
+    let status = Command::new("sh")
+        .args(["-c", &script, "sh"])
+        .arg(airlock())
+        .arg("build")
+        .arg(recipe(&root))
+        .arg("--output")
+        .arg(&output)
+        .env("TMPDIR", &tmp)
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LANG", "de_DE.UTF-8")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("AIRLOCK_MIRROR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the second build failed");
+    let second = only_image(&output.join("agent-node-test"));
+    assert_eq!(
+        first.dir.file_name(),
+        second.file_name(),
+        "the inputs digest names the folder"
+    );
+    let (a, b) = (digests(&first.dir), digests(&second));
+    for name in [
+        "root.erofs",
+        "root.verity",
+        "rootfs.tar.zst",
+        "vmlinuz",
+        "initrd.img",
+        "sbom.cdx.json",
+        "build-report.json",
+    ] {
+        assert!(a.contains_key(name), "{name} missing: {a:?}");
+    }
+    assert_eq!(a, b, "every artifact is byte-identical");
+}
