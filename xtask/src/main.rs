@@ -14,15 +14,20 @@ const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "c
 /// ostree for the commit.
 const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
 
+/// Debian packages the demo boots its image with.
+const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
+
 /// Debian packages the tests check airlock's output with: veritysetup,
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
-/// indexes), dpkg (--verify), QEMU for the boot tests, gpg and sq (the
+/// indexes), dpkg (--verify), nftables (nft -c checks the rendered
+/// ruleset), QEMU for the boot tests, gpg and sq (the
 /// release signatures), openssl (the DSSE signature) and python3-venv (the
 /// SBOM reference validators, from PyPI).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "faketime",
     "kmod",
+    "nftables",
     "dpkg",
     "qemu-system-x86",
     "gnupg",
@@ -45,7 +50,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "demo",
-        "the main job: lock, fetch and build recipes/minimal.toml, then export, sign (2 of 3, demo keys) and verify it (as root)",
+        "the main job: the agent node (recipes/agent-node.toml) made, locked, fetched and built, exported, signed (2 of 3, demo keys), verified, and booted in QEMU until its agent has run (as root)",
     ),
     (
         "model",
@@ -98,7 +103,9 @@ fn main() -> ExitCode {
                 root().join("xtask/scripts/bench-vs-mmdebstrap.sh"),
             ))
         }),
-        Some("demo") => deps(&[BUILD_PACKAGES, IMAGE_PACKAGES].concat()).and_then(|()| demo()),
+        Some("demo") => {
+            deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, BOOT_PACKAGES].concat()).and_then(|()| demo())
+        }
         Some("model") => model().map(|path| eprintln!("wrote {}", path.display())),
         Some("ci") => {
             deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci())
@@ -192,11 +199,14 @@ fn model() -> Result<PathBuf, String> {
 fn demo() -> Result<(), String> {
     run(cargo().args(["build", "--release", "--package", "airlock"]))?;
     let airlock = root().join("target/release/airlock");
-    run(Command::new(&airlock).args(["lock", "recipes/minimal.toml"]))?;
-    run(Command::new(&airlock).args(["fetch", "recipes/minimal.toml"]))?;
+    let recipe = "recipes/agent-node.toml";
+    eprintln!("demo: making the example model");
+    model()?;
+    run(Command::new(&airlock).args(["lock", recipe]))?;
+    run(Command::new(&airlock).args(["fetch", recipe]))?;
     // The report (--json) names the image folder: VERSION-INPUTS[..12].
     let built = Command::new(&airlock)
-        .args(["build", "recipes/minimal.toml", "--offline", "--json"])
+        .args(["build", recipe, "--offline", "--json"])
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("{}: {e}", airlock.display()))?;
@@ -217,7 +227,7 @@ fn demo() -> Result<(), String> {
             .collect())
     };
     let image = root().join(format!(
-        "images/minimal/{}-{}",
+        "images/agent-node/{}-{}",
         field("version")?,
         &field("inputs")?[..12]
     ));
@@ -247,7 +257,7 @@ fn demo() -> Result<(), String> {
     }
     std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub"))
         .map_err(|e| e.to_string())?;
-    let bundle = root().join("images/bundles/minimal-1");
+    let bundle = root().join("images/bundles/agent-node-1");
     let _ = std::fs::remove_dir_all(&bundle);
     let expires = Command::new("date")
         .args(["-u", "-d", "+90 days", "+%F"])
@@ -273,18 +283,75 @@ fn demo() -> Result<(), String> {
         .arg(&bundle)
         .arg("--trust")
         .arg(&trust))?;
+    // Boot the verified bundle on the user-mode network, with listeners on
+    // the host for the agent's allowed (47180) and forbidden (47181)
+    // destinations, until the agent reports.
+    let heard = listen(&[47180, 47181])?;
+    let state = demo.join("host-state");
+    run(Command::new(&airlock)
+        .arg("boot")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&trust)
+        .arg("--state")
+        .arg(&state)
+        .arg("--data")
+        .arg(demo.join("data.img"))
+        .args([
+            "--network",
+            "--until",
+            "airlock-agent: done",
+            "--timeout",
+            "600",
+        ]))?;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let heard: Vec<String> = heard.try_iter().collect();
+    eprintln!("demo: the host's listeners heard:");
+    for line in &heard {
+        eprintln!("      {line}");
+    }
+    if !heard
+        .iter()
+        .any(|l| l.starts_with("47180: airlock-agent model-sha256="))
+    {
+        return Err("the agent's allowed connection did not reach the host".to_owned());
+    }
+    if heard.iter().any(|l| l.starts_with("47181")) {
+        return Err("the agent reached a forbidden port".to_owned());
+    }
     eprintln!(
-        "demo: recipes/minimal.toml is locked, its inputs are in the store, its image is in {}, and a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}",
+        "demo: recipes/agent-node.toml is locked, its inputs are in the store, its image is in {}, a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}, and it booted: the agent ran sandboxed, reached only its allowed destination, and reported",
         image.display(),
         bundle.display()
     );
     eprintln!(
-        "      boot it: {} boot {} --trust {}",
+        "      boot it yourself: {} boot {} --trust {} --network",
         airlock.display(),
         bundle.display(),
         trust.display()
     );
     Ok(())
+}
+
+/// Listens on 127.0.0.1 at each port; every connection's first line comes
+/// back as "PORT: LINE".
+fn listen(ports: &[u16]) -> Result<std::sync::mpsc::Receiver<String>, String> {
+    use std::io::BufRead;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    for &port in ports {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| format!("127.0.0.1:{port} (the demo listens there): {e}"))?;
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(stream).read_line(&mut line);
+                let _ = sender.send(format!("{port}: {}", line.trim_end()));
+            }
+        });
+    }
+    Ok(receiver)
 }
 
 fn ci() -> Result<(), String> {

@@ -443,7 +443,7 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
         (
             "firewall",
             "require_default_deny_firewall = true\n",
-            "nftables is not installed",
+            "the recipe has no [firewall]",
         ),
         ("audit", "require_audit = true\n", "auditd is not installed"),
     ] {
