@@ -475,39 +475,6 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
     assert!(status.success(), "QEMU exited with {status}");
 }
 
-/// Every file below `dir` (recursively) by relative path, with its sha256.
-fn digests(dir: &Path) -> BTreeMap<String, String> {
-    use sha2::Digest;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            let relative = path.strip_prefix(dir).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                out.insert(relative, format!("-> {}", target.display()));
-            } else {
-                let mut hasher = sha2::Sha256::new();
-                let mut file = std::fs::File::open(&path).unwrap();
-                let mut buffer = vec![0u8; 1 << 20];
-                loop {
-                    let n = file.read(&mut buffer).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buffer[..n]);
-                }
-                out.insert(relative, hex::encode(hasher.finalize()));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_agent_node_builds_reproducibly() {
     if !enabled() {
@@ -556,7 +523,10 @@ fn the_agent_node_builds_reproducibly() {
         second.file_name(),
         "the inputs digest names the folder"
     );
-    let (a, b) = (digests(&first.dir), digests(&second));
+    let (a, b) = (
+        airlock_fixtures::tree_digests(&first.dir),
+        airlock_fixtures::tree_digests(&second),
+    );
     for name in [
         "root.erofs",
         "root.verity",

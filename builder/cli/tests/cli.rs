@@ -922,29 +922,7 @@ fn is_root() -> bool {
 
 /// Every file below `dir` (relative path → sha256), symlinks as targets.
 fn digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
-    use sha2::Digest;
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            let relative = path.strip_prefix(dir).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                out.insert(relative, "dir".to_owned());
-                stack.push(path);
-            } else if meta.file_type().is_symlink() {
-                out.insert(
-                    relative,
-                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
-                );
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.insert(relative, hex::encode(sha2::Sha256::digest(&bytes)));
-            }
-        }
-    }
-    out
+    airlock_fixtures::tree_digests(dir)
 }
 
 /// Conditions one build runs under.

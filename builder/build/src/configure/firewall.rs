@@ -58,6 +58,28 @@ fn matches(network: Option<&IpNetwork>, field: &str, proto: Protocol, port: Opti
     words.join(" ")
 }
 
+/// The recipe's allow rules for one direction (the peer is the source of
+/// what comes in and the destination of what goes out).
+fn allow_rules(firewall: &Firewall, direction: Direction) -> Vec<String> {
+    let field = match direction {
+        Direction::In => "saddr",
+        Direction::Out => "daddr",
+    };
+    firewall
+        .allow
+        .iter()
+        .filter(|r| r.direction == direction)
+        .map(|rule| {
+            let mut text = matches(rule.address.as_ref(), field, rule.protocol, rule.port);
+            text.push_str(" accept");
+            if !rule.comment.is_empty() {
+                let _ = write!(text, " comment \"{}\"", rule.comment);
+            }
+            text
+        })
+        .collect()
+}
+
 const NEIGHBOUR_DISCOVERY: &str = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept";
 
 /// The ruleset. `agent` is the agent and its uid, when the image has one.
@@ -93,16 +115,7 @@ pub fn render(firewall: &Firewall, agent: Option<(&Agent, u32)>) -> String {
     );
     line(2, "iif \"lo\" accept");
     line(2, NEIGHBOUR_DISCOVERY);
-    for rule in firewall
-        .allow
-        .iter()
-        .filter(|r| r.direction == Direction::In)
-    {
-        let mut text = matches(rule.address.as_ref(), "saddr", rule.protocol, rule.port);
-        text.push_str(" accept");
-        if !rule.comment.is_empty() {
-            let _ = write!(text, " comment \"{}\"", rule.comment);
-        }
+    for text in allow_rules(firewall, Direction::In) {
         line(2, &text);
     }
     line(2, "counter comment \"reaches the input policy\"");
@@ -143,16 +156,7 @@ pub fn render(firewall: &Firewall, agent: Option<(&Agent, u32)>) -> String {
     }
     line(2, "oif \"lo\" accept");
     line(2, NEIGHBOUR_DISCOVERY);
-    for rule in firewall
-        .allow
-        .iter()
-        .filter(|r| r.direction == Direction::Out)
-    {
-        let mut text = matches(rule.address.as_ref(), "daddr", rule.protocol, rule.port);
-        text.push_str(" accept");
-        if !rule.comment.is_empty() {
-            let _ = write!(text, " comment \"{}\"", rule.comment);
-        }
+    for text in allow_rules(firewall, Direction::Out) {
         line(2, &text);
     }
     line(2, "counter comment \"reaches the output policy\"");
