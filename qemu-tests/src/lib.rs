@@ -145,22 +145,8 @@ impl Machine {
         needle: &str,
         timeout: Duration,
     ) -> Result<Duration, HarnessError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.console().contains(needle) {
-                return Ok(self.started.elapsed());
-            }
-            if self.exited().is_some() {
-                return Err(HarnessError::Channel(format!(
-                    "QEMU exited before the console showed {needle:?}; console tail:\n{}",
-                    self.tail()
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(self.timeout(&format!("{needle:?} on the console"), timeout));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_console_any(&[needle], timeout)
+            .map(|(_, elapsed)| elapsed)
     }
 
     /// Waits until the console shows one of `needles`; returns which one
