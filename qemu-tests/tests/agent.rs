@@ -73,16 +73,6 @@ fn airlock_in(args: &[&str], recipe: &Path, extra: impl FnOnce(&mut Command)) ->
     output
 }
 
-fn only_image(dir: &Path) -> PathBuf {
-    let images: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .collect();
-    assert_eq!(images.len(), 1, "{images:?}");
-    images[0].clone()
-}
-
 /// Locks (fresh) and builds the test image once for this binary.
 fn built() -> &'static (tempfile::TempDir, Image) {
     static BUILT: OnceLock<(tempfile::TempDir, Image)> = OnceLock::new();
@@ -96,7 +86,10 @@ fn built() -> &'static (tempfile::TempDir, Image) {
             &recipe,
             |_| {},
         );
-        let image = Image::open(&only_image(&output.join("agent-node-test"))).unwrap();
+        let image = Image::open(&airlock_fixtures::only_image(
+            &output.join("agent-node-test"),
+        ))
+        .unwrap();
         (dir, image)
     })
 }
@@ -517,7 +510,7 @@ fn the_agent_node_builds_reproducibly() {
         .status()
         .unwrap();
     assert!(status.success(), "the second build failed");
-    let second = only_image(&output.join("agent-node-test"));
+    let second = airlock_fixtures::only_image(&output.join("agent-node-test"));
     assert_eq!(
         first.dir.file_name(),
         second.file_name(),

@@ -977,13 +977,7 @@ fn image_dir(output: &Path) -> PathBuf {
 }
 
 fn image_dir_of(output: &Path, name: &str) -> PathBuf {
-    let images: Vec<PathBuf> = std::fs::read_dir(output.join(name))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .collect();
-    assert_eq!(images.len(), 1, "{images:?}");
-    images[0].clone()
+    airlock_fixtures::only_image(&output.join(name))
 }
 
 fn untar(image: &Path, to: &Path) {
