@@ -11,4 +11,6 @@ mod ar;
 mod read;
 
 pub use ar::{ArError, ArMember, ArReader};
-pub use read::{Compression, DataEntry, DebError, EntryKind, Limits, read_deb};
+pub use read::{
+    Compression, DataEntry, DebError, EntryKind, Limits, installed_size_bound, read_deb,
+};

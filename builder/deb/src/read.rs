@@ -18,6 +18,21 @@ pub struct Limits {
     pub max_total: u64,
     /// Longest path.
     pub max_path: usize,
+    /// Also bound data.tar's files by the control file's `Installed-Size`
+    /// (see [`installed_size_bound`]).
+    pub installed_size: bool,
+}
+
+/// What a package declaring `Installed-Size: kib` may unpack to: the
+/// declared size plus a quarter plus 1 MiB. dpkg computes the field as the
+/// sum of every file's size rounded up to 1 KiB (plus 1 KiB per other
+/// entry), so a package built by dpkg never comes near this; the margin is
+/// for packages that set the field by hand.
+pub fn installed_size_bound(kib: u64) -> u64 {
+    let declared = kib.saturating_mul(1024);
+    declared
+        .saturating_add(declared / 4)
+        .saturating_add(1 << 20)
 }
 
 impl Default for Limits {
@@ -28,6 +43,7 @@ impl Default for Limits {
             max_file: 8 << 30,
             max_total: 64 << 30,
             max_path: 4096,
+            installed_size: true,
         }
     }
 }
@@ -158,6 +174,20 @@ pub enum DebError {
         /// What was seen.
         actual: u64,
     },
+    /// data.tar holds more than the package's `Installed-Size` allows.
+    #[error(
+        "data.tar: its files total at least {actual} bytes (at {path}), but the package declares Installed-Size: {declared_kib} (KiB), which allows at most {limit} bytes"
+    )]
+    InstalledSizeExceeded {
+        /// The control file's Installed-Size, in KiB.
+        declared_kib: u64,
+        /// The bound it sets.
+        limit: u64,
+        /// The total when the bound was crossed.
+        actual: u64,
+        /// The file that crossed it.
+        path: String,
+    },
     /// The entry callback refused an entry.
     #[error("{path}: {message}")]
     Rejected {
@@ -205,6 +235,7 @@ pub fn read_deb<R: Read>(
     }
 
     let mut control_files = None;
+    let mut declared_kib = None;
     let mut data_seen = false;
     while let Some(member) = ar.next_member()? {
         if member.name.starts_with('_') {
@@ -220,6 +251,7 @@ pub fn read_deb<R: Read>(
                 &member.name,
                 limits,
             )?);
+            declared_kib = installed_size(control_files.as_ref().expect("just set"))?;
         } else if let Some(compression) = Compression::of(&member.name, "data.tar") {
             if control_files.is_none() {
                 return Err(format("data.tar comes before control.tar".to_owned()));
@@ -227,11 +259,13 @@ pub fn read_deb<R: Read>(
             if data_seen {
                 return Err(format("two data.tar members".to_owned()));
             }
+            let declared = declared_kib.filter(|_| limits.installed_size);
             read_data(
                 compression,
                 &mut ar.data(),
                 &member.name,
                 limits,
+                declared,
                 &mut on_entry,
             )?;
             data_seen = true;
@@ -294,11 +328,37 @@ fn read_control(
     Ok(files)
 }
 
+/// The control file's `Installed-Size` (KiB), if it has one.
+fn installed_size(control_files: &BTreeMap<String, Vec<u8>>) -> Result<Option<u64>, DebError> {
+    let Some(control) = control_files.get("control") else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(control);
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // only the first paragraph
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("Installed-Size") {
+            return value.trim().parse::<u64>().map(Some).map_err(|_| {
+                DebError::Format(format!(
+                    "control: Installed-Size {:?} is not a number",
+                    value.trim()
+                ))
+            });
+        }
+    }
+    Ok(None)
+}
+
 fn read_data(
     compression: Compression,
     reader: &mut dyn Read,
     member: &str,
     limits: &Limits,
+    declared_kib: Option<u64>,
     on_entry: &mut dyn FnMut(&DataEntry, &mut dyn Read) -> Result<(), String>,
 ) -> Result<(), DebError> {
     let io_error = |source| DebError::Io {
@@ -361,7 +421,18 @@ fn read_data(
                         actual: size,
                     });
                 }
-                total += size;
+                total = total.saturating_add(size);
+                if let Some(declared_kib) = declared_kib
+                    && total > installed_size_bound(declared_kib)
+                    && installed_size_bound(declared_kib) < limits.max_total
+                {
+                    return Err(DebError::InstalledSizeExceeded {
+                        declared_kib,
+                        limit: installed_size_bound(declared_kib),
+                        actual: total,
+                        path,
+                    });
+                }
                 if total > limits.max_total {
                     return Err(DebError::TooLarge {
                         what: format!("{member}: total size"),

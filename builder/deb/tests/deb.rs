@@ -224,3 +224,66 @@ fn the_callback_can_refuse_an_entry() {
         "usr/share/doc/hello/README: setuid not allowed"
     );
 }
+
+/// Regression: a package of a few kilobytes could unpack to gigabytes, as
+/// long as each file stayed under 8 GiB and the package under 64 GiB.
+#[test]
+fn a_package_may_not_unpack_to_more_than_its_installed_size_allows() {
+    let claims = |kib: &str, size: u64| {
+        build_raw_deb(
+            &spec().field("Installed-Size", kib),
+            &[RawEntry::new(
+                "./usr/share/blob",
+                RawKind::ClaimedFile(size),
+            )],
+            "xz",
+        )
+    };
+    // 4 KiB declared: the bound is 4096 + 1024 + 1 MiB.
+    assert_eq!(
+        airlock_deb::installed_size_bound(4),
+        4096 + 1024 + (1 << 20)
+    );
+    let error = read(&claims("4", 3 << 30), &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DebError::InstalledSizeExceeded {
+                declared_kib: 4,
+                limit: 1_053_696,
+                actual: 3_221_225_472,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "data.tar: its files total at least 3221225472 bytes (at usr/share/blob), but the package declares Installed-Size: 4 (KiB), which allows at most 1053696 bytes"
+    );
+    // Within the margin: read (the claimed file then fails for want of
+    // bytes, which is a different error).
+    let within = build_raw_deb(
+        &spec().field("Installed-Size", "1"),
+        &[RawEntry::new(
+            "./usr/share/blob",
+            RawKind::File(vec![7; 5000]),
+        )],
+        "xz",
+    );
+    assert!(read(&within, &Limits::default()).is_ok());
+    // The bound can be turned off (the absolute limits still hold).
+    let off = Limits {
+        installed_size: false,
+        max_total: 1 << 30,
+        ..Limits::default()
+    };
+    let error = read(&claims("4", 3 << 30), &off).unwrap_err();
+    assert!(matches!(error, DebError::TooLarge { .. }), "{error:?}");
+    // A broken field is refused, not ignored.
+    let error = read(&claims("lots", 10), &Limits::default()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "control: Installed-Size \"lots\" is not a number"
+    );
+}

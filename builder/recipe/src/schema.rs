@@ -127,6 +127,26 @@ pub struct Packages {
     pub install: Vec<PackageRequest>,
     /// Packages that must never be installed.
     pub exclude: Vec<PackageName>,
+    /// Device nodes a package may ship, by path (Debian policy forbids
+    /// device files in packages; every other one fails the build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_device_nodes: Vec<ImagePath>,
+    /// The most one package may unpack to (default 4G), on top of the
+    /// bound its own Installed-Size sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unpacked_size: Option<ByteSize>,
+}
+
+impl Packages {
+    /// The default of `max_unpacked_size`.
+    pub const DEFAULT_MAX_UNPACKED: u64 = 4 << 30;
+
+    /// `max_unpacked_size` in bytes.
+    pub fn max_unpacked_bytes(&self) -> u64 {
+        self.max_unpacked_size
+            .as_ref()
+            .map_or(Self::DEFAULT_MAX_UNPACKED, ByteSize::bytes)
+    }
 }
 
 /// `[kernel]`.

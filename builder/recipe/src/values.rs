@@ -227,6 +227,26 @@ checked_string!(
     }
 );
 
+impl ByteSize {
+    /// The size in bytes (saturating at `u64::MAX`).
+    pub fn bytes(&self) -> u64 {
+        let text = self.as_str();
+        let digits = text.trim_end_matches(['K', 'M', 'G', 'T']);
+        let shift = match &text[digits.len()..] {
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            _ => 0,
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1 << shift))
+            .unwrap_or(u64::MAX)
+    }
+}
+
 checked_string!(
     /// A CPU quota as systemd's CPUQuota= takes it: a percentage, e.g. `150%`.
     CpuQuota,
@@ -413,6 +433,13 @@ mod tests {
     #[test]
     fn small_validators() {
         assert!("512M".parse::<ByteSize>().is_ok());
+        assert_eq!("512M".parse::<ByteSize>().unwrap().bytes(), 512 << 20);
+        assert_eq!("7".parse::<ByteSize>().unwrap().bytes(), 7);
+        assert_eq!("2G".parse::<ByteSize>().unwrap().bytes(), 2 << 30);
+        assert_eq!(
+            "99999999999T".parse::<ByteSize>().unwrap().bytes(),
+            u64::MAX
+        );
         assert!("512MM".parse::<ByteSize>().is_err());
         assert!("M".parse::<ByteSize>().is_err());
         assert!("50%".parse::<CpuQuota>().is_ok());
