@@ -142,6 +142,32 @@ fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
         .check("journalctl -b --no-pager | head -3", COMMAND)
         .unwrap();
     assert!(!journal.is_empty());
+    // Privilege survives into the EROFS root. Regression: staging set modes
+    // before owners, and chown(2) clears setuid bits, so su and passwd
+    // lost theirs; and postinst setcap calls were not applied at all.
+    assert_eq!(
+        machine
+            .check("stat -c '%a %U' /usr/bin/su /usr/bin/passwd", COMMAND)
+            .unwrap(),
+        "4755 root\n4755 root"
+    );
+    assert_eq!(
+        machine.check("getcap /usr/bin/ping", COMMAND).unwrap(),
+        "/usr/bin/ping cap_net_raw=ep"
+    );
+    let privileges = &report(image())["privileges"];
+    let listed = |path: &str| {
+        privileges
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["path"] == path)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(listed("/usr/bin/ping")["capabilities"], "cap_net_raw=ep");
+    assert_eq!(listed("/usr/bin/ping")["packages"][0], "iputils-ping");
+    assert_eq!(listed("/usr/bin/su")["kinds"][0], "setuid");
     poweroff(machine);
 }
 

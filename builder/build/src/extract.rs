@@ -119,7 +119,14 @@ fn control_field(control_files: &BTreeMap<String, Vec<u8>>, field: &str) -> Opti
 /// metadata are identical (the path is then shared), or one of them Replaces
 /// the other (its version wins, whichever was unpacked first). Versioned
 /// Replaces are taken by name; the lock holds one version of each package.
-pub fn into_tree(unpacked: &[Unpacked]) -> Result<Tree, BuildError> {
+///
+/// Each entry is first checked against [`crate::privilege::check_entry`]:
+/// device nodes only at `allowed_devices` (canonical paths), no writable
+/// setuid or setgid files.
+pub fn into_tree(
+    unpacked: &[Unpacked],
+    allowed_devices: &std::collections::BTreeSet<String>,
+) -> Result<Tree, BuildError> {
     let mut tree = Tree::merged_usr();
     let replaces: BTreeMap<&str, &[String]> = unpacked
         .iter()
@@ -164,6 +171,7 @@ pub fn into_tree(unpacked: &[Unpacked]) -> Result<Tree, BuildError> {
                 xattrs: BTreeMap::new(),
                 owners: vec![package.name.clone()],
             };
+            crate::privilege::check_entry(&package.name, &entry.path, &node, allowed_devices)?;
             let result = tree.insert(&entry.path, node, &|owner| {
                 does_replace(&package.name, owner)
             });

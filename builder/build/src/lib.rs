@@ -7,10 +7,12 @@
 //! what maintainer scripts would, [`tar`] and [`emit`] write the artifacts,
 //! [`sbom`] the SBOMs, and [`pipeline`] runs it all for `airlock build`.
 
+pub mod capability;
 pub mod configure;
 pub mod emit;
 pub mod extract;
 pub mod pipeline;
+pub mod privilege;
 pub mod sbom;
 pub mod tar;
 
@@ -49,6 +51,17 @@ pub enum BuildError {
     Config {
         /// Which part (accounts, systemd, alternatives, …).
         what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file holds privilege no package may ship (a device node the
+    /// recipe did not allow, a writable setuid or setgid file).
+    #[error("{package}: {path}: {message}")]
+    Privilege {
+        /// Which package (`airlock` for the recipe's own files).
+        package: String,
+        /// The absolute path.
+        path: String,
         /// What is wrong.
         message: String,
     },

@@ -112,6 +112,9 @@ pub struct Report {
     pub ostree_branch: Option<String>,
     /// What native configuration could not do or did not understand.
     pub notes: Vec<String>,
+    /// Every setuid and setgid file, file capability and device node, by
+    /// path: what a reviewer reads first.
+    pub privileges: Vec<crate::privilege::Privileged>,
 }
 
 /// The outcome of [`build`].
@@ -151,7 +154,7 @@ fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildErro
 /// the recipe's files as read (paths, kinds, modes, content digests).
 pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"airlock-build-inputs-v3\n");
+    hasher.update(b"airlock-build-inputs-v4\n");
     hasher.update(format!("airlock {}\n", input.airlock_version));
     hasher.update(format!("recipe {}\n", input.recipe_digest));
     hasher.update(format!("lock {}\n", input.lock_digest));
@@ -224,11 +227,23 @@ pub fn build(
     fs::create_dir(&out).map_err(io(out.display().to_string()))?;
 
     progress(&format!("unpacking {} packages", input.packages.len()));
-    let unpacked = extract::unpack(&input.packages, &blobs, &Limits::default())?;
-    let mut tree = extract::into_tree(&unpacked)?;
+    let limits = Limits {
+        max_total: recipe.packages.max_unpacked_bytes(),
+        ..Limits::default()
+    };
+    let unpacked = extract::unpack(&input.packages, &blobs, &limits)?;
+    let allowed_devices: std::collections::BTreeSet<String> = recipe
+        .packages
+        .allow_device_nodes
+        .iter()
+        .map(|path| path.as_str().trim_start_matches('/').to_owned())
+        .collect();
+    let mut tree = extract::into_tree(&unpacked, &allowed_devices)?;
     progress("configuring");
     let configured = configure::configure(&mut tree, &blobs, &unpacked, recipe, &added)?;
     install_models(input, &mut tree, &blobs)?;
+    crate::privilege::check_tree(&tree, &allowed_devices)?;
+    let privileges = crate::privilege::inventory(&tree)?;
     progress("writing the SBOMs");
     let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
         recipe,
@@ -236,6 +251,7 @@ pub fn build(
         tree: &tree,
         blobs: &blobs,
         added: &added,
+        privileges: &privileges,
         inputs: &inputs.to_hex(),
         airlock_version: input.airlock_version,
     })?;
@@ -440,6 +456,7 @@ pub fn build(
         ostree_commit: ostree.as_ref().map(|(c, _)| c.clone()),
         ostree_branch: ostree.map(|(_, b)| b),
         notes: configured.notes,
+        privileges,
     };
     let mut report_json = serde_json::to_string_pretty(&report).expect("a report serializes");
     report_json.push('\n');

@@ -36,6 +36,8 @@ pub struct Input<'a> {
     pub blobs: &'a Store,
     /// The files the recipe added.
     pub added: &'a [Added],
+    /// The privilege inventory (setuid, capabilities, devices).
+    pub privileges: &'a [crate::privilege::Privileged],
     /// The inputs digest (hex).
     pub inputs: &'a str,
     /// airlock's version.
@@ -312,6 +314,12 @@ fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]
         if let Some(license) = &deb.license {
             component["licenses"] = json!([{ "expression": license }]);
         }
+        for line in privileges_of(input, Some(&deb.name)) {
+            component["properties"]
+                .as_array_mut()
+                .expect("an array")
+                .push(json!({"name": PRIVILEGE_PROPERTY, "value": line}));
+        }
         refs.push(deb.purl.clone());
         components.push(component);
     }
@@ -378,6 +386,19 @@ fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]
         }));
         refs.push(bom_ref);
     }
+    let mut image_component = json!({
+        "type": "operating-system",
+        "bom-ref": "image",
+        "name": recipe.image.name.as_str(),
+        "version": recipe.image.version.to_string(),
+    });
+    let own: Vec<Value> = privileges_of(input, None)
+        .into_iter()
+        .map(|line| json!({"name": PRIVILEGE_PROPERTY, "value": line}))
+        .collect();
+    if !own.is_empty() {
+        image_component["properties"] = json!(own);
+    }
     let document = json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
@@ -391,17 +412,45 @@ fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]
                 "name": "airlock",
                 "version": input.airlock_version,
             }]},
-            "component": {
-                "type": "operating-system",
-                "bom-ref": "image",
-                "name": recipe.image.name.as_str(),
-                "version": recipe.image.version.to_string(),
-            },
+            "component": image_component,
         },
         "components": components,
         "dependencies": [{"ref": "image", "dependsOn": refs}],
     });
     pretty(&document)
+}
+
+/// The property (CycloneDX) and annotation prefix (SPDX) that carries one
+/// privileged path.
+pub const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
+
+/// The privileged paths `package` shipped (`None`: those no package
+/// shipped, which belong to the image itself), one line each.
+fn privileges_of(input: &Input<'_>, package: Option<&str>) -> Vec<String> {
+    input
+        .privileges
+        .iter()
+        .filter(|entry| match package {
+            Some(name) => entry.packages.iter().any(|p| p == name),
+            None => entry.packages.iter().all(|p| p == "airlock"),
+        })
+        .map(crate::privilege::Privileged::describe)
+        .collect()
+}
+
+/// SPDX 2.3 annotations for the privileged paths of one package.
+fn spdx_annotations(input: &Input<'_>, package: Option<&str>) -> Vec<Value> {
+    privileges_of(input, package)
+        .into_iter()
+        .map(|line| {
+            json!({
+                "annotationDate": timestamp(input.recipe.image.epoch),
+                "annotationType": "OTHER",
+                "annotator": format!("Tool: airlock-{}", input.airlock_version),
+                "comment": format!("{PRIVILEGE_PROPERTY} {line}"),
+            })
+        })
+        .collect()
 }
 
 fn spdx_id(kind: &str, index: usize, name: &str) -> String {
@@ -436,6 +485,10 @@ fn spdx(
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
     })];
+    let own = spdx_annotations(input, None);
+    if !own.is_empty() {
+        packages[0]["annotations"] = json!(own);
+    }
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
         "relationshipType": "DESCRIBES",
@@ -458,7 +511,8 @@ fn spdx(
     };
     for (index, deb) in debs.iter().enumerate() {
         let id = spdx_id("deb", index, &deb.name);
-        packages.push(json!({
+        let annotations = spdx_annotations(input, Some(&deb.name));
+        let mut package = json!({
             "SPDXID": id,
             "name": deb.name,
             "versionInfo": deb.version,
@@ -475,7 +529,11 @@ fn spdx(
                 "referenceType": "purl",
                 "referenceLocator": deb.purl,
             }],
-        }));
+        });
+        if !annotations.is_empty() {
+            package["annotations"] = json!(annotations);
+        }
+        packages.push(package);
         contains(&id);
     }
     for (index, model) in recipe.models.iter().enumerate() {

@@ -68,7 +68,7 @@ fn build(packages: &[Package], blobs: &Path, threads: usize) -> Vec<u8> {
     let blobs = Store::open(blobs).unwrap();
     pool.install(|| {
         let unpacked = unpack(packages, &blobs, &Limits::default()).unwrap();
-        let tree = into_tree(&unpacked).unwrap();
+        let tree = into_tree(&unpacked, &Default::default()).unwrap();
         let mut out = Vec::new();
         write_tar_zst(&tree, &blobs, EPOCH, 3, &mut out).unwrap();
         out
@@ -90,7 +90,11 @@ fn the_archive_is_what_gnu_tar_expects() {
     let dir = tempfile::tempdir().unwrap();
     let packages = packages(dir.path());
     let blobs = Store::open(dir.path().join("blobs")).unwrap();
-    let tree = into_tree(&unpack(&packages, &blobs, &Limits::default()).unwrap()).unwrap();
+    let tree = into_tree(
+        &unpack(&packages, &blobs, &Limits::default()).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
     let tar_path = dir.path().join("rootfs.tar");
     write_tar(
         &tree,
@@ -179,15 +183,22 @@ fn conflicting_files_need_replaces() {
     let new = make("new-tool", &[("Replaces", "old-tool (<< 2)")], b"new");
     let rival = make("rival", &[], b"rival");
 
-    let error =
-        into_tree(&unpack(&[old.clone(), rival], &blobs, &Limits::default()).unwrap()).unwrap_err();
+    let error = into_tree(
+        &unpack(&[old.clone(), rival], &blobs, &Limits::default()).unwrap(),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "rival: etc/tool.conf: shipped by old-tool and by rival with different contents or metadata (and rival does not replace old-tool)"
     );
     // the replacing package wins in either order
     for order in [vec![old.clone(), new.clone()], vec![new, old]] {
-        let tree = into_tree(&unpack(&order, &blobs, &Limits::default()).unwrap()).unwrap();
+        let tree = into_tree(
+            &unpack(&order, &blobs, &Limits::default()).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(tree.get("etc/tool.conf").unwrap().owners, ["new-tool"]);
     }
 }
@@ -214,7 +225,11 @@ fn a_package_writing_through_an_escaping_symlink_is_refused() {
         name: "evil".to_owned(),
         deb: path,
     };
-    let error = into_tree(&unpack(&[package], &blobs, &Limits::default()).unwrap()).unwrap_err();
+    let error = into_tree(
+        &unpack(&[package], &blobs, &Limits::default()).unwrap(),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "evil: etc/link/.ssh/authorized_keys: writing through etc/link -> ../../../root would leave the image root"
@@ -234,9 +249,12 @@ fn hostile_tree(name: &str, entries: &[RawEntry]) -> String {
         name: name.to_owned(),
         deb: path,
     };
-    into_tree(&unpack(&[package], &blobs, &Limits::default()).unwrap())
-        .unwrap_err()
-        .to_string()
+    into_tree(
+        &unpack(&[package], &blobs, &Limits::default()).unwrap(),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string()
 }
 
 #[test]
@@ -271,5 +289,59 @@ fn a_hard_link_through_a_symlink_out_of_the_tree_is_refused() {
     assert!(
         error.ends_with("which is not a regular file in the image"),
         "{error}"
+    );
+}
+
+/// Regression: a world-writable /dev/mem and a mode 6777 binary from a
+/// package went into images without a word.
+#[test]
+fn device_nodes_and_writable_setuid_files_from_packages_are_refused() {
+    let error = hostile_tree(
+        "memdev",
+        &[
+            RawEntry::new("./dev/", RawKind::Directory),
+            RawEntry::new("./dev/mem", RawKind::CharDevice(1, 1)).mode(0o666),
+        ],
+    );
+    assert_eq!(
+        error,
+        "memdev: /dev/mem: a character device node (1,1, mode 0666); Debian packages ship none: name the path in [packages] allow_device_nodes if it is really wanted"
+    );
+    let error = hostile_tree(
+        "suidall",
+        &[RawEntry::new("./usr/bin/rootme", RawKind::File(b"\x7fELF".to_vec())).mode(0o6777)],
+    );
+    assert_eq!(
+        error,
+        "suidall: /usr/bin/rootme: a setuid file (mode 6777) that everyone may write"
+    );
+}
+
+#[test]
+fn a_device_node_the_recipe_allows_goes_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Store::open_scratch(dir.path().join("blobs")).unwrap();
+    let path = dir.path().join("console.deb");
+    let entries = [
+        RawEntry::new("./dev/", RawKind::Directory),
+        RawEntry::new("./dev/console", RawKind::CharDevice(5, 1)).mode(0o600),
+    ];
+    std::fs::write(
+        &path,
+        build_raw_deb(&DebSpec::new("console", "1"), &entries, "gz"),
+    )
+    .unwrap();
+    let package = Package {
+        name: "console".to_owned(),
+        deb: path,
+    };
+    let unpacked = unpack(&[package], &blobs, &Limits::default()).unwrap();
+    let allowed = std::collections::BTreeSet::from(["dev/console".to_owned()]);
+    let tree = into_tree(&unpacked, &allowed).unwrap();
+    let inventory = airlock_build::privilege::inventory(&tree).unwrap();
+    assert_eq!(inventory.len(), 1);
+    assert_eq!(
+        inventory[0].describe(),
+        "/dev/console: device c 5,1 (0600 0:0, console)"
     );
 }

@@ -1,4 +1,6 @@
-//! `airlock diff OLD NEW`: what a reviewer at the boundary reads. Packages
+//! `airlock diff OLD NEW`: what a reviewer at the boundary reads. First
+//! privilege (setuid and setgid files, file capabilities and device nodes
+//! gained, lost or changed, from the SBOM's inventory); then packages
 //! added, removed, upgraded and downgraded (from the locks); files the
 //! recipe added (from the SBOMs); models, firewall, audit and agent
 //! (from the recipes).
@@ -22,6 +24,26 @@ pub struct Release {
     recipe: Value,
     /// Files the recipe added: path → sha256.
     files: BTreeMap<String, String>,
+    /// The privilege inventory: path → its line.
+    privileges: BTreeMap<String, String>,
+}
+
+/// The SBOM property that carries one privileged path (as the build
+/// writes it: `PATH: KINDS … (MODE UID:GID, PACKAGES)`).
+const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
+
+fn privileges(sbom: &Value) -> BTreeMap<String, String> {
+    let components = sbom["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&sbom["metadata"]["component"]));
+    components
+        .flat_map(|c| c["properties"].as_array().into_iter().flatten())
+        .filter(|p| p["name"] == PRIVILEGE_PROPERTY)
+        .filter_map(|p| p["value"].as_str())
+        .filter_map(|line| Some((line.split_once(": ")?.0.to_owned(), line.to_owned())))
+        .collect()
 }
 
 impl Release {
@@ -64,6 +86,7 @@ impl Release {
             lock,
             recipe,
             files,
+            privileges: privileges(&sbom),
         })
     }
 }
@@ -132,6 +155,8 @@ pub struct Diff {
     pub old: String,
     /// New image and version.
     pub new: String,
+    /// Privilege gained, lost or changed: what to read first.
+    pub privileges: Files,
     /// Packages.
     pub packages: Packages,
     /// Files the recipe added.
@@ -206,6 +231,26 @@ pub fn diff(old: &Release, new: &Release) -> Result<Diff, ReleaseError> {
         .filter(|p| !new.files.contains_key(*p))
         .cloned()
         .collect();
+    let mut gained = Files::default();
+    for (path, line) in &new.privileges {
+        match old.privileges.get(path) {
+            None => gained.added.push(line.clone()),
+            Some(before) if before != line => {
+                gained.changed.push(format!(
+                    "{before} -> {}",
+                    line.split_once(": ")
+                        .map_or(line.as_str(), |(_, rest)| rest)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    gained.removed = old
+        .privileges
+        .iter()
+        .filter(|(path, _)| !new.privileges.contains_key(*path))
+        .map(|(_, line)| line.clone())
+        .collect();
     let section = |key: &str| {
         let mut out = Vec::new();
         compare(key, &old.recipe[key], &new.recipe[key], &mut out);
@@ -214,6 +259,7 @@ pub fn diff(old: &Release, new: &Release) -> Result<Diff, ReleaseError> {
     Ok(Diff {
         old: format!("{} {}", old.name, old.version),
         new: format!("{} {}", new.name, new.version),
+        privileges: gained,
         packages,
         files,
         models: section("models"),
@@ -267,7 +313,10 @@ impl Diff {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         let p = &self.packages;
-        p.added.is_empty()
+        self.privileges.added.is_empty()
+            && self.privileges.removed.is_empty()
+            && self.privileges.changed.is_empty()
+            && p.added.is_empty()
             && p.removed.is_empty()
             && p.upgraded.is_empty()
             && p.downgraded.is_empty()
@@ -284,6 +333,26 @@ impl Diff {
     /// The human form.
     pub fn to_text(&self) -> String {
         let mut t = format!("{} -> {}\n", self.old, self.new);
+        let g = &self.privileges;
+        if g.added.is_empty() && g.removed.is_empty() && g.changed.is_empty() {
+            t += "\nprivilege (setuid, setgid, capabilities, devices): no change\n";
+        } else {
+            t += &format!(
+                "\nPRIVILEGE (setuid, setgid, capabilities, devices): {} gained, {} dropped, {} changed\n",
+                g.added.len(),
+                g.removed.len(),
+                g.changed.len()
+            );
+            for x in &g.added {
+                t += &format!("  + {x}\n");
+            }
+            for x in &g.removed {
+                t += &format!("  - {x}\n");
+            }
+            for x in &g.changed {
+                t += &format!("  ~ {x}\n");
+            }
+        }
         let p = &self.packages;
         t += &format!(
             "\npackages: {} added, {} removed, {} upgraded, {} downgraded, {} rebuilt\n",
@@ -368,5 +437,55 @@ mod tests {
         );
         assert_eq!(out[0].old, json!({"port": 53}));
         assert_eq!(out[2].new, json!("accept"));
+    }
+
+    #[test]
+    fn privilege_gained_is_shown_first() {
+        let sbom = |lines: &[&str]| {
+            json!({
+                "metadata": {"component": {"properties": []}},
+                "components": [{"properties": lines.iter().map(|l| json!({"name": PRIVILEGE_PROPERTY, "value": l})).collect::<Vec<_>>()}],
+            })
+        };
+        let release = |lines: &[&str]| {
+            Release {
+            name: "x".to_owned(),
+            version: 1,
+            lock: Lock::parse(
+                Path::new("x.lock"),
+                &format!(
+                    "version = 1\nrecipe = \"{}\"\n[archive]\narchitecture = \"amd64\"\ncomponents = [\"main\"]\nsuites = []\n",
+                    "0".repeat(64)
+                ),
+            )
+            .unwrap(),
+            recipe: json!({}),
+            files: BTreeMap::new(),
+            privileges: privileges(&sbom(lines)),
+        }
+        };
+        let old = release(&[
+            "/usr/bin/su: setuid (4755 0:0, util-linux)",
+            "/usr/bin/mount: setuid (4755 0:0, mount)",
+        ]);
+        let new = release(&[
+            "/usr/bin/su: setuid (4755 0:0, util-linux)",
+            "/usr/bin/ping: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)",
+            "/usr/bin/mount: setuid+setgid (6755 0:0, mount)",
+        ]);
+        let d = diff(&old, &new).unwrap();
+        assert!(!d.is_empty());
+        assert_eq!(
+            d.privileges.added,
+            ["/usr/bin/ping: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)"]
+        );
+        assert_eq!(
+            d.privileges.changed,
+            ["/usr/bin/mount: setuid (4755 0:0, mount) -> setuid+setgid (6755 0:0, mount)"]
+        );
+        let text = d.to_text();
+        let first_section = text.lines().nth(2).unwrap();
+        assert!(first_section.starts_with("PRIVILEGE"), "{text}");
+        assert!(diff(&old, &old).unwrap().is_empty());
     }
 }

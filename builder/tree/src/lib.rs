@@ -253,6 +253,12 @@ impl Tree {
         self.nodes.get(path)
     }
 
+    /// The node at a canonical path, to change its metadata (mode, owner,
+    /// xattrs); its kind and place stay as they are.
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path)
+    }
+
     /// Every node, sorted by path (a parent always before its children).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
         self.nodes.iter().map(|(path, node)| (path.as_str(), node))

@@ -12,6 +12,58 @@ pub struct Contents {
     pub packages: BTreeMap<String, String>,
     /// sha256 of each wanted file that exists.
     pub files: BTreeMap<String, String>,
+    /// Every privileged path, as the tar's own headers say.
+    pub privileges: BTreeMap<String, Privilege>,
+}
+
+/// What makes one path privileged, read from its tar header and PAX
+/// records (never from what the SBOM or the report claims).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Privilege {
+    /// Sorted: `capabilities`, `device`, `setgid`, `setuid`.
+    pub kinds: Vec<&'static str>,
+    /// Permission bits.
+    pub mode: u32,
+    /// `c 1,1` or `b 8,0` for a device node.
+    pub device: Option<String>,
+}
+
+/// The PAX record tar writers use for a file's capabilities.
+const CAPABILITY_RECORD: &str = "SCHILY.xattr.security.capability";
+
+fn privilege_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Privilege>, String> {
+    let header = entry.header();
+    let mode = header.mode().map_err(|e| e.to_string())?;
+    let kind = header.entry_type();
+    let mut privilege = Privilege {
+        mode,
+        ..Privilege::default()
+    };
+    if kind.is_character_special() || kind.is_block_special() {
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        let letter = if kind.is_block_special() { 'b' } else { 'c' };
+        privilege.device = Some(format!("{letter} {major},{minor}"));
+        privilege.kinds.push("device");
+    }
+    if kind.is_file() {
+        if mode & 0o4000 != 0 {
+            privilege.kinds.push("setuid");
+        }
+        if mode & 0o2000 != 0 {
+            privilege.kinds.push("setgid");
+        }
+    }
+    if let Some(extensions) = entry.pax_extensions().map_err(|e| e.to_string())? {
+        for extension in extensions {
+            let extension = extension.map_err(|e| e.to_string())?;
+            if extension.key() == Ok(CAPABILITY_RECORD) {
+                privilege.kinds.push("capabilities");
+            }
+        }
+    }
+    privilege.kinds.sort_unstable();
+    Ok((!privilege.kinds.is_empty()).then_some(privilege))
 }
 
 /// The largest dpkg status file read.
@@ -32,6 +84,9 @@ pub fn scan(reader: impl Read, wanted: &BTreeSet<String>) -> Result<Contents, St
             .display()
             .to_string();
         let path = format!("/{}", raw.trim_start_matches("./").trim_start_matches('/'));
+        if let Some(privilege) = privilege_of(&mut entry).map_err(|e| format!("{path}: {e}"))? {
+            contents.privileges.insert(path.clone(), privilege);
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }

@@ -55,12 +55,44 @@ pub enum Rejection {
     /// The signature file is not OpenPGP.
     #[error("manifest.json.asc: {0}")]
     BadSignatureFile(String),
+    /// The signature file holds bytes that are not part of any signature
+    /// (trailing data, armor headers, unsigned subpackets, an oversized
+    /// packet): nothing may ride along unverified.
+    #[error("manifest.json.asc: {what} at byte {offset}: only signature packets are accepted")]
+    SignatureFileExtraData {
+        /// Where.
+        offset: usize,
+        /// What.
+        what: String,
+    },
     /// A signature by a trusted key that does not verify: the manifest
     /// changed after signing, or the signature is damaged.
     #[error("bad signature {reason}")]
     BadSignature {
         /// Which and why.
         reason: String,
+    },
+    /// Not enough signatures, and one was by a pinned approver whose
+    /// certificate or signing key is revoked for that signature.
+    #[error("revoked approver: {reason}; {have} of {need} required signatures count")]
+    RevokedSigner {
+        /// Whose, which revocation and when.
+        reason: String,
+        /// Good trusted signatures.
+        have: usize,
+        /// Threshold.
+        need: usize,
+    },
+    /// Not enough signatures, and one was by a pinned approver whose
+    /// certificate or key had expired (or was not yet valid).
+    #[error("expired approver: {reason}; {have} of {need} required signatures count")]
+    ExpiredSigner {
+        /// Whose and why.
+        reason: String,
+        /// Good trusted signatures.
+        have: usize,
+        /// Threshold.
+        need: usize,
     },
     /// Not enough signatures, and one was by a key the host does not trust.
     #[error(
@@ -184,6 +216,28 @@ pub enum Rejection {
     /// An SBOM disagrees with the image or with the manifest.
     #[error("SBOM: {0}")]
     SbomMismatch(String),
+    /// A setuid or setgid file the policy's `allowed_setuid` does not name.
+    #[error("policy: allowed_setuid: {path} (mode {mode}) is setuid or setgid and not allowed")]
+    SetuidNotAllowed {
+        /// The file.
+        path: String,
+        /// Its mode, octal.
+        mode: String,
+    },
+    /// A file capability, and the policy has `deny_file_capabilities`.
+    #[error("policy: deny_file_capabilities: {path} has file capabilities")]
+    FileCapabilityDenied {
+        /// The file.
+        path: String,
+    },
+    /// A device node, and the policy has `deny_device_nodes`.
+    #[error("policy: deny_device_nodes: {path} is a device node ({device})")]
+    DeviceNodeDenied {
+        /// The node.
+        path: String,
+        /// Type and numbers.
+        device: String,
+    },
     /// A policy rule is not met.
     #[error("policy: {rule}: {detail}")]
     Policy {
@@ -201,7 +255,10 @@ impl Rejection {
             Rejection::NoManifest => "no-manifest",
             Rejection::Unsigned => "unsigned",
             Rejection::BadSignatureFile(_) => "bad-signature-file",
+            Rejection::SignatureFileExtraData { .. } => "signature-file-extra-data",
             Rejection::BadSignature { .. } => "bad-signature",
+            Rejection::RevokedSigner { .. } => "revoked-signer",
+            Rejection::ExpiredSigner { .. } => "expired-signer",
             Rejection::UntrustedSigner { .. } => "untrusted-signer",
             Rejection::DuplicateSigner { .. } => "duplicate-signer",
             Rejection::BelowThreshold { .. } => "below-threshold",
@@ -218,6 +275,9 @@ impl Rejection {
             Rejection::ProvenanceSubject { .. } => "provenance-subject",
             Rejection::ProvenanceMismatch(_) => "provenance-mismatch",
             Rejection::SbomMismatch(_) => "sbom-mismatch",
+            Rejection::SetuidNotAllowed { .. } => "policy-setuid",
+            Rejection::FileCapabilityDenied { .. } => "policy-file-capability",
+            Rejection::DeviceNodeDenied { .. } => "policy-device-node",
             Rejection::Policy { .. } => "policy",
         }
     }
@@ -327,6 +387,8 @@ pub struct Verified {
     pub signers: Vec<String>,
     /// The threshold.
     pub threshold: usize,
+    /// Issuers of signatures by keys this host does not pin (not counted).
+    pub ignored_signatures: Vec<String>,
     /// The builder key that signed the provenance.
     pub builder: String,
     /// Files checked.
@@ -370,8 +432,12 @@ pub fn verify(
         }
         Err(e) => return Err(io(signatures_path.display())(e)),
     };
-    let sigs =
-        signatures::read_signatures(&signature_bytes).map_err(Rejection::BadSignatureFile)?;
+    let sigs = signatures::read_signatures(&signature_bytes).map_err(|e| match e {
+        signatures::SignatureFileError::Malformed(text) => Rejection::BadSignatureFile(text),
+        signatures::SignatureFileError::ExtraData { offset, what } => {
+            Rejection::SignatureFileExtraData { offset, what }
+        }
+    })?;
     let clock = std::time::UNIX_EPOCH + std::time::Duration::from_secs(options.now);
     let approvals = signatures::check(
         &manifest_bytes,
@@ -415,10 +481,16 @@ pub fn verify(
     let builder = check_provenance(bundle, &manifest, &options.trust.builders)?;
 
     // 5. SBOMs against the image.
-    let (packages, models, installed, cdx) = check_sboms(bundle, &manifest)?;
+    let (packages, models, contents, cdx) = check_sboms(bundle, &manifest)?;
 
     // 6. Policy.
-    let policy = check_policy(bundle, options.policy, &installed, &cdx)?;
+    let mut policy = check_privilege_policy(options.policy, &contents.privileges)?;
+    policy.extend(check_policy(
+        bundle,
+        options.policy,
+        &contents.packages,
+        &cdx,
+    )?);
 
     Ok(Verified {
         name: manifest.name.clone(),
@@ -426,6 +498,7 @@ pub fn verify(
         expires: manifest.expires.clone(),
         signers: approvals.signers,
         threshold: approvals.threshold,
+        ignored_signatures: approvals.ignored,
         builder,
         files: manifest.physical_files().len(),
         bytes,
@@ -775,7 +848,7 @@ fn check_provenance(
 fn check_sboms(
     bundle: &Path,
     manifest: &Manifest,
-) -> Result<(usize, usize, BTreeMap<String, String>, serde_json::Value), VerifyError> {
+) -> Result<(usize, usize, image::Contents, serde_json::Value), VerifyError> {
     for (path, digest) in [
         (paths::CYCLONEDX, &manifest.sbom.cyclonedx),
         (paths::SPDX, &manifest.sbom.spdx),
@@ -920,7 +993,103 @@ fn check_sboms(
             Some(_) => {}
         }
     }
-    Ok((cdx_packages.len(), models.len(), contents.packages, cdx))
+    check_inventory(&cdx, &contents.privileges)?;
+    Ok((cdx_packages.len(), models.len(), contents, cdx))
+}
+
+/// The SBOM's privilege inventory (`airlock:privilege` properties, one
+/// `PATH: KINDS …` line each) must name exactly the image's privileged
+/// paths with the same kinds: a setuid file or capability the SBOM hides
+/// is a lie about the image.
+fn check_inventory(
+    cdx: &serde_json::Value,
+    actual: &BTreeMap<String, image::Privilege>,
+) -> Result<(), Rejection> {
+    let components = cdx["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&cdx["metadata"]["component"]));
+    let mut stated: BTreeMap<String, String> = BTreeMap::new();
+    for property in components.flat_map(|c| c["properties"].as_array().into_iter().flatten()) {
+        if property["name"] != "airlock:privilege" {
+            continue;
+        }
+        let line = property["value"].as_str().unwrap_or("");
+        let Some((path, rest)) = line.split_once(": ") else {
+            return Err(Rejection::SbomMismatch(format!(
+                "privilege inventory: cannot read {line:?}"
+            )));
+        };
+        let kinds = rest.split([' ', '(']).next().unwrap_or("").to_owned();
+        stated.insert(path.to_owned(), kinds);
+    }
+    for (path, privilege) in actual {
+        let kinds = privilege.kinds.join("+");
+        match stated.get(path) {
+            None => {
+                return Err(Rejection::SbomMismatch(format!(
+                    "the image has {kinds} {path}, which the SBOM's privilege inventory does not list"
+                )));
+            }
+            Some(claimed) if *claimed != kinds => {
+                return Err(Rejection::SbomMismatch(format!(
+                    "{path} is {kinds} in the image, the SBOM says {claimed}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(path) = stated.keys().find(|p| !actual.contains_key(*p)) {
+        return Err(Rejection::SbomMismatch(format!(
+            "the SBOM lists {path} as privileged, but the image's is not"
+        )));
+    }
+    Ok(())
+}
+
+/// The policy's privilege rules, against what the image's own tar headers
+/// say (read in step 5).
+fn check_privilege_policy(
+    policy: &Policy,
+    privileges: &BTreeMap<String, image::Privilege>,
+) -> Result<Vec<String>, Rejection> {
+    let mut applied = Vec::new();
+    if let Some(allowed) = &policy.allowed_setuid {
+        let allowed: BTreeSet<&str> = allowed.iter().map(String::as_str).collect();
+        for (path, privilege) in privileges {
+            let setid = privilege
+                .kinds
+                .iter()
+                .any(|k| *k == "setuid" || *k == "setgid");
+            if setid && !allowed.contains(path.as_str()) {
+                return Err(Rejection::SetuidNotAllowed {
+                    path: path.clone(),
+                    mode: format!("{:04o}", privilege.mode),
+                });
+            }
+        }
+        applied.push("allowed_setuid".to_owned());
+    }
+    if policy.deny_file_capabilities {
+        if let Some((path, _)) = privileges
+            .iter()
+            .find(|(_, p)| p.kinds.contains(&"capabilities"))
+        {
+            return Err(Rejection::FileCapabilityDenied { path: path.clone() });
+        }
+        applied.push("deny_file_capabilities".to_owned());
+    }
+    if policy.deny_device_nodes {
+        if let Some((path, privilege)) = privileges.iter().find(|(_, p)| p.device.is_some()) {
+            return Err(Rejection::DeviceNodeDenied {
+                path: path.clone(),
+                device: privilege.device.clone().unwrap_or_default(),
+            });
+        }
+        applied.push("deny_device_nodes".to_owned());
+    }
+    Ok(applied)
 }
 
 fn check_policy(

@@ -21,6 +21,13 @@ pub struct Policy {
     pub require_default_deny_firewall: bool,
     /// auditd must be installed and the recipe must have audit rules.
     pub require_audit: bool,
+    /// When set, the only setuid or setgid files the image may have
+    /// (absolute paths). Unset: any.
+    pub allowed_setuid: Option<Vec<String>>,
+    /// No file may carry capabilities.
+    pub deny_file_capabilities: bool,
+    /// No device node may be in the image.
+    pub deny_device_nodes: bool,
 }
 
 impl Policy {

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod agent;
 pub mod alternatives;
 pub mod audit;
+pub mod capabilities;
 pub mod defaults;
 pub mod dpkg;
 pub mod files;
@@ -154,6 +155,8 @@ pub struct Configured {
     pub kernels: Vec<(String, Vec<modules::Module>)>,
     /// What was not understood or had no effect (sorted).
     pub notes: Vec<String>,
+    /// File capabilities packages granted.
+    pub capabilities: Vec<capabilities::Granted>,
 }
 
 /// Runs every step on a tree that holds the packages and the recipe's
@@ -167,6 +170,16 @@ pub fn configure(
 ) -> Result<Configured, BuildError> {
     let scripts = postinst_commands(packages);
     let epoch = recipe.image.epoch;
+    let postinsts: std::collections::BTreeMap<String, String> = packages
+        .iter()
+        .filter_map(|p| {
+            let text = p.control_files.get("postinst")?;
+            Some((p.name.clone(), String::from_utf8_lossy(text).into_owned()))
+        })
+        .collect();
+    // Before the recipe's files: a file the recipe replaces keeps none of
+    // the package's capabilities.
+    let capabilities = capabilities::configure(tree, &postinsts)?;
     files::apply(tree, added)?;
     let mut users = recipe.users.clone();
     if let Some(agent) = &recipe.agent {
@@ -197,5 +210,6 @@ pub fn configure(
         accounts,
         kernels,
         notes,
+        capabilities,
     })
 }

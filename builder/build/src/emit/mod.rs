@@ -67,8 +67,9 @@ pub fn erofs(staging: &Path, out: &Path, epoch: u64, uuid: &str) -> Result<(), B
 }
 
 /// Commits `staging` to a new archive-mode repository at `repo`; returns
-/// the commit checksum. Permissions are canonical (root, 0644/0755), no
-/// xattrs, the timestamp is the epoch.
+/// the commit checksum. Owners, modes (setuid included) and xattrs (file
+/// capabilities) are the staged ones, which are the tree's; the timestamp
+/// is the epoch.
 pub fn ostree(
     staging: &Path,
     repo: &Path,
@@ -97,7 +98,7 @@ pub fn ostree(
         .arg(format!("--timestamp=@{epoch}"))
         .arg(format!("--subject={subject}"))
         .arg(format!("--add-metadata-string=version={version}"))
-        .args(["--canonical-permissions", "--no-xattrs", "--no-bindings"]);
+        .arg("--no-bindings");
     env(&mut commit);
     let checksum = run("ostree", &mut commit)?.trim().to_owned();
     if checksum.len() != 64 || !checksum.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -81,8 +81,18 @@ struct Release {
 
 impl Release {
     fn new() -> Release {
-        let env = Env::with(|spec| spec.packages = build_packages());
-        env.write_recipe(&with_model(&env, &build_recipe(formats())));
+        Release::with(build_packages(), |env| {
+            with_model(env, &build_recipe(formats()))
+        })
+    }
+
+    /// A release of other packages and another recipe.
+    fn with(
+        packages: Vec<airlock_fixtures::DebSpec>,
+        recipe: impl FnOnce(&Env) -> String,
+    ) -> Release {
+        let env = Env::with(|spec| spec.packages = packages);
+        env.write_recipe(&recipe(&env));
         assert_exit(&env.lock(&[]), 0);
         let keys = env.path("keys");
         assert_exit(
@@ -157,11 +167,15 @@ impl Release {
     }
 
     fn verify(&self, bundle: &Path, extra: &[&str]) -> (Output, Value) {
+        self.verify_against(bundle, &self.path("trust"), extra)
+    }
+
+    fn verify_against(&self, bundle: &Path, trust: &Path, extra: &[&str]) -> (Output, Value) {
         let output = run(airlock()
             .arg("verify")
             .arg(bundle)
             .arg("--trust")
-            .arg(self.path("trust"))
+            .arg(trust)
             .arg("--json")
             .args(extra));
         let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
@@ -170,7 +184,12 @@ impl Release {
 
     /// Verifies and expects a rejection of `kind` (exit 1).
     fn rejected(&self, bundle: &Path, extra: &[&str], kind: &str) -> String {
-        let (output, json) = self.verify(bundle, extra);
+        self.rejected_by(bundle, &self.path("trust"), extra, kind)
+    }
+
+    /// The same against another trust directory.
+    fn rejected_by(&self, bundle: &Path, trust: &Path, extra: &[&str], kind: &str) -> String {
+        let (output, json) = self.verify_against(bundle, trust, extra);
         assert_eq!(
             output.status.code(),
             Some(1),
@@ -191,6 +210,27 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// `gpg --import` of `files` into a fresh home, then the armored export:
+/// how an operator merges a revocation into a certificate.
+fn gpg_merge(home: &Path, files: &[&Path]) -> Vec<u8> {
+    std::fs::create_dir_all(home).unwrap();
+    let gpg = || {
+        let mut command = Command::new("gpg");
+        command
+            .arg("--homedir")
+            .arg(home)
+            .args(["--batch", "--quiet"]);
+        command
+    };
+    for file in files {
+        let output = run(gpg().arg("--import").arg(file));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let output = run(gpg().args(["--armor", "--export"]));
+    assert!(output.status.success() && !output.stdout.is_empty());
+    output.stdout
 }
 
 fn flip_byte(path: &Path) {
@@ -543,6 +583,42 @@ fn round_trip_two_of_three_deterministic_bundles_and_the_tamper_matrix() {
     )
     .unwrap();
     release.rejected(&copy, &[], "duplicate-signer");
+    // Regression: bytes appended after the armored signatures verified.
+    let copy = fresh(&release);
+    let mut signatures = std::fs::read(copy.join("manifest.json.asc")).unwrap();
+    let noise: Vec<u8> = (0..100_000u64)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    signatures.extend_from_slice(&noise);
+    std::fs::write(copy.join("manifest.json.asc"), signatures).unwrap();
+    let message = release.rejected(&copy, &[], "signature-file-extra-data");
+    assert!(message.contains("only signature packets"), "{message}");
+    // Regression: an approver whose certificate is revoked still counted.
+    // The revocation keygen wrote, merged into alice.asc as gpg does on
+    // import; the bundle is signed by alice and bob.
+    if have("gpg") {
+        let trust = release.path("trust-revoked");
+        copy_dir(&release.path("trust"), &trust);
+        let merged = gpg_merge(
+            &release.path("gnupg-revoke"),
+            &[
+                &release.path("keys/alice.asc"),
+                &release.path("keys/alice.rev"),
+            ],
+        );
+        std::fs::write(trust.join("release/alice.asc"), merged).unwrap();
+        let message = release.rejected_by(&bundle, &trust, &[], "revoked-signer");
+        assert!(message.contains("hard revocation"), "{message}");
+        // The same revocation beside the certificate, as its own file.
+        let trust = release.path("trust-revoked-file");
+        copy_dir(&release.path("trust"), &trust);
+        std::fs::copy(
+            release.path("keys/alice.rev"),
+            trust.join("release/alice.rev"),
+        )
+        .unwrap();
+        release.rejected_by(&bundle, &trust, &[], "revoked-signer");
+    }
     // No signatures at all.
     let copy = fresh(&release);
     std::fs::remove_file(copy.join("manifest.json.asc")).unwrap();
@@ -915,4 +991,221 @@ fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
             "no ostree commit although ostree is available"
         );
     }
+}
+
+/// iputils-ping's postinst in bookworm, as shipped.
+const PING_POSTINST: &[u8] = br#"#!/bin/sh
+
+set -e
+
+PROGRAM=$(dpkg-divert --truename /bin/ping)
+
+if [ "$1" = configure ]; then
+    if command -v setcap > /dev/null; then
+        if setcap cap_net_raw+ep $PROGRAM; then
+            chmod u-s $PROGRAM
+        else
+            echo "Setcap failed on $PROGRAM, falling back to setuid" >&2
+            chmod u+s $PROGRAM
+        fi
+    else
+        echo "Setcap is not installed, falling back to setuid" >&2
+        chmod u+s $PROGRAM
+    fi
+fi
+
+exit 0
+"#;
+
+fn privileged_packages() -> Vec<airlock_fixtures::DebSpec> {
+    let mut packages = build_packages();
+    packages.push(
+        airlock_fixtures::DebSpec::new("iputils-ping", "20221126")
+            .file("bin/ping", b"\x7fELF ping")
+            .mode("bin/ping", 0o755)
+            .control_file("postinst", PING_POSTINST),
+    );
+    packages.push(
+        airlock_fixtures::DebSpec::new("sudo", "1.9.13")
+            .file("usr/bin/sudo", b"\x7fELF sudo")
+            .mode("usr/bin/sudo", 0o4755),
+    );
+    packages
+}
+
+/// The tar entry at `path`: its mode and PAX records.
+fn tar_entry(image: &Path, path: &str) -> (u32, Vec<(String, Vec<u8>)>) {
+    let file = std::fs::File::open(image.join("rootfs.tar.zst")).unwrap();
+    let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() != Some(path) {
+            continue;
+        }
+        let mode = entry.header().mode().unwrap();
+        let records = entry
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.key().unwrap().to_owned(), r.value_bytes().to_vec())
+            })
+            .collect();
+        return (mode, records);
+    }
+    panic!("{path} is not in the tar");
+}
+
+/// Regression (the setcap half of finding 5 and the staging fault): a
+/// package's `setcap` and its setuid bit reach every emitter; the inventory
+/// is in the report and both SBOMs; `airlock diff` shows what was gained;
+/// the verifier checks the SBOM's inventory against the image and enforces
+/// the policy's privilege keys.
+#[test]
+fn privilege_is_inventoried_carried_diffed_and_enforced() {
+    let install = r#"install = ["daemon"]"#;
+    let release = Release::with(privileged_packages(), |env| {
+        with_model(
+            env,
+            &build_recipe(formats())
+                .replace(install, r#"install = ["daemon", "iputils-ping", "sudo"]"#),
+        )
+    });
+    let image = release.build("out");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(image.join("build-report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["privileges"],
+        serde_json::json!([
+            {"path": "/usr/bin/ping", "kinds": ["capabilities"], "mode": "0755", "uid": 0, "gid": 0,
+             "capabilities": "cap_net_raw=ep", "packages": ["iputils-ping"]},
+            {"path": "/usr/bin/sudo", "kinds": ["setuid"], "mode": "4755", "uid": 0, "gid": 0,
+             "packages": ["sudo"]},
+        ])
+    );
+    // The tar: the capability as the PAX record GNU tar and bsdtar read.
+    let (mode, records) = tar_entry(&image, "usr/bin/ping");
+    assert_eq!(mode, 0o755);
+    assert_eq!(
+        records,
+        [(
+            "SCHILY.xattr.security.capability".to_owned(),
+            hex::decode("0100000200200000000000000000000000000000").unwrap()
+        )]
+    );
+    assert_eq!(tar_entry(&image, "usr/bin/sudo").0, 0o4755);
+    // The ostree commit keeps the setuid bit and the capability.
+    if image.join("ostree").is_dir() {
+        let ls = |path: &str| {
+            let output = run(Command::new("ostree")
+                .arg(format!("--repo={}", image.join("ostree").display()))
+                .args(["ls", "-X", report["ostree_commit"].as_str().unwrap(), path]));
+            assert!(output.status.success(), "{}", stderr(&output));
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let sudo = ls("/usr/bin/sudo");
+        assert!(sudo.starts_with("-04755 0 0 "), "{sudo}");
+        let ping = ls("/usr/bin/ping");
+        assert!(ping.contains("security.capability"), "{ping}");
+    }
+    // Both SBOMs carry it on the package that shipped it.
+    let cdx: Value =
+        serde_json::from_slice(&std::fs::read(image.join("sbom.cdx.json")).unwrap()).unwrap();
+    let ping = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "iputils-ping")
+        .unwrap();
+    assert!(
+        ping["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "airlock:privilege"
+                && p["value"]
+                    == "/usr/bin/ping: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)"),
+        "{ping}"
+    );
+    let spdx = std::fs::read_to_string(image.join("sbom.spdx.json")).unwrap();
+    assert!(
+        spdx.contains("airlock:privilege /usr/bin/sudo: setuid (4755 0:0, sudo)"),
+        "{spdx}"
+    );
+
+    // airlock diff against the release without them: privilege first.
+    release
+        .env
+        .write_recipe(&with_model(&release.env, &build_recipe(formats())));
+    assert_exit(&release.env.lock(&[]), 0);
+    let old = release.build("out-old");
+    let output = run(airlock().arg("diff").arg(&old).arg(&image));
+    assert_exit(&output, 0);
+    let text = stderr(&output) + &String::from_utf8_lossy(&output.stdout);
+    let privilege = text
+        .find("PRIVILEGE (setuid, setgid, capabilities, devices): 2 gained")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(privilege < text.find("packages:").unwrap(), "{text}");
+    assert!(
+        text.contains("  + /usr/bin/ping: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)"),
+        "{text}"
+    );
+
+    // Exported, signed, verified; the policy keys enforced.
+    let bundle = release.path("bundle");
+    assert_exit(
+        &release.export(&image, &["--to", bundle.to_str().unwrap()]),
+        0,
+    );
+    release.sign(&bundle, "alice");
+    release.sign(&bundle, "bob");
+    let policy = |name: &str, text: &str| {
+        let path = release.path(&format!("policy-{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let fine = policy(
+        "fine",
+        "allowed_setuid = [\"/usr/bin/sudo\"]\ndeny_device_nodes = true\n",
+    );
+    let (output, json) = release.verify(&bundle, &["--policy", &fine]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        json["result"]["policy"],
+        serde_json::json!(["allowed_setuid", "deny_device_nodes"])
+    );
+    let message = release.rejected(
+        &bundle,
+        &["--policy", &policy("nosetuid", "allowed_setuid = []\n")],
+        "policy-setuid",
+    );
+    assert!(message.contains("/usr/bin/sudo (mode 4755)"), "{message}");
+    let message = release.rejected(
+        &bundle,
+        &[
+            "--policy",
+            &policy("nocaps", "deny_file_capabilities = true\n"),
+        ],
+        "policy-file-capability",
+    );
+    assert!(message.contains("/usr/bin/ping"), "{message}");
+    // An SBOM that hides the capability, resealed and re-signed: the
+    // image's own tar headers contradict it.
+    let copy = release.path("hidden");
+    copy_dir(&bundle, &copy);
+    let text = std::fs::read_to_string(copy.join("sbom.cdx.json")).unwrap();
+    let hidden = text.replace(
+        "/usr/bin/ping: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)",
+        "/usr/bin/ping-not: capabilities cap_net_raw=ep (0755 0:0, iputils-ping)",
+    );
+    assert_ne!(hidden, text);
+    std::fs::write(copy.join("sbom.cdx.json"), hidden).unwrap();
+    reseal(&release, &copy, &["sbom.cdx.json"], &["alice", "bob"]);
+    let message = release.rejected(&copy, &[], "sbom-mismatch");
+    assert!(
+        message.contains("the image has capabilities /usr/bin/ping, which the SBOM's privilege inventory does not list"),
+        "{message}"
+    );
 }
