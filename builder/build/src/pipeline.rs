@@ -205,10 +205,14 @@ pub fn build(
     let recipe = input.recipe;
     let parent = output.join(recipe.image.name.as_str());
     fs::create_dir_all(&parent).map_err(io(parent.display().to_string()))?;
-    let work = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(&parent)
+    let (work, stale) = airlock_store::workdir::claim(&parent, ".build-")
         .map_err(io(parent.display().to_string()))?;
+    if stale > 0 {
+        progress(&format!(
+            "removed {stale} temporary folder(s) that killed builds left in {}",
+            parent.display()
+        ));
+    }
     let blobs = Store::open_scratch(work.path().join("blobs"))?;
     let added = added_files(input, &blobs)?;
     let inputs = inputs_digest(input, &added);

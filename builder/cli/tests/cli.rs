@@ -389,6 +389,234 @@ fn killed_fetch_leaves_no_entry_and_the_next_one_resumes() {
     assert_exit(&env.airlock(&["store", "verify"]), 0);
 }
 
+/// Descendants of `pid` (from /proc): (pid, command name).
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
+        let ppid: u32 = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        all.push((child, ppid, comm));
+    }
+    let mut out = Vec::new();
+    let mut parents = vec![pid];
+    while let Some(parent) = parents.pop() {
+        for (child, ppid, comm) in &all {
+            if *ppid == parent {
+                out.push((*child, comm.clone()));
+                parents.push(*child);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32, comm: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.contains(&format!("({comm})"))
+            && !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, t)| t.trim_start().starts_with('Z'))
+    })
+}
+
+/// Regression: a build killed with SIGKILL while writing the EROFS root
+/// and the ostree commit left its `.build-*` folder for good, and its
+/// mkfs.erofs and ostree children ran on. Killed at several points, the
+/// build leaves no child running, and the next build removes the folder.
+#[test]
+fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folder() {
+    let full = have("mkfs.erofs") && have("ostree") && is_root();
+    let formats = if full {
+        r#"["tar", "erofs", "ostree"]"#
+    } else {
+        r#"["tar"]"#
+    };
+    let env = Env::with(|spec| spec.packages = build_packages());
+    env.write_recipe(&trust::with_model(&env, &build_recipe(formats)));
+    assert_exit(&env.lock(&[]), 0);
+    let output = env.path("out");
+    let parent = output.join("fixture");
+    let work_file = |name: &str| -> Option<PathBuf> {
+        std::fs::read_dir(&parent).ok()?.flatten().find_map(|e| {
+            let path = e.path();
+            (e.file_name().to_string_lossy().starts_with(".build-") && path.join(name).exists())
+                .then_some(path)
+        })
+    };
+    let points: &[&str] = if full {
+        &[
+            "blobs",
+            "staging",
+            "image/root.erofs",
+            "image/rootfs.tar.zst",
+        ]
+    } else {
+        &["blobs", "image/rootfs.tar.zst"]
+    };
+    let mut children_seen = 0;
+    let mut killed_mid_build = 0;
+    for point in points {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .arg("build")
+            .arg(env.recipe())
+            .arg("--output")
+            .arg(&output)
+            .arg("--store")
+            .arg(env.path("store"))
+            .args(["--mirror", env.server.url()])
+            .env_remove("AIRLOCK_MIRROR")
+            .env_remove("AIRLOCK_STORE")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut finished = false;
+        while work_file(point).is_none() {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{point} never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let running = descendants(child.id());
+        child.kill().ok();
+        child.wait().unwrap();
+        children_seen += running.len();
+        // No child outlives the build (they get SIGKILL from the kernel).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for (pid, comm) in &running {
+            while alive(*pid, comm) {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "{comm} ({pid}) outlived the killed build"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        // Only the old state or the new: no image folder without its report.
+        for entry in std::fs::read_dir(&parent).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                assert!(
+                    entry.path().join("build-report.json").is_file(),
+                    "{name} is incomplete"
+                );
+            }
+        }
+        if !finished && work_file("").is_some() {
+            killed_mid_build += 1;
+        }
+        // Start again from nothing for the next point.
+        if let Ok(dir) = std::fs::read_dir(&parent) {
+            for entry in dir.flatten() {
+                if !entry.file_name().to_string_lossy().starts_with('.') {
+                    std::fs::remove_dir_all(entry.path()).unwrap();
+                }
+            }
+        }
+    }
+    assert!(killed_mid_build > 0, "no kill landed inside a build");
+    let _ = children_seen;
+    if full {
+        // A tool that would run for ten minutes (an mkfs.erofs that only
+        // sleeps): killing the build must end it at once.
+        let fake = env.path("fake-bin");
+        std::fs::create_dir_all(&fake).unwrap();
+        std::fs::write(fake.join("mkfs.erofs"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                fake.join("mkfs.erofs"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            fake.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .arg("build")
+            .arg(env.recipe())
+            .arg("--output")
+            .arg(&output)
+            .arg("--store")
+            .arg(env.path("store"))
+            .args(["--mirror", env.server.url()])
+            .env("PATH", path)
+            .env_remove("AIRLOCK_MIRROR")
+            .env_remove("AIRLOCK_STORE")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let sleeper = loop {
+            if let Some(found) = descendants(child.id())
+                .into_iter()
+                .find(|(_, c)| c == "sleep")
+            {
+                break found;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended without running mkfs.erofs"
+            );
+            assert!(std::time::Instant::now() < deadline, "mkfs.erofs never ran");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive(sleeper.0, &sleeper.1) {
+            assert!(
+                std::time::Instant::now() < until,
+                "mkfs.erofs (pid {}) outlived the killed build",
+                sleeper.0
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    // The next build runs and clears every folder the killed ones left.
+    assert!(
+        work_file("").is_some(),
+        "the killed builds left their folders"
+    );
+    let rebuilt = env.airlock(&[
+        "build",
+        env.recipe().to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--mirror",
+        env.server.url(),
+    ]);
+    assert_exit(&rebuilt, 0);
+    assert!(
+        stderr(&rebuilt).contains("killed builds left"),
+        "{}",
+        stderr(&rebuilt)
+    );
+    assert_eq!(work_file(""), None, "nothing temporary is left");
+}
+
 #[test]
 fn two_processes_share_one_store() {
     let env = Env::new();

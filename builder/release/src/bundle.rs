@@ -205,10 +205,8 @@ pub fn export(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix(".airlock-export-")
-        .tempdir_in(parent)
-        .map_err(io(parent.display()))?;
+    let (work, _stale) =
+        airlock_store::workdir::claim(parent, ".airlock-export-").map_err(io(parent.display()))?;
     let staging = work.path().join("bundle");
     fs::create_dir(&staging).map_err(io(staging.display()))?;
 
@@ -638,11 +636,35 @@ pub fn sign(bundle: &Path, key: &Path, password: Option<&[u8]>) -> Result<String
         };
         let (armored, fingerprint) =
             crate::keys::sign_manifest(&manifest, existing.as_deref(), key, password)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(bundle).map_err(io(bundle.display()))?;
+        // Written beside the bundle, not in it: a signer killed here must
+        // not leave a file in the bundle, which the verifier would reject.
+        let parent = bundle
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (work, _stale) = airlock_store::workdir::claim(parent, ".airlock-sign-")
+            .map_err(io(parent.display()))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(work.path()).map_err(io(work.path().display()))?;
         tmp.write_all(&armored).map_err(io(bundle.display()))?;
         tmp.as_file().sync_all().map_err(io(bundle.display()))?;
-        tmp.persist(bundle.join(SIGNATURES))
-            .map_err(|e| io(bundle.join(SIGNATURES).display())(e.error))?;
+        let target = bundle.join(SIGNATURES);
+        match tmp.persist(&target) {
+            Ok(_) => {}
+            // The bundle is a mount point of its own (the medium itself):
+            // write beside the signature file instead.
+            Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
+                let mut tmp = tempfile::Builder::new()
+                    .prefix(".manifest.json.asc.")
+                    .tempfile_in(bundle)
+                    .map_err(io(bundle.display()))?;
+                tmp.write_all(&armored).map_err(io(bundle.display()))?;
+                tmp.as_file().sync_all().map_err(io(bundle.display()))?;
+                tmp.persist(&target)
+                    .map_err(|e| io(target.display())(e.error))?;
+            }
+            Err(e) => return Err(io(target.display())(e.error)),
+        }
         return Ok(fingerprint);
     }
     // A tar: rewrite it with the new signatures second.
@@ -650,10 +672,8 @@ pub fn sign(bundle: &Path, key: &Path, password: Option<&[u8]>) -> Result<String
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let work = tempfile::Builder::new()
-        .prefix(".airlock-sign-")
-        .tempdir_in(parent)
-        .map_err(io(parent.display()))?;
+    let (work, _stale) =
+        airlock_store::workdir::claim(parent, ".airlock-sign-").map_err(io(parent.display()))?;
     let unpacked = work.path().join("bundle");
     fs::create_dir(&unpacked).map_err(io(unpacked.display()))?;
     unpack_tar(bundle, &unpacked)?;

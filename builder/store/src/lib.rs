@@ -10,6 +10,8 @@
 //! - `lock`: shared by every process that reads or adds entries, exclusive
 //!   for `gc`, so a collection never removes what another process is using.
 
+pub mod workdir;
+
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

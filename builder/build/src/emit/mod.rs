@@ -12,8 +12,11 @@ use std::process::Command;
 
 use crate::BuildError;
 
-/// Runs an external tool, turning failure into a clear error.
+/// Runs an external tool, turning failure into a clear error. The tool
+/// dies with the build: a build killed with SIGKILL leaves no mkfs.erofs or
+/// ostree writing on.
 pub(crate) fn run(tool: &str, command: &mut Command) -> Result<String, BuildError> {
+    die_with_parent(command);
     let output = command.output().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             BuildError::Config {
@@ -45,6 +48,32 @@ pub(crate) fn run(tool: &str, command: &mut Command) -> Result<String, BuildErro
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Asks the kernel to SIGKILL the child when the thread that spawned it
+/// exits (PR_SET_PDEATHSIG), and refuses to start it if that already
+/// happened between fork and exec.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only prctl(2) and getppid(2), which are async-signal-safe; it touches
+    // no memory shared with the parent and allocates only on the error
+    // path, where the child is abandoned anyway.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other(
+                    "the build died before the tool started",
+                ));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// The EROFS image of `staging` at `out`: every time the epoch, the given

@@ -785,6 +785,42 @@ fn tool_output(command: &mut Command) -> Output {
     output
 }
 
+/// The reference validators (CycloneDX's strict JSON schema validator,
+/// spdx-tools) accept the SBOMs in `dir`.
+fn validate_sboms(old: &Path) {
+    if let Some(python) = sbom_tool("python3").filter(|p| {
+        Command::new(p)
+            .args(["-c", "import cyclonedx.validation.json"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_some()
+    }) {
+        let script = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerrors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif errors:\n    print(errors)\n    sys.exit(1)\nprint('valid CycloneDX 1.6')\n";
+        let output = tool_output(
+            Command::new(&python)
+                .args(["-c", script])
+                .arg(old.join("sbom.cdx.json")),
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("valid CycloneDX 1.6"));
+    }
+    if let Some(pyspdxtools) = sbom_tool("pyspdxtools") {
+        let output = Command::new(&pyspdxtools)
+            .arg("-i")
+            .arg(old.join("sbom.spdx.json"))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+        assert!(
+            output.status.success() && !all.contains("ValidationMessage"),
+            "{all}"
+        );
+    }
+}
+
 /// Where the SBOM validators are: AIRLOCK_SBOM_TOOLS (a virtualenv's bin
 /// folder, which `cargo xtask ci` makes), else PATH.
 fn sbom_tool(name: &str) -> Option<PathBuf> {
@@ -887,37 +923,7 @@ fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
     }
 
     // The reference validators accept the SBOMs.
-    if let Some(python) = sbom_tool("python3").filter(|p| {
-        Command::new(p)
-            .args(["-c", "import cyclonedx.validation.json"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-            || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_some()
-    }) {
-        let script = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerrors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif errors:\n    print(errors)\n    sys.exit(1)\nprint('valid CycloneDX 1.6')\n";
-        let output = tool_output(
-            Command::new(&python)
-                .args(["-c", script])
-                .arg(old.join("sbom.cdx.json")),
-        );
-        assert!(String::from_utf8_lossy(&output.stdout).contains("valid CycloneDX 1.6"));
-    }
-    if let Some(pyspdxtools) = sbom_tool("pyspdxtools") {
-        let output = Command::new(&pyspdxtools)
-            .arg("-i")
-            .arg(old.join("sbom.spdx.json"))
-            .output()
-            .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(&output)
-        );
-        assert!(
-            output.status.success() && !all.contains("ValidationMessage"),
-            "{all}"
-        );
-    }
+    validate_sboms(&old);
 
     // The next release: a changed file, a delta from the previous bundle,
     // a change report, and `airlock diff`.
@@ -1134,6 +1140,7 @@ fn privilege_is_inventoried_carried_diffed_and_enforced() {
         spdx.contains("airlock:privilege /usr/bin/sudo: setuid (4755 0:0, sudo)"),
         "{spdx}"
     );
+    validate_sboms(&image);
 
     // airlock diff against the release without them: privilege first.
     release
@@ -1208,4 +1215,111 @@ fn privilege_is_inventoried_carried_diffed_and_enforced() {
         message.contains("the image has capabilities /usr/bin/ping, which the SBOM's privilege inventory does not list"),
         "{message}"
     );
+}
+
+/// Names of `prefix*` entries in `dir`.
+fn leftovers(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Export and sign killed at several points leave either no bundle or a
+/// whole one, and the old signature file or the new one; the next run of
+/// the same command leaves no temporary folder behind.
+#[test]
+fn killed_export_and_sign_leave_the_old_state_or_the_new() {
+    let release = Release::new();
+    let image = release.build("out");
+    let media = release.path("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let bundle = media.join("bundle");
+    let export = || {
+        airlock()
+            .arg("export")
+            .arg(&image)
+            .args(["--expires", "2099-01-01", "--builder-key"])
+            .arg(release.path("keys/builder.key"))
+            .arg("--store")
+            .arg(release.path("store"))
+            .arg("--to")
+            .arg(&bundle)
+            .args(["--chunk-size", "8K", "--with-sources"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut landed = 0;
+    for delay in [0u64, 1, 3, 8, 20] {
+        let mut child = export();
+        // Wait for its work folder, then a little more.
+        while leftovers(&media, ".airlock-export-").is_empty()
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let mid_run = child.try_wait().unwrap().is_none();
+        child.kill().ok();
+        child.wait().unwrap();
+        if mid_run {
+            landed += 1;
+        }
+        // No bundle, or a complete one.
+        if bundle.exists() {
+            assert!(
+                bundle.join("manifest.json").is_file(),
+                "a partial bundle after {delay} ms"
+            );
+            std::fs::remove_dir_all(&bundle).unwrap();
+        }
+    }
+    assert!(landed > 0, "no kill landed inside an export");
+    assert!(
+        !leftovers(&media, ".airlock-export-").is_empty(),
+        "the killed exports left their folders"
+    );
+    assert!(export().wait().unwrap().success());
+    assert_eq!(
+        leftovers(&media, "."),
+        Vec::<String>::new(),
+        "the next export removed what the killed ones left"
+    );
+
+    // Sign: alice's signature is there; bob's is added while being killed.
+    release.sign(&bundle, "alice");
+    let before = std::fs::read(bundle.join("manifest.json.asc")).unwrap();
+    for delay in [0u64, 1, 2, 5, 10, 20] {
+        let mut child = airlock()
+            .arg("sign")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(release.path("keys/bob.key"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().ok();
+        let status = child.wait().unwrap();
+        let now = std::fs::read(bundle.join("manifest.json.asc")).unwrap();
+        // Nothing but the listed files and the signature file in the bundle.
+        let (output, json) = release.verify(&bundle, &[]);
+        if now == before {
+            assert_eq!(json["rejection"]["kind"], "below-threshold", "{json}");
+        } else {
+            assert!(
+                status.success() || output.status.success(),
+                "a torn signature file"
+            );
+            assert_exit(&output, 0);
+            std::fs::write(bundle.join("manifest.json.asc"), &before).unwrap();
+        }
+    }
+    release.sign(&bundle, "bob");
+    let (output, _) = release.verify(&bundle, &[]);
+    assert_exit(&output, 0);
+    assert_eq!(leftovers(&media, ".airlock-sign-"), Vec::<String>::new());
 }
