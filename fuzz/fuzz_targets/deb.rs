@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
         max_file: 1 << 20,
         max_total: 1 << 22,
         max_path: 4096,
+        installed_size: true,
     };
     let _ = airlock_deb::read_deb(data, &limits, |entry, reader| {
         // Every path handed out is relative and free of `..`.

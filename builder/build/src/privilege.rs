@@ -42,7 +42,9 @@ pub fn check_entry(
             node.mode
         )));
     }
-    if node.mode & 0o6000 != 0 && node.mode & 0o022 != 0 {
+    // Directories are not: a setgid directory its group may write
+    // (/var/local, /var/mail: 2775) is how shared folders work.
+    if matches!(node.kind, Kind::File(_)) && node.mode & 0o6000 != 0 && node.mode & 0o022 != 0 {
         return Err(refuse(format!(
             "a {} file (mode {:04o}) that {} may write",
             if node.mode & 0o4000 != 0 {
@@ -224,6 +226,14 @@ mod tests {
         for fine in [0o4755, 0o2755, 0o0777, 0o1777] {
             check_entry("good", "usr/bin/x", &file(fine), &none).unwrap();
         }
+        // base-files' /var/local.
+        check_entry(
+            "base-files",
+            "var/local",
+            &node(Kind::Directory, 0o2775),
+            &none,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn setcap_pairs(words: &[String]) -> Result<Vec<(String, String)>, String> {
             .map(|file| (String::new(), file.clone()))
             .collect());
     }
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(format!(
             "`{}`: expected capabilities and file pairs",
             words.join(" ")

@@ -86,7 +86,7 @@ fn revoke_subkey(cert: &Cert, reason: ReasonForRevocation, when: SystemTime) -> 
 }
 
 fn verdict(cert: &Cert, sig: Signature, now: SystemTime) -> Result<Approvals, Rejection> {
-    check(MESSAGE, &[sig], &[cert.clone()], 1, now)
+    check(MESSAGE, &[sig], std::slice::from_ref(cert), 1, now)
 }
 
 fn kind(result: Result<Approvals, Rejection>) -> &'static str {
@@ -364,7 +364,7 @@ fn unsigned_subpackets_other_than_the_issuer_are_refused() {
         kind(check(
             MESSAGE,
             std::slice::from_ref(&stuffed),
-            &[cert.clone()],
+            std::slice::from_ref(&cert),
             1,
             at(20)
         )),
@@ -372,4 +372,21 @@ fn unsigned_subpackets_other_than_the_issuer_are_refused() {
     );
     assert_eq!(read_kind(&armored(&[sig])), "ok");
     assert_eq!(read_kind(&armored(&[stuffed])), "extra-data");
+}
+
+#[test]
+fn a_trust_directory_holding_a_secret_key_is_refused() {
+    let cert = approver(365);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut secret = Vec::new();
+    cert.as_tsk()
+        .armored()
+        .serialize(&mut secret)
+        .expect("armor");
+    std::fs::write(dir.path().join("ada.asc"), secret).expect("write");
+    let error = read_certs(dir.path()).expect_err("a secret key");
+    assert!(
+        error.to_string().contains("holds secret key material"),
+        "{error}"
+    );
 }
