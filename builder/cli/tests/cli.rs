@@ -439,17 +439,31 @@ fn alive(pid: u32, comm: &str) -> bool {
 /// build leaves no child running, and the next build removes the folder.
 #[test]
 fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folder() {
-    let full = have("mkfs.erofs") && have("ostree") && is_root();
-    let formats = if full {
-        r#"["tar", "erofs", "ostree"]"#
-    } else {
-        r#"["tar"]"#
-    };
+    let formats = trust::formats();
+    let full = formats.contains("erofs");
     let env = Env::with(|spec| spec.packages = build_packages());
     env.write_recipe(&trust::with_model(&env, &build_recipe(formats)));
     assert_exit(&env.lock(&[]), 0);
     let output = env.path("out");
     let parent = output.join("fixture");
+    let spawn_build = |path: Option<String>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .arg("build")
+            .arg(env.recipe())
+            .arg("--output")
+            .arg(&output)
+            .arg("--store")
+            .arg(env.path("store"))
+            .args(["--mirror", env.server.url()])
+            .env_remove("AIRLOCK_MIRROR")
+            .env_remove("AIRLOCK_STORE")
+            .stderr(std::process::Stdio::null());
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        command.spawn().unwrap()
+    };
     let work_file = |name: &str| -> Option<PathBuf> {
         std::fs::read_dir(&parent).ok()?.flatten().find_map(|e| {
             let path = e.path();
@@ -470,19 +484,7 @@ fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folde
     let mut children_seen = 0;
     let mut killed_mid_build = 0;
     for point in points {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .arg("build")
-            .arg(env.recipe())
-            .arg("--output")
-            .arg(&output)
-            .arg("--store")
-            .arg(env.path("store"))
-            .args(["--mirror", env.server.url()])
-            .env_remove("AIRLOCK_MIRROR")
-            .env_remove("AIRLOCK_STORE")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build(None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         let mut finished = false;
         while work_file(point).is_none() {
@@ -554,20 +556,7 @@ fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folde
             fake.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .arg("build")
-            .arg(env.recipe())
-            .arg("--output")
-            .arg(&output)
-            .arg("--store")
-            .arg(env.path("store"))
-            .args(["--mirror", env.server.url()])
-            .env("PATH", path)
-            .env_remove("AIRLOCK_MIRROR")
-            .env_remove("AIRLOCK_STORE")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build(Some(path));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         let sleeper = loop {
             if let Some(found) = descendants(child.id())

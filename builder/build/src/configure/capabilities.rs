@@ -209,33 +209,6 @@ mod tests {
     use super::*;
     use airlock_tree::{Content, Node};
 
-    /// iputils-ping's postinst in bookworm, as shipped.
-    const PING: &str = r#"#!/bin/sh
-
-set -e
-
-PROGRAM=$(dpkg-divert --truename /bin/ping)
-
-if [ "$1" = configure ]; then
-    # If we have setcap installed, try setting cap_net_raw+ep,
-    # which allows us to install our binaries without the setuid
-    # bit.
-    if command -v setcap > /dev/null; then
-        if setcap cap_net_raw+ep $PROGRAM; then
-            chmod u-s $PROGRAM
-        else
-            echo "Setcap failed on $PROGRAM, falling back to setuid" >&2
-            chmod u+s $PROGRAM
-        fi
-    else
-        echo "Setcap is not installed, falling back to setuid" >&2
-        chmod u+s $PROGRAM
-    fi
-fi
-
-exit 0
-"#;
-
     fn tree() -> Tree {
         let mut tree = Tree::merged_usr();
         let file = Node::new(Kind::File(Content::Inline(b"\x7fELF".to_vec())), 0o755);
@@ -249,7 +222,7 @@ exit 0
     fn ping_gets_cap_net_raw_through_the_bin_symlink() {
         let mut tree = tree();
         let scripts = BTreeMap::from([
-            ("iputils-ping".to_owned(), PING.to_owned()),
+            ("iputils-ping".to_owned(), airlock_fixtures::PING_POSTINST.to_owned()),
             (
                 "mtr-tiny".to_owned(),
                 "if ! setcap cap_net_raw+ep /usr/bin/mtr-packet; then\n chmod u+s /usr/bin/mtr-packet\nfi\n"

@@ -51,7 +51,7 @@ pub(super) fn with_model(env: &Env, base: &str) -> String {
     recipe(base)
 }
 
-fn formats() -> &'static str {
+pub(super) fn formats() -> &'static str {
     if have("mkfs.erofs") && have("ostree") && is_root() {
         r#"["tar", "erofs", "ostree"]"#
     } else {
@@ -999,37 +999,13 @@ fn independent_tools_confirm_signatures_provenance_sboms_and_the_delta() {
     }
 }
 
-/// iputils-ping's postinst in bookworm, as shipped.
-const PING_POSTINST: &[u8] = br#"#!/bin/sh
-
-set -e
-
-PROGRAM=$(dpkg-divert --truename /bin/ping)
-
-if [ "$1" = configure ]; then
-    if command -v setcap > /dev/null; then
-        if setcap cap_net_raw+ep $PROGRAM; then
-            chmod u-s $PROGRAM
-        else
-            echo "Setcap failed on $PROGRAM, falling back to setuid" >&2
-            chmod u+s $PROGRAM
-        fi
-    else
-        echo "Setcap is not installed, falling back to setuid" >&2
-        chmod u+s $PROGRAM
-    fi
-fi
-
-exit 0
-"#;
-
 fn privileged_packages() -> Vec<airlock_fixtures::DebSpec> {
     let mut packages = build_packages();
     packages.push(
         airlock_fixtures::DebSpec::new("iputils-ping", "20221126")
             .file("bin/ping", b"\x7fELF ping")
             .mode("bin/ping", 0o755)
-            .control_file("postinst", PING_POSTINST),
+            .control_file("postinst", airlock_fixtures::PING_POSTINST.as_bytes()),
     );
     packages.push(
         airlock_fixtures::DebSpec::new("sudo", "1.9.13")
