@@ -58,7 +58,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ci",
-        "what CI runs: deps and test tools, fmt check, clippy, every test (network and tool tests on), fuzz targets built",
+        "what CI runs: deps and test tools, fmt check, clippy, every test (network and tool tests on), fuzz targets built, cargo deny (licenses, bans, sources)",
     ),
     (
         "bench",
@@ -378,7 +378,24 @@ fn ci() -> Result<(), String> {
         .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;
     // The fuzz targets must keep building (on stable, without sanitizers).
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
+    // airlock's own supply chain: licenses, banned crates and sources
+    // (deny.toml), checked offline.
+    cargo_deny()?;
+    run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
     Ok(())
+}
+
+/// The cargo-deny CI pins, installed from crates.io when missing.
+const CARGO_DENY: &str = "0.20.2";
+
+fn cargo_deny() -> Result<(), String> {
+    let installed = cargo().args(["deny", "--version"]).output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY)
+    });
+    if installed {
+        return Ok(());
+    }
+    run(cargo().args(["install", "--locked", "cargo-deny", "--version", CARGO_DENY]))
 }
 
 /// A virtualenv in target/ with the SBOM validators; its bin folder.
