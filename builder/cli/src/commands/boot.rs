@@ -126,7 +126,7 @@ impl Args {
     fn run_until(&self, image: &Image, mut options: Options, until: &str) -> anyhow::Result<Exit> {
         use std::io::{Read, Seek, SeekFrom, Write};
         use std::time::{Duration, Instant};
-        let dir = tempfile::Builder::new().prefix("airlock-boot-").tempdir()?;
+        let dir = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
         let console = dir.path().join("console.log");
         std::fs::File::create(&console)?;
         options.console = Console::File(console.clone());
@@ -204,7 +204,7 @@ impl Args {
     /// folder (checking each byte against the verified manifest again, so a
     /// bundle changed after verification is not booted), and records the
     /// release in the host's state.
-    fn consume_bundle(&self) -> anyhow::Result<(PathBuf, tempfile::TempDir)> {
+    fn consume_bundle(&self) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
         use sha2::Digest;
         use std::io::{Read, Write};
         let trust = self.trust.trust.as_deref().context(
@@ -233,7 +233,7 @@ impl Args {
             verified.signers.len(),
             verified.threshold
         ));
-        let temp = tempfile::Builder::new().prefix("airlock-boot-").tempdir()?;
+        let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
         for (bundle_path, name) in BOOT_FILES {
             let entry = verified.manifest.file(bundle_path).with_context(|| {
                 format!("the bundle has no {bundle_path}: it was exported without an EROFS root")

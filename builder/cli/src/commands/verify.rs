@@ -48,12 +48,13 @@ pub struct TrustArgs {
 }
 
 /// A bundle opened for verification: a directory, or a tar unpacked into a
-/// temporary directory that lives as long as this.
+/// temporary directory that lives as long as this (flock-held, so the next
+/// run removes it if this one is killed).
 #[derive(Debug)]
 pub struct Opened {
     /// The bundle directory.
     pub dir: PathBuf,
-    _unpacked: Option<tempfile::TempDir>,
+    _unpacked: Option<airlock_store::workdir::WorkDir>,
 }
 
 /// Opens a bundle directory or tar.
@@ -67,9 +68,7 @@ pub fn open(bundle: &Path) -> anyhow::Result<Opened> {
         });
     }
     say(&format!("{}: unpacking the tar bundle", bundle.display()));
-    let temp = tempfile::Builder::new()
-        .prefix("airlock-verify-")
-        .tempdir()
+    let (temp, _stale) = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-verify-")
         .context("making a temporary directory")?;
     let dir = temp.path().join("bundle");
     std::fs::create_dir(&dir)?;
