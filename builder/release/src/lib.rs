@@ -1,4 +1,4 @@
-//! The release side of the trust chain (DESIGN.md §5): keys, provenance,
+//! The release side of the trust chain (docs/trust.md): keys, provenance,
 //! the manifest, transfer bundles, approvals and the reviewer's diff. What
 //! the far side runs is in `airlock-verify`, which this crate shares the
 //! bundle format with.

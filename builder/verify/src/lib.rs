@@ -1,6 +1,6 @@
 //! airlock's offline verifier.
 //!
-//! `verify` checks a transfer bundle in the order DESIGN.md §5 gives, and
+//! `verify` checks a transfer bundle in the order docs/trust.md gives, and
 //! stops at the first failure with a [`Rejection`] naming exactly what is
 //! wrong:
 //!
