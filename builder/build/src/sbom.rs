@@ -421,8 +421,8 @@ fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]
 }
 
 /// The property (CycloneDX) and annotation prefix (SPDX) that carries one
-/// privileged path.
-pub const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
+/// privileged path: the verifier's, which reads it back.
+pub const PRIVILEGE_PROPERTY: &str = airlock_verify::PRIVILEGE_PROPERTY;
 
 /// The privileged paths `package` shipped (`None`: those no package
 /// shipped, which belong to the image itself), one line each.

@@ -481,7 +481,6 @@ fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folde
     } else {
         &["blobs", "image/rootfs.tar.zst"]
     };
-    let mut children_seen = 0;
     let mut killed_mid_build = 0;
     for point in points {
         let mut child = spawn_build(None);
@@ -501,7 +500,6 @@ fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folde
         let running = descendants(child.id());
         child.kill().ok();
         child.wait().unwrap();
-        children_seen += running.len();
         // No child outlives the build (they get SIGKILL from the kernel).
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         for (pid, comm) in &running {
@@ -536,7 +534,6 @@ fn a_killed_build_takes_its_children_with_it_and_the_next_build_clears_its_folde
         }
     }
     assert!(killed_mid_build > 0, "no kill landed inside a build");
-    let _ = children_seen;
     if full {
         // A tool that would run for ten minutes (an mkfs.erofs that only
         // sleeps): killing the build must end it at once.

@@ -644,24 +644,22 @@ pub fn sign(bundle: &Path, key: &Path, password: Option<&[u8]>) -> Result<String
             .unwrap_or(Path::new("."));
         let (work, _stale) = airlock_store::workdir::claim(parent, ".airlock-sign-")
             .map_err(io(parent.display()))?;
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(work.path()).map_err(io(work.path().display()))?;
-        tmp.write_all(&armored).map_err(io(bundle.display()))?;
-        tmp.as_file().sync_all().map_err(io(bundle.display()))?;
         let target = bundle.join(SIGNATURES);
-        match tmp.persist(&target) {
-            Ok(_) => {}
+        let write_from = |dir: &Path| -> Result<Result<(), tempfile::PersistError>, ReleaseError> {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".manifest.json.asc.")
+                .tempfile_in(dir)
+                .map_err(io(dir.display()))?;
+            tmp.write_all(&armored).map_err(io(dir.display()))?;
+            tmp.as_file().sync_all().map_err(io(dir.display()))?;
+            Ok(tmp.persist(&target).map(drop))
+        };
+        match write_from(work.path())? {
+            Ok(()) => {}
             // The bundle is a mount point of its own (the medium itself):
             // write beside the signature file instead.
             Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(".manifest.json.asc.")
-                    .tempfile_in(bundle)
-                    .map_err(io(bundle.display()))?;
-                tmp.write_all(&armored).map_err(io(bundle.display()))?;
-                tmp.as_file().sync_all().map_err(io(bundle.display()))?;
-                tmp.persist(&target)
-                    .map_err(|e| io(target.display())(e.error))?;
+                write_from(bundle)?.map_err(|e| io(target.display())(e.error))?;
             }
             Err(e) => return Err(io(target.display())(e.error)),
         }

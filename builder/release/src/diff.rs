@@ -28,24 +28,6 @@ pub struct Release {
     privileges: BTreeMap<String, String>,
 }
 
-/// The SBOM property that carries one privileged path (as the build
-/// writes it: `PATH: KINDS … (MODE UID:GID, PACKAGES)`).
-const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
-
-fn privileges(sbom: &Value) -> BTreeMap<String, String> {
-    let components = sbom["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(std::iter::once(&sbom["metadata"]["component"]));
-    components
-        .flat_map(|c| c["properties"].as_array().into_iter().flatten())
-        .filter(|p| p["name"] == PRIVILEGE_PROPERTY)
-        .filter_map(|p| p["value"].as_str())
-        .filter_map(|line| Some((line.split_once(": ")?.0.to_owned(), line.to_owned())))
-        .collect()
-}
-
 impl Release {
     /// Reads an image folder or a bundle directory.
     pub fn open(path: &Path) -> Result<Release, ReleaseError> {
@@ -86,7 +68,9 @@ impl Release {
             lock,
             recipe,
             files,
-            privileges: privileges(&sbom),
+            privileges: airlock_verify::sbom_privileges(&sbom).map_err(|e| {
+                ReleaseError::Invalid(format!("{}: {e}", path.join(paths::CYCLONEDX).display()))
+            })?,
         })
     }
 }
@@ -135,6 +119,21 @@ pub struct Files {
     pub removed: Vec<String>,
     /// Different content.
     pub changed: Vec<String>,
+}
+
+impl Files {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// One line each: `+` added, `-` removed, `~` changed.
+    fn lines(&self) -> String {
+        let marked = |mark: char, items: &[String]| -> String {
+            items.iter().map(|x| format!("  {mark} {x}\n")).collect()
+        };
+        marked('+', &self.added) + &marked('-', &self.removed) + &marked('~', &self.changed)
+    }
 }
 
 /// One setting that changed, by its dotted path in the recipe.
@@ -313,17 +312,13 @@ impl Diff {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         let p = &self.packages;
-        self.privileges.added.is_empty()
-            && self.privileges.removed.is_empty()
-            && self.privileges.changed.is_empty()
+        self.privileges.is_empty()
             && p.added.is_empty()
             && p.removed.is_empty()
             && p.upgraded.is_empty()
             && p.downgraded.is_empty()
             && p.rebuilt.is_empty()
-            && self.files.added.is_empty()
-            && self.files.removed.is_empty()
-            && self.files.changed.is_empty()
+            && self.files.is_empty()
             && self.models.is_empty()
             && self.firewall.is_empty()
             && self.audit.is_empty()
@@ -334,7 +329,7 @@ impl Diff {
     pub fn to_text(&self) -> String {
         let mut t = format!("{} -> {}\n", self.old, self.new);
         let g = &self.privileges;
-        if g.added.is_empty() && g.removed.is_empty() && g.changed.is_empty() {
+        if g.is_empty() {
             t += "\nprivilege (setuid, setgid, capabilities, devices): no change\n";
         } else {
             t += &format!(
@@ -343,15 +338,7 @@ impl Diff {
                 g.removed.len(),
                 g.changed.len()
             );
-            for x in &g.added {
-                t += &format!("  + {x}\n");
-            }
-            for x in &g.removed {
-                t += &format!("  - {x}\n");
-            }
-            for x in &g.changed {
-                t += &format!("  ~ {x}\n");
-            }
+            t += &g.lines();
         }
         let p = &self.packages;
         t += &format!(
@@ -384,15 +371,7 @@ impl Diff {
             f.removed.len(),
             f.changed.len()
         );
-        for x in &f.added {
-            t += &format!("  + {x}\n");
-        }
-        for x in &f.removed {
-            t += &format!("  - {x}\n");
-        }
-        for x in &f.changed {
-            t += &format!("  ~ {x}\n");
-        }
+        t += &f.lines();
         for (title, settings) in [
             ("models", &self.models),
             ("firewall", &self.firewall),
@@ -444,7 +423,7 @@ mod tests {
         let sbom = |lines: &[&str]| {
             json!({
                 "metadata": {"component": {"properties": []}},
-                "components": [{"properties": lines.iter().map(|l| json!({"name": PRIVILEGE_PROPERTY, "value": l})).collect::<Vec<_>>()}],
+                "components": [{"properties": lines.iter().map(|l| json!({"name": airlock_verify::PRIVILEGE_PROPERTY, "value": l})).collect::<Vec<_>>()}],
             })
         };
         let release = |lines: &[&str]| {
@@ -461,7 +440,7 @@ mod tests {
             .unwrap(),
             recipe: json!({}),
             files: BTreeMap::new(),
-            privileges: privileges(&sbom(lines)),
+            privileges: airlock_verify::sbom_privileges(&sbom(lines)).unwrap(),
         }
         };
         let old = release(&[

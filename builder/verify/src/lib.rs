@@ -997,6 +997,32 @@ fn check_sboms(
     Ok((cdx_packages.len(), models.len(), contents, cdx))
 }
 
+/// The SBOM property that carries one privileged path.
+pub const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
+
+/// A CycloneDX SBOM's privilege inventory: every `airlock:privilege`
+/// property (of any component, and of the image's own), path → its line
+/// (`PATH: KINDS … (MODE UID:GID, PACKAGES)`).
+pub fn sbom_privileges(cdx: &serde_json::Value) -> Result<BTreeMap<String, String>, String> {
+    let components = cdx["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&cdx["metadata"]["component"]));
+    let mut out = BTreeMap::new();
+    for property in components.flat_map(|c| c["properties"].as_array().into_iter().flatten()) {
+        if property["name"] != PRIVILEGE_PROPERTY {
+            continue;
+        }
+        let line = property["value"].as_str().unwrap_or("");
+        let Some((path, _)) = line.split_once(": ") else {
+            return Err(format!("privilege inventory: cannot read {line:?}"));
+        };
+        out.insert(path.to_owned(), line.to_owned());
+    }
+    Ok(out)
+}
+
 /// The SBOM's privilege inventory (`airlock:privilege` properties, one
 /// `PATH: KINDS …` line each) must name exactly the image's privileged
 /// paths with the same kinds: a setuid file or capability the SBOM hides
@@ -1005,25 +1031,15 @@ fn check_inventory(
     cdx: &serde_json::Value,
     actual: &BTreeMap<String, image::Privilege>,
 ) -> Result<(), Rejection> {
-    let components = cdx["components"]
-        .as_array()
+    let stated: BTreeMap<String, String> = sbom_privileges(cdx)
+        .map_err(Rejection::SbomMismatch)?
         .into_iter()
-        .flatten()
-        .chain(std::iter::once(&cdx["metadata"]["component"]));
-    let mut stated: BTreeMap<String, String> = BTreeMap::new();
-    for property in components.flat_map(|c| c["properties"].as_array().into_iter().flatten()) {
-        if property["name"] != "airlock:privilege" {
-            continue;
-        }
-        let line = property["value"].as_str().unwrap_or("");
-        let Some((path, rest)) = line.split_once(": ") else {
-            return Err(Rejection::SbomMismatch(format!(
-                "privilege inventory: cannot read {line:?}"
-            )));
-        };
-        let kinds = rest.split([' ', '(']).next().unwrap_or("").to_owned();
-        stated.insert(path.to_owned(), kinds);
-    }
+        .map(|(path, line)| {
+            let rest = line.split_once(": ").map_or("", |(_, rest)| rest);
+            let kinds = rest.split([' ', '(']).next().unwrap_or("").to_owned();
+            (path, kinds)
+        })
+        .collect();
     for (path, privilege) in actual {
         let kinds = privilege.kinds.join("+");
         match stated.get(path) {

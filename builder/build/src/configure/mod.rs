@@ -67,19 +67,26 @@ pub(crate) fn put(tree: &mut Tree, path: &str, node: Node) -> Result<(), BuildEr
         })
 }
 
-/// The postinst commands of every package, by package name.
-pub fn postinst_commands(
+/// The postinst of every package that has one, as text, by package name.
+pub fn postinst_texts(
     packages: &[crate::extract::Unpacked],
-) -> std::collections::BTreeMap<String, Vec<scripts::Command>> {
+) -> std::collections::BTreeMap<String, String> {
     packages
         .iter()
         .filter_map(|p| {
             let text = p.control_files.get("postinst")?;
-            Some((
-                p.name.clone(),
-                scripts::commands(&String::from_utf8_lossy(text)),
-            ))
+            Some((p.name.clone(), String::from_utf8_lossy(text).into_owned()))
         })
+        .collect()
+}
+
+/// The postinst commands of every package, by package name.
+pub fn postinst_commands(
+    texts: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, Vec<scripts::Command>> {
+    texts
+        .iter()
+        .map(|(name, text)| (name.clone(), scripts::commands(text)))
         .collect()
 }
 
@@ -168,15 +175,9 @@ pub fn configure(
     recipe: &airlock_recipe::Recipe,
     added: &[files::Added],
 ) -> Result<Configured, BuildError> {
-    let scripts = postinst_commands(packages);
+    let postinsts = postinst_texts(packages);
+    let scripts = postinst_commands(&postinsts);
     let epoch = recipe.image.epoch;
-    let postinsts: std::collections::BTreeMap<String, String> = packages
-        .iter()
-        .filter_map(|p| {
-            let text = p.control_files.get("postinst")?;
-            Some((p.name.clone(), String::from_utf8_lossy(text).into_owned()))
-        })
-        .collect();
     // Before the recipe's files: a file the recipe replaces keeps none of
     // the package's capabilities.
     let capabilities = capabilities::configure(tree, &postinsts)?;
