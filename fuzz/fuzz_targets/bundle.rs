@@ -1,7 +1,8 @@
 //! The verifier's readers on arbitrary bytes: the manifest (what parses
 //! must round-trip through the canonical form), the signature file, the
 //! DSSE envelope, a bundle tar, the image's dpkg status and tar stream,
-//! and license expressions. None may panic.
+//! the SBOM's privilege properties, the host's policy file, dates and
+//! license expressions. None may panic.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,16 @@ fuzz_target!(|data: &[u8]| {
         let _: BTreeMap<String, String> = image::installed(text);
         let allowed: BTreeSet<String> = ["MIT".to_owned()].into();
         let _ = policy::expression_allowed(text, &allowed);
+        let _ = policy::Policy::parse(text);
+        if let Some(unix) = airlock_verify::time::parse(text) {
+            assert_eq!(
+                airlock_verify::time::parse(&airlock_verify::time::format(unix)),
+                Some(unix)
+            );
+        }
+    }
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = airlock_verify::sbom_privileges(&value);
     }
     let wanted: BTreeSet<String> = ["/model".to_owned()].into();
     let _ = image::scan(data, &wanted);

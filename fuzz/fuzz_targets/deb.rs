@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
         // Every path handed out is relative and free of `..`.
         assert!(!entry.path.starts_with('/'));
         assert!(!entry.path.split('/').any(|part| part == ".."));
-        std::io::copy(reader, &mut std::io::sink()).map(|_| ()).map_err(|e| e.to_string())
+        std::io::copy(reader, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     });
 });

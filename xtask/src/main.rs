@@ -3,6 +3,7 @@
 //! and before any system package is installed.
 
 use std::env;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -376,8 +377,10 @@ fn ci() -> Result<(), String> {
         .env("AIRLOCK_REQUIRE_TOOLS", "1")
         .env("AIRLOCK_SBOM_TOOLS", sbom_tools)
         .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;
-    // The fuzz targets must keep building (on stable, without sanitizers).
+    // The fuzz targets must keep building (on stable, without sanitizers),
+    // and every committed seed and past finding must still run clean.
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
+    replay_fuzz_inputs()?;
     // airlock's own supply chain: licenses, banned crates and sources
     // (deny.toml), checked offline.
     cargo_deny()?;
@@ -411,27 +414,89 @@ fn sbom_tools() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// The fuzz targets, from fuzz/Cargo.toml's `[[bin]]` names.
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let manifest = fs::read_to_string(root().join("fuzz/Cargo.toml"))
+        .map_err(|e| format!("fuzz/Cargo.toml: {e}"))?;
+    let targets: Vec<String> = manifest
+        .lines()
+        .filter_map(|line| line.strip_prefix("name = \""))
+        .filter_map(|rest| rest.strip_suffix('"'))
+        .filter(|name| *name != "airlock-fuzz")
+        .map(str::to_owned)
+        .collect();
+    if targets.is_empty() {
+        return Err("fuzz/Cargo.toml names no fuzz target".to_owned());
+    }
+    Ok(targets)
+}
+
+/// A target's committed inputs: fuzz/seeds/TARGET (real inputs) and
+/// fuzz/regressions/TARGET (what fuzzing once found), those that exist.
+fn fuzz_inputs(target: &str) -> Vec<PathBuf> {
+    ["fuzz/seeds", "fuzz/regressions"]
+        .iter()
+        .map(|dir| root().join(dir).join(target))
+        .filter(|dir| dir.is_dir())
+        .collect()
+}
+
+/// Runs every committed input once through its target's stable build (a
+/// libFuzzer binary given files runs each one and exits).
+fn replay_fuzz_inputs() -> Result<(), String> {
+    for target in fuzz_targets()? {
+        let mut files = Vec::new();
+        for dir in fuzz_inputs(&target) {
+            for entry in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                if path.is_file() {
+                    files.push(path);
+                }
+            }
+        }
+        if files.is_empty() {
+            return Err(format!(
+                "fuzz target {target} has no committed seeds in fuzz/seeds/{target}"
+            ));
+        }
+        files.sort();
+        println!(
+            "replaying {} committed inputs through fuzz target {target}",
+            files.len()
+        );
+        run(Command::new(root().join("fuzz/target/debug").join(&target))
+            .args(&files)
+            .stdout(std::process::Stdio::null()))?;
+    }
+    Ok(())
+}
+
+/// Fuzzes every target for `seconds` each with cargo-fuzz (nightly, with
+/// sanitizers), starting from the committed seeds; what it learns goes to
+/// fuzz/corpus/TARGET (git-ignored), what it finds to fuzz/artifacts.
 fn fuzz(seconds: &str) -> Result<(), String> {
-    let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["fuzz", "list"])
-        .current_dir(root())
+    seconds
+        .parse::<u64>()
+        .map_err(|_| format!("cargo xtask fuzz SECONDS: {seconds:?} is not a number"))?;
+    let probe = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["fuzz", "--version"])
         .output()
         .map_err(|e| format!("cargo fuzz: {e} (cargo install cargo-fuzz)"))?;
-    if !output.status.success() {
+    if !probe.status.success() {
         return Err(
-            "cargo fuzz list failed (cargo install cargo-fuzz; a nightly toolchain is needed)"
+            "cargo fuzz is missing (cargo install cargo-fuzz; a nightly toolchain is needed)"
                 .to_owned(),
         );
     }
-    for target in String::from_utf8_lossy(&output.stdout).lines() {
-        run(Command::new("cargo").args([
-            "+nightly",
-            "fuzz",
-            "run",
-            target.trim(),
-            "--",
-            &format!("-max_total_time={seconds}"),
-        ]))?;
+    for target in fuzz_targets()? {
+        let corpus = root().join("fuzz/corpus").join(&target);
+        fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        run(Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", &target])
+            .arg(&corpus)
+            .args(fuzz_inputs(&target))
+            .args(["--", &format!("-max_total_time={seconds}")])
+            .current_dir(root()))?;
     }
     Ok(())
 }

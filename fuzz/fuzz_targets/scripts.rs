@@ -1,0 +1,49 @@
+//! Maintainer scripts, which come from packages and are read as data, never
+//! run: the splitter into simple commands, the `setcap` calls airlock
+//! applies, and the capability texts and xattr values they produce.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use airlock_build::capability::FileCaps;
+use airlock_build::configure::{capabilities, scripts};
+use airlock_tree::{Content, Kind, Node, Tree};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(caps) = FileCaps::from_xattr(data) {
+        // A revision 2 value is written back byte for byte.
+        if data.len() == 20 {
+            assert_eq!(caps.to_xattr(), data);
+        }
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for command in scripts::commands(text) {
+        assert!(!command.words.is_empty(), "an empty command from {text:?}");
+    }
+    if let Ok(caps) = FileCaps::parse(text) {
+        assert_eq!(FileCaps::from_xattr(&caps.to_xattr()), Ok(caps));
+        if !caps.is_empty() {
+            assert_eq!(
+                FileCaps::parse(&caps.to_string()),
+                Ok(caps),
+                "{text:?} as {caps}"
+            );
+        }
+    }
+    let mut tree = Tree::merged_usr();
+    let file = Node::new(Kind::File(Content::Inline(b"\x7fELF".to_vec())), 0o755);
+    let _ = tree.put("usr/bin/ping", file.owned_by("fuzz"));
+    let scripts: BTreeMap<String, String> = [("fuzz".to_owned(), text.to_owned())].into();
+    if let Ok(granted) = capabilities::configure(&mut tree, &scripts) {
+        for grant in granted {
+            // Only files that exist are granted capabilities.
+            assert!(matches!(
+                tree.get(&grant.path).map(|n| &n.kind),
+                Some(Kind::File(_))
+            ));
+        }
+    }
+});
