@@ -202,10 +202,27 @@ pub fn build(
     output: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Outcome, BuildError> {
-    let recipe = input.recipe;
-    let parent = output.join(recipe.image.name.as_str());
+    let parent = output.join(input.recipe.image.name.as_str());
+    let created = !parent.exists();
     fs::create_dir_all(&parent).map_err(io(parent.display().to_string()))?;
-    let (work, stale) = airlock_store::workdir::claim(&parent, ".build-")
+    let result = build_in(input, &parent, progress);
+    if result.is_err() && created {
+        // The first build of this name failed (a full disk, a bad package):
+        // no empty folder is left for it. Not empty means another build
+        // is using it, and it stays.
+        let _ = fs::remove_dir(&parent);
+    }
+    result
+}
+
+/// [`build`] into the name's folder `parent`, which exists.
+fn build_in(
+    input: &Input<'_>,
+    parent: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Outcome, BuildError> {
+    let recipe = input.recipe;
+    let (work, stale) = airlock_store::workdir::claim(parent, ".build-")
         .map_err(io(parent.display().to_string()))?;
     if stale > 0 {
         progress(&format!(

@@ -44,7 +44,12 @@ pub fn classify(error: &anyhow::Error) -> Exit {
                 .is_some_and(airlock_store::StoreError::is_mismatch)
             || cause
                 .downcast_ref::<airlock_build::BuildError>()
-                .is_some_and(|e| !matches!(e, airlock_build::BuildError::Io { .. }))
+                .is_some_and(|e| match e {
+                    airlock_build::BuildError::Io { .. } => false,
+                    // The store's I/O (a full disk) is I/O; a mismatch is not.
+                    airlock_build::BuildError::Store(store) => store.is_mismatch(),
+                    _ => true,
+                })
             || matches!(
                 cause.downcast_ref::<airlock_recipe::LockError>(),
                 Some(airlock_recipe::LockError::Stale { .. })

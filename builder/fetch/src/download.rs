@@ -107,6 +107,11 @@ fn fetch_with_attempts(
             });
         match result {
             Ok(path) => return Ok(path),
+            // Out of space: nothing to resume, and the partial holds space.
+            Err(FetchError::Store(error)) if error.is_disk_full() => {
+                store.discard_partial(&item.sha256);
+                return Err(FetchError::Store(error));
+            }
             // A size or digest mismatch after a complete transfer is worth one
             // clean retry (the partial was discarded); a network error resumes.
             Err(error) => last_error = Some(error),

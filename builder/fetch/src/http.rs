@@ -146,10 +146,14 @@ impl Http {
                     format!("more than the expected {max_bytes} bytes"),
                 ));
             }
-            partial
-                .file
-                .write_all(&buffer[..n])
-                .map_err(|e| http_error(url, e))?;
+            // A write that fails is the store's (a full disk), not the
+            // network's: it names the file, and is not retried.
+            partial.file.write_all(&buffer[..n]).map_err(|source| {
+                airlock_store::StoreError::Io {
+                    path: partial.path().to_owned(),
+                    source,
+                }
+            })?;
             partial.len += n as u64;
             progress(n as u64);
         }

@@ -385,7 +385,12 @@ pub fn export(
                     }
                 }
             } else {
-                fs::copy(&plan.source, &target).map_err(io(plan.source.display()))?;
+                // Name both ends: a full medium is the target's problem.
+                fs::copy(&plan.source, &target).map_err(io(format!(
+                    "copying {} to {}",
+                    plan.source.display(),
+                    target.display()
+                )))?;
             }
             Ok(())
         })?;

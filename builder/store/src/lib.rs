@@ -63,6 +63,19 @@ impl StoreError {
             StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. }
         )
     }
+
+    /// Whether the file system is out of space (or quota): retrying cannot
+    /// help, and what was half written should go.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc_enospc::ENOSPC | libc_enospc::EDQUOT)))
+    }
+}
+
+/// The two errno values of a full file system (Linux).
+mod libc_enospc {
+    pub const ENOSPC: i32 = 28;
+    pub const EDQUOT: i32 = 122;
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -96,6 +109,13 @@ pub struct Partial {
     pub len: u64,
     path: PathBuf,
     digest: Sha256,
+}
+
+impl Partial {
+    /// Where the partial file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// The result of [`Store::verify`].
@@ -277,10 +297,7 @@ impl Store {
     /// Opens the partial download of `digest` for appending, waiting while
     /// another process holds it.
     pub fn partial(&self, digest: &Sha256) -> Result<Partial, StoreError> {
-        let path = self
-            .root
-            .join("partial")
-            .join(format!("{}.part", digest.to_hex()));
+        let path = self.partial_path(digest);
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -314,6 +331,18 @@ impl Store {
         }
         self.persist(&partial.path, &target)?;
         Ok(target)
+    }
+
+    /// Deletes the partial download of `digest`, if any (after the disk
+    /// filled up: its bytes cannot be finished, and they hold space).
+    pub fn discard_partial(&self, digest: &Sha256) {
+        let _ = fs::remove_file(self.partial_path(digest));
+    }
+
+    fn partial_path(&self, digest: &Sha256) -> PathBuf {
+        self.root
+            .join("partial")
+            .join(format!("{}.part", digest.to_hex()))
     }
 
     /// Discards a partial download (for a server that cannot resume).

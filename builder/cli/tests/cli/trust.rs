@@ -1299,3 +1299,192 @@ fn killed_export_and_sign_leave_the_old_state_or_the_new() {
     assert_exit(&output, 0);
     assert_eq!(leftovers(&media, ".airlock-sign-"), Vec::<String>::new());
 }
+
+/// A small tmpfs mounted at a folder (root only), unmounted when dropped:
+/// a disk that fills up.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts `bytes` of tmpfs at `dir`, or `None` when this process may
+    /// not mount (not root); with AIRLOCK_REQUIRE_TOOLS set that fails.
+    fn mount(dir: &Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let output = run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir));
+        if !output.status.success() {
+            assert!(
+                std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
+                "mounting a tmpfs is required (AIRLOCK_REQUIRE_TOOLS is set): {}",
+                stderr(&output)
+            );
+            return None;
+        }
+        Some(SmallDisk {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Fills what is left with one file, written until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.dir.join(".filler")).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", self.dir.display()),
+            }
+        }
+    }
+
+    /// Everything below the disk but the filler, as relative paths.
+    fn contents(&self) -> std::collections::BTreeSet<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                if relative == ".filler" {
+                    continue;
+                }
+                if entry.file_type().unwrap().is_dir() {
+                    walk(root, &path, out);
+                }
+                out.insert(relative);
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        walk(&self.dir, &self.dir, &mut out);
+        out
+    }
+
+    fn make_room(&self) {
+        std::fs::remove_file(self.dir.join(".filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// A command that ran out of space failed with exit 2, said so, and left
+/// the disk as it found it.
+fn failed_for_space(
+    what: &str,
+    output: &Output,
+    disk: &SmallDisk,
+    before: &std::collections::BTreeSet<String>,
+) {
+    let message = stderr(output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{what} on a full disk: {message}"
+    );
+    assert!(
+        message.contains("No space left on device"),
+        "{what} on a full disk does not say so: {message}"
+    );
+    assert_eq!(
+        &disk.contents(),
+        before,
+        "{what} on a full disk left something behind"
+    );
+}
+
+/// Fetch, build, export and sign on a disk that is full: each fails with
+/// the reason, leaves nothing it wrote, and works once there is room.
+#[test]
+fn a_full_disk_gives_a_clear_error_and_leaves_nothing() {
+    let release = Release::new();
+
+    // Fetch into a store on a full disk.
+    let Some(disk) = SmallDisk::mount(&release.path("store"), 8 << 20) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    // The store's empty skeleton first: a store that exists is not a leftover.
+    assert_exit(&release.env.airlock(&["store", "verify"]), 0);
+    disk.fill();
+    let before = disk.contents();
+    failed_for_space("fetch", &release.env.fetch(&[]), &disk, &before);
+    disk.make_room();
+    assert_exit(&release.env.fetch(&[]), 0);
+    // The store stays on its small disk, which is full again for the build.
+
+    // Build onto a full disk.
+    let out = SmallDisk::mount(&release.path("out-full"), 8 << 20).unwrap();
+    out.fill();
+    let before = out.contents();
+    let conditions = Conditions {
+        store: "store",
+        output: "out-full",
+        tmp: "tmp",
+        umask: "022",
+        tz: "UTC",
+        lang: "C.UTF-8",
+        threads: "2",
+        faketime: None,
+    };
+    failed_for_space(
+        "build",
+        &build_under(&release.env, &conditions),
+        &out,
+        &before,
+    );
+    drop(out);
+
+    // Export onto full media.
+    let image = release.build("out");
+    let media = SmallDisk::mount(&release.path("media-full"), 8 << 20).unwrap();
+    media.fill();
+    let before = media.contents();
+    let bundle = release.path("media-full/bundle");
+    let exported = release.export(&image, &["--to", bundle.to_str().unwrap()]);
+    failed_for_space("export", &exported, &media, &before);
+    drop(media);
+
+    // Sign a bundle on media that filled up after alice signed.
+    let staged = release.path("staged");
+    assert_exit(
+        &release.export(&image, &["--to", staged.to_str().unwrap()]),
+        0,
+    );
+    release.sign(&staged, "alice");
+    let size: u64 = airlock_fixtures::tree_digests(&staged)
+        .keys()
+        .map(|path| std::fs::metadata(staged.join(path)).unwrap().len())
+        .sum();
+    let media = SmallDisk::mount(&release.path("media-sign"), size + (8 << 20)).unwrap();
+    copy_dir(&staged, &release.path("media-sign/bundle"));
+    let bundle = release.path("media-sign/bundle");
+    let signed_once = std::fs::read(bundle.join("manifest.json.asc")).unwrap();
+    media.fill();
+    let before = media.contents();
+    let signed = run(airlock()
+        .arg("sign")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(release.path("keys/bob.key")));
+    failed_for_space("sign", &signed, &media, &before);
+    assert_eq!(
+        std::fs::read(bundle.join("manifest.json.asc")).unwrap(),
+        signed_once
+    );
+    media.make_room();
+    release.sign(&bundle, "bob");
+    let (output, _) = release.verify(&bundle, &[]);
+    assert_exit(&output, 0);
+}
