@@ -656,6 +656,12 @@ pub fn sign(bundle: &Path, key: &Path, password: Option<&[u8]>) -> Result<String
                 .tempfile_in(dir)
                 .map_err(io(dir.display()))?;
             tmp.write_all(&armored).map_err(io(dir.display()))?;
+            // Readable like every other file of the bundle (a temporary
+            // file starts at 0600, which reviewers' tools could not read).
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(io(dir.display()))?;
             tmp.as_file().sync_all().map_err(io(dir.display()))?;
             Ok(tmp.persist(&target).map(drop))
         };

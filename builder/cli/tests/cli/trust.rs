@@ -1298,6 +1298,16 @@ fn killed_export_and_sign_leave_the_old_state_or_the_new() {
     let (output, _) = release.verify(&bundle, &[]);
     assert_exit(&output, 0);
     assert_eq!(leftovers(&media, ".airlock-sign-"), Vec::<String>::new());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(bundle.join("manifest.json.asc"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o644,
+        "the signature file is readable like the rest of the bundle"
+    );
 }
 
 /// A small tmpfs mounted at a folder (root only), unmounted when dropped:
