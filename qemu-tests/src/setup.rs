@@ -14,24 +14,11 @@ pub fn workspace() -> PathBuf {
 /// Whether QEMU and the network tests are on (a missing QEMU fails under
 /// AIRLOCK_REQUIRE_TOOLS).
 pub fn enabled() -> bool {
-    let qemu = Command::new("sh")
-        .args(["-c", &format!("command -v {}", airlock_boot::QEMU)])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !qemu {
-        assert!(
-            std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-            "{} is required (AIRLOCK_REQUIRE_TOOLS is set)",
-            airlock_boot::QEMU
-        );
+    if !airlock_fixtures::gate::tool(airlock_boot::QEMU, "qemu-system-x86") {
         eprintln!("skipped: needs {}", airlock_boot::QEMU);
         return false;
     }
-    if std::env::var_os("AIRLOCK_TEST_NETWORK").is_none() {
-        eprintln!("skipped: needs the Debian archive for a fresh lock; set AIRLOCK_TEST_NETWORK=1");
-        return false;
-    }
-    true
+    airlock_fixtures::gate::network("booting a freshly locked image")
 }
 
 /// One boot at a time: two TCG guests on two cores only slow each other.

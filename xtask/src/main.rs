@@ -460,7 +460,7 @@ fn replay_fuzz_inputs() -> Result<(), String> {
             ));
         }
         files.sort();
-        println!(
+        eprintln!(
             "replaying {} committed inputs through fuzz target {target}",
             files.len()
         );

@@ -831,8 +831,7 @@ fn store_verify_reports_corruption() {
 /// AIRLOCK_TEST_NETWORK=1 (CI sets it; `cargo xtask ci` does too).
 #[test]
 fn real_archive() {
-    if std::env::var_os("AIRLOCK_TEST_NETWORK").is_none() {
-        eprintln!("skipped: needs the Debian archive; set AIRLOCK_TEST_NETWORK=1");
+    if !airlock_fixtures::gate::network("the real-archive round trip") {
         return;
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -1115,23 +1114,25 @@ formats = {formats}
     )
 }
 
+/// Whether `tool` is here (through the one test gate: under
+/// AIRLOCK_REQUIRE_TOOLS a missing tool fails).
 fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-        "{tool} is required (AIRLOCK_REQUIRE_TOOLS is set)"
-    );
-    found
+    let package = match tool {
+        "mkfs.erofs" | "fsck.erofs" => "erofs-utils",
+        "veritysetup" => "cryptsetup-bin",
+        "modprobe" => "kmod",
+        "gpg" => "gnupg",
+        other => other,
+    };
+    airlock_fixtures::gate::tool(tool, package)
 }
 
+/// Whether the tests run as root (through the one test gate: under
+/// AIRLOCK_REQUIRE_TOOLS not being root fails).
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    airlock_fixtures::gate::root(
+        "writing EROFS and ostree images, whose staging tree carries file owners",
+    )
 }
 
 /// Every file below `dir` (relative path → sha256), symlinks as targets.

@@ -8,18 +8,7 @@ use std::process::Command;
 use airlock_verity::{Params, build};
 
 fn veritysetup_available() -> bool {
-    let found = Command::new("veritysetup")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-            "veritysetup is required (apt-get install cryptsetup-bin)"
-        );
-        eprintln!("skipped: veritysetup not found (apt-get install cryptsetup-bin)");
-    }
-    found
+    airlock_fixtures::gate::tool("veritysetup", "cryptsetup-bin")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so blocks differ.

@@ -248,12 +248,9 @@ mod tests {
         let nft = ["/usr/sbin/nft", "/sbin/nft"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
-        let root = rustix_is_root();
-        let Some(nft) = nft.filter(|_| root) else {
-            assert!(
-                std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-                "nft and root are required (AIRLOCK_REQUIRE_TOOLS is set)"
-            );
+        let found = airlock_fixtures::gate::tool("nft", "nftables") && nft.is_some();
+        let root = airlock_fixtures::gate::root("checking a ruleset against the kernel (nft -c)");
+        let Some(nft) = nft.filter(|_| found && root) else {
             eprintln!("skipped: needs nft (the nftables package) and root");
             return;
         };
@@ -289,13 +286,5 @@ mod tests {
             .unwrap()
             .status;
         assert!(!status.success());
-    }
-
-    fn rustix_is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
     }
 }

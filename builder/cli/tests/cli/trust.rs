@@ -793,7 +793,7 @@ fn validate_sboms(old: &Path) {
             .args(["-c", "import cyclonedx.validation.json"])
             .output()
             .is_ok_and(|o| o.status.success())
-            || std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_some()
+            || airlock_fixtures::gate::tools_required()
     }) {
         let script = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerrors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif errors:\n    print(errors)\n    sys.exit(1)\nprint('valid CycloneDX 1.6')\n";
         let output = tool_output(
@@ -1317,27 +1317,22 @@ struct SmallDisk {
 }
 
 impl SmallDisk {
-    /// Mounts `bytes` of tmpfs at `dir`, or `None` when this process may
-    /// not mount (not root); with AIRLOCK_REQUIRE_TOOLS set that fails.
+    /// Mounts `bytes` of tmpfs at `dir`, or `None` when this process is
+    /// not root (which fails under AIRLOCK_REQUIRE_TOOLS).
     fn mount(dir: &Path, bytes: u64) -> Option<SmallDisk> {
-        std::fs::create_dir_all(dir).unwrap();
-        let output = run(Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={bytes},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir));
-        if !output.status.success() {
-            assert!(
-                std::env::var_os("AIRLOCK_REQUIRE_TOOLS").is_none(),
-                "mounting a tmpfs is required (AIRLOCK_REQUIRE_TOOLS is set): {}",
-                stderr(&output)
-            );
+        if !airlock_fixtures::gate::root("mounting a small tmpfs") {
             return None;
         }
+        std::fs::create_dir_all(dir).unwrap();
+        let size = format!("size={bytes},mode=0755");
+        let output = run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(dir));
+        assert!(
+            output.status.success(),
+            "mount -t tmpfs: {}",
+            stderr(&output)
+        );
         Some(SmallDisk {
             dir: dir.to_owned(),
         })
