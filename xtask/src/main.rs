@@ -22,10 +22,11 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
 /// indexes), dpkg (--verify), nftables (nft -c checks the rendered
 /// ruleset), QEMU for the boot tests, gpg and sq (the
-/// release signatures), openssl (the DSSE signature) and python3-venv (the
-/// SBOM reference validators, from PyPI).
+/// release signatures), openssl (the DSSE signature), cpio (reads the
+/// initrd back) and python3-venv (the SBOM reference validators, from PyPI).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
+    "cpio",
     "faketime",
     "kmod",
     "nftables",
