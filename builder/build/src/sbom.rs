@@ -285,7 +285,7 @@ fn derived_uuid(inputs: &str, what: &str) -> String {
 }
 
 fn timestamp(epoch: u64) -> String {
-    airlock_verify::time::format(epoch)
+    airlock_format::time::format(epoch)
 }
 
 fn pretty(value: &Value) -> String {
@@ -421,8 +421,8 @@ fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]
 }
 
 /// The property (CycloneDX) and annotation prefix (SPDX) that carries one
-/// privileged path: the verifier's, which reads it back.
-pub const PRIVILEGE_PROPERTY: &str = airlock_verify::PRIVILEGE_PROPERTY;
+/// privileged path, which the verifier and `airlock diff` read back.
+pub use airlock_format::sbom::PRIVILEGE_PROPERTY;
 
 /// The privileged paths `package` shipped (`None`: those no package
 /// shipped, which belong to the image itself), one line each.

@@ -300,14 +300,16 @@ pub fn parse_date(text: &str) -> Option<i64> {
             sign * (digits[..2].parse::<i64>().ok()? * 3600 + digits[2..].parse::<i64>().ok()? * 60)
         }
     };
-    Some(days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset)
+    // month is 1..=12 and day 1..=31, checked above.
+    let days = airlock_format::time::days_from_civil(year, month as u32, day as u32);
+    Some(days * 86400 + hour * 3600 + minute * 60 + second - offset)
 }
 
 /// Formats seconds since the epoch as Release files do.
 pub fn format_date(seconds: i64) -> String {
     let days = seconds.div_euclid(86400);
     let rest = seconds.rem_euclid(86400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = airlock_format::time::civil_from_days(days);
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} UTC",
         WEEKDAYS[days.rem_euclid(7) as usize],
@@ -318,35 +320,6 @@ pub fn format_date(seconds: i64) -> String {
         rest % 3600 / 60,
         rest % 60
     )
-}
-
-// Howard Hinnant's civil-calendar algorithms (public domain).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146097 + day_of_era - 719468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let day_of_era = z - era * 146097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -5,14 +5,13 @@
 //! closure that returns a file's text, so the same code serves the CLI, tests
 //! and fuzzers, and nothing here can touch the host by accident.
 
-mod digest;
 mod error;
 mod load;
 mod lock;
 mod schema;
 mod values;
 
-pub use digest::{Sha256, Sha256ParseError};
+pub use airlock_format::{Sha256, Sha256ParseError};
 pub use error::{Location, RecipeError};
 pub use load::{LoadedRecipe, load, parse_single};
 pub use lock::{

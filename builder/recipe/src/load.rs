@@ -14,9 +14,9 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::digest::Sha256;
 use crate::error::{Location, RecipeError};
 use crate::schema::Recipe;
+use airlock_format::Sha256;
 
 /// A recipe read from disk with its includes merged and validated.
 #[derive(Clone, Debug)]

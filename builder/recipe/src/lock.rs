@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Sha256;
 use crate::error::Location;
 use crate::load::LoadedRecipe;
+use airlock_format::Sha256;
 
 /// The lock format this airlock writes and reads.
 pub const LOCK_VERSION: u32 = 1;

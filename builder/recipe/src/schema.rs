@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Sha256;
 use crate::values::*;
+use airlock_format::Sha256;
 
 /// A whole recipe after includes were merged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use airlock_recipe::Sha256;
+use airlock_format::Sha256;
 use rayon::prelude::*;
 use sha2::Digest;
 

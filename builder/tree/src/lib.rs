@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use airlock_recipe::Sha256;
+use airlock_format::Sha256;
 
 /// Where a regular file's bytes are.
 #[derive(Clone, Debug, PartialEq, Eq)]

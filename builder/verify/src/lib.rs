@@ -998,7 +998,7 @@ fn check_sboms(
 }
 
 /// The SBOM property that carries one privileged path.
-pub const PRIVILEGE_PROPERTY: &str = "airlock:privilege";
+pub use airlock_format::sbom::PRIVILEGE_PROPERTY;
 
 /// A CycloneDX SBOM's privilege inventory: every `airlock:privilege`
 /// property (of any component, and of the image's own), path → its line

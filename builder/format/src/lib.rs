@@ -1,0 +1,14 @@
+//! The formats airlock's crates share, as types and pure functions: no I/O,
+//! no clock, nothing that reads the host. Every crate that writes or reads
+//! one of these uses this crate, so writer and reader cannot drift apart.
+//!
+//! - [`Sha256`]: the digest type of recipes, locks, the store and the tree.
+//! - [`time`]: UTC date-time text (RFC 3339, `Z` only) and the civil
+//!   calendar.
+//! - [`sbom`]: the property names airlock writes into SBOMs and reads back.
+
+mod digest;
+pub mod sbom;
+pub mod time;
+
+pub use digest::{Sha256, Sha256ParseError};
