@@ -1,7 +1,8 @@
 //! Dependencies between airlock's crates run one way: from the formats, to
-//! the libraries that read and write them, to the CLI. This reads each
-//! crate's normal dependency tree from cargo and fails when an edge that
-//! must not exist comes back.
+//! the libraries that read and write them, to the CLI; and the verifier,
+//! which runs on air-gapped hosts, does not even link code that speaks to a
+//! network. This reads each crate's normal dependency tree from cargo and
+//! fails when an edge that must not exist comes back.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -43,6 +44,34 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "airlock-fetch",
         "the verifier never touches a network",
     ),
+];
+
+/// Crates that speak HTTP, TLS, sockets or DNS.
+const NETWORK: &[&str] = &[
+    "reqwest",
+    "hyper",
+    "h2",
+    "h3",
+    "ureq",
+    "curl",
+    "isahc",
+    "surf",
+    "attohttpc",
+    "rustls",
+    "native-tls",
+    "openssl",
+    "openssl-sys",
+    "tokio",
+    "async-std",
+    "mio",
+    "socket2",
+    "trust-dns",
+    "hickory-resolver",
+    "hickory-proto",
+    "url",
+    "sigstore",
+    "oci-client",
+    "tungstenite",
 ];
 
 /// Every crate in `package`'s normal (non-dev) dependency tree.
@@ -102,5 +131,19 @@ fn a_real_edge_is_seen() {
     assert!(
         tree.contains("airlock-verify") && tree.contains("airlock-build"),
         "{tree:?}"
+    );
+}
+
+#[test]
+fn the_verifier_has_no_network_http_or_tls_dependency() {
+    let tree = dependencies("airlock-verify");
+    // The tree is real: the verifier's own crypto is in it.
+    for expected in ["airlock-verify", "sequoia-openpgp", "p256", "sha2"] {
+        assert!(tree.contains(expected), "{expected} missing from {tree:?}");
+    }
+    let found: Vec<&&str> = NETWORK.iter().filter(|c| tree.contains(**c)).collect();
+    assert!(
+        found.is_empty(),
+        "network crates in the verifier: {found:?}"
     );
 }

@@ -127,7 +127,13 @@ impl Release {
     }
 
     fn build(&self, output: &str) -> PathBuf {
-        let built = build_under(
+        assert_exit(&self.try_build(output), 0);
+        image_dir(&self.path(output))
+    }
+
+    /// `airlock build` into `output`, however it ends.
+    fn try_build(&self, output: &str) -> Output {
+        build_under(
             &self.env,
             &Conditions {
                 store: "store",
@@ -139,9 +145,7 @@ impl Release {
                 threads: "2",
                 faketime: None,
             },
-        );
-        assert_exit(&built, 0);
-        image_dir(&self.path(output))
+        )
     }
 
     fn export(&self, image: &Path, args: &[&str]) -> Output {
@@ -1433,22 +1437,7 @@ fn a_full_disk_gives_a_clear_error_and_leaves_nothing() {
     let out = SmallDisk::mount(&release.path("out-full"), 8 << 20).unwrap();
     out.fill();
     let before = out.contents();
-    let conditions = Conditions {
-        store: "store",
-        output: "out-full",
-        tmp: "tmp",
-        umask: "022",
-        tz: "UTC",
-        lang: "C.UTF-8",
-        threads: "2",
-        faketime: None,
-    };
-    failed_for_space(
-        "build",
-        &build_under(&release.env, &conditions),
-        &out,
-        &before,
-    );
+    failed_for_space("build", &release.try_build("out-full"), &out, &before);
     drop(out);
 
     // Export onto full media.
