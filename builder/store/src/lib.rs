@@ -68,12 +68,12 @@ impl StoreError {
     /// help, and what was half written should go.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(libc_enospc::ENOSPC | libc_enospc::EDQUOT)))
+            if matches!(source.raw_os_error(), Some(errno::ENOSPC | errno::EDQUOT)))
     }
 }
 
 /// The two errno values of a full file system (Linux).
-mod libc_enospc {
+mod errno {
     pub const ENOSPC: i32 = 28;
     pub const EDQUOT: i32 = 122;
 }
