@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
+use airlock_format::report;
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -37,13 +37,6 @@ pub enum BootError {
     },
 }
 
-#[derive(Debug, Deserialize)]
-struct Report {
-    name: String,
-    version: u64,
-    cmdline: Option<String>,
-}
-
 /// A built image folder, checked to hold what booting needs.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -64,13 +57,14 @@ impl Image {
             dir: dir.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(dir.join("build-report.json")).map_err(|e| {
+        let text = std::fs::read(dir.join(report::FILE)).map_err(|e| {
             not(format!(
-                "no build-report.json ({e}); is this an image folder from `airlock build`?"
+                "no {} ({e}); is this an image folder from `airlock build`?",
+                report::FILE
             ))
         })?;
-        let report: Report =
-            serde_json::from_str(&text).map_err(|e| not(format!("build-report.json: {e}")))?;
+        let report =
+            report::Report::parse(&text).map_err(|e| not(format!("{}: {e}", report::FILE)))?;
         let cmdline = report.cmdline.ok_or_else(|| {
             not("the image has no kernel command line: build it with a [kernel] and \"erofs\" in [output] formats".to_owned())
         })?;
@@ -300,11 +294,26 @@ mod tests {
         for artifact in ["vmlinuz", "initrd.img", "root.erofs", "root.verity"] {
             std::fs::write(dir.path().join(artifact), b"x").unwrap();
         }
-        std::fs::write(
-            dir.path().join("build-report.json"),
-            r#"{"name":"t","version":2,"cmdline":"console=ttyS0 airlock.roothash=ab"}"#,
-        )
-        .unwrap();
+        let report = report::Report {
+            schema: report::SCHEMA,
+            name: "t".into(),
+            version: 2,
+            epoch: 0,
+            inputs: String::new(),
+            recipe: String::new(),
+            lock: String::new(),
+            airlock: String::new(),
+            packages: 0,
+            artifacts: Vec::new(),
+            verity: None,
+            kernel: None,
+            cmdline: Some("console=ttyS0 airlock.roothash=ab".into()),
+            ostree_commit: None,
+            ostree_branch: None,
+            notes: Vec::new(),
+            privileges: Vec::new(),
+        };
+        std::fs::write(dir.path().join(report::FILE), report.to_json()).unwrap();
         let image = Image::open(dir.path()).unwrap();
         let data = dir.path().join("data,1.img");
         let options = Options {

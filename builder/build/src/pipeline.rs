@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use airlock_deb::Limits;
 use airlock_recipe::{Format, Lock, Recipe, Sha256};
 use airlock_store::Store;
-use serde::Serialize;
 use sha2::Digest;
 
 use crate::BuildError;
@@ -19,10 +18,9 @@ use crate::configure::{self, files::Added};
 use crate::emit::{self, initrd};
 use crate::extract::{self, Package};
 
-/// The report's format version.
-pub const REPORT_SCHEMA: u32 = 1;
-/// The report's file name in the image folder.
-pub const REPORT: &str = "build-report.json";
+pub use airlock_format::report::{
+    Artifact, FILE as REPORT, Report, SCHEMA as REPORT_SCHEMA, Verity,
+};
 /// The merged recipe, as the JSON its canonical digest is taken over
 /// (`sha256("airlock-recipe-v1\n" + bytes)`).
 pub const RECIPE_JSON: &str = "recipe.json";
@@ -48,73 +46,6 @@ pub struct Input<'a> {
     pub models: Vec<(String, PathBuf)>,
     /// airlock's version (part of the inputs).
     pub airlock_version: &'a str,
-}
-
-/// One artifact of the report.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Artifact {
-    /// Path relative to the image folder.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// sha256.
-    pub sha256: String,
-}
-
-/// The dm-verity parameters of the root.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Verity {
-    /// Root hash.
-    pub root_hash: String,
-    /// Salt.
-    pub salt: String,
-    /// Data blocks (4096 bytes each).
-    pub data_blocks: u64,
-    /// Data and hash block size.
-    pub block_size: u32,
-    /// Hash algorithm.
-    pub algorithm: &'static str,
-}
-
-/// The build report (build-report.json). Deterministic: no times, no paths
-/// of the build host.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// Format version.
-    pub schema: u32,
-    /// Image name.
-    pub name: String,
-    /// Release number.
-    pub version: u64,
-    /// SOURCE_DATE_EPOCH.
-    pub epoch: u64,
-    /// The inputs digest (the folder name's suffix is its start).
-    pub inputs: String,
-    /// The recipe's canonical digest.
-    pub recipe: String,
-    /// The lock's digest.
-    pub lock: String,
-    /// airlock's version.
-    pub airlock: String,
-    /// How many packages.
-    pub packages: usize,
-    /// Artifacts, by path.
-    pub artifacts: Vec<Artifact>,
-    /// dm-verity, when the EROFS root was built.
-    pub verity: Option<Verity>,
-    /// The kernel's version, when the image has one.
-    pub kernel: Option<String>,
-    /// The kernel command line to boot the image with.
-    pub cmdline: Option<String>,
-    /// The ostree commit, when built.
-    pub ostree_commit: Option<String>,
-    /// The ostree branch.
-    pub ostree_branch: Option<String>,
-    /// What native configuration could not do or did not understand.
-    pub notes: Vec<String>,
-    /// Every setuid and setgid file, file capability and device node, by
-    /// path: what a reviewer reads first.
-    pub privileges: Vec<crate::privilege::Privileged>,
 }
 
 /// The outcome of [`build`].
@@ -353,7 +284,7 @@ fn build_in(
                     salt: hex::encode(&salt),
                     data_blocks: tree.data_blocks,
                     block_size: 4096,
-                    algorithm: "sha256",
+                    algorithm: "sha256".to_owned(),
                 });
             }
             if wants_erofs && !configured.kernels.is_empty() {
@@ -469,7 +400,7 @@ fn build_in(
         recipe: input.recipe_digest.to_hex(),
         lock: input.lock_digest.to_hex(),
         airlock: input.airlock_version.to_owned(),
-        packages: input.packages.len(),
+        packages: input.packages.len() as u64,
         artifacts,
         verity,
         kernel,
@@ -479,8 +410,7 @@ fn build_in(
         notes: configured.notes,
         privileges,
     };
-    let mut report_json = serde_json::to_string_pretty(&report).expect("a report serializes");
-    report_json.push('\n');
+    let report_json = report.to_json();
     let report_path = out.join(REPORT);
     fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
     // Into place: the image folder appears whole or not at all.

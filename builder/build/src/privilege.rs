@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 
 use airlock_tree::{Kind, Node, Tree};
-use serde::{Deserialize, Serialize};
 
 use crate::BuildError;
 use crate::capability::{FileCaps, XATTR};
@@ -70,52 +69,7 @@ fn device_letter(kind: &Kind) -> &'static str {
     }
 }
 
-/// One privileged path of the image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Privileged {
-    /// The absolute path.
-    pub path: String,
-    /// What makes it privileged, sorted: `setuid`, `setgid`,
-    /// `capabilities`, `device`.
-    pub kinds: Vec<String>,
-    /// Its mode, in octal (`4755`).
-    pub mode: String,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner gid.
-    pub gid: u32,
-    /// Its file capabilities in setcap's text form (`cap_net_raw=ep`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<String>,
-    /// A device node's type and numbers (`c 1,1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// The packages that shipped it (`airlock` for the recipe's own files).
-    pub packages: Vec<String>,
-}
-
-impl Privileged {
-    /// One line for people: `/usr/bin/ping: capabilities cap_net_raw=ep
-    /// (0755 0:0, iputils-ping)`.
-    pub fn describe(&self) -> String {
-        let mut what = self.kinds.join("+");
-        if let Some(caps) = &self.capabilities {
-            what.push_str(&format!(" {caps}"));
-        }
-        if let Some(device) = &self.device {
-            what.push_str(&format!(" {device}"));
-        }
-        format!(
-            "{}: {what} ({} {}:{}, {})",
-            self.path,
-            self.mode,
-            self.uid,
-            self.gid,
-            self.packages.join(", ")
-        )
-    }
-}
+pub use airlock_format::report::Privileged;
 
 /// Every privileged path of `tree`, sorted by path. A capability xattr that
 /// is not a valid one fails: nothing unreadable goes in silently.

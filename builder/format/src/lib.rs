@@ -5,9 +5,11 @@
 //! - [`Sha256`]: the digest type of recipes, locks, the store and the tree.
 //! - [`time`]: UTC date-time text (RFC 3339, `Z` only) and the civil
 //!   calendar.
+//! - [`report`]: the build report of every image folder.
 //! - [`sbom`]: the property names airlock writes into SBOMs and reads back.
 
 mod digest;
+pub mod report;
 pub mod sbom;
 pub mod time;
 

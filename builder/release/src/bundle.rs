@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use airlock_format::report::Report;
 use airlock_recipe::Lock;
 use airlock_store::Store;
 use airlock_verify::manifest::{
@@ -17,7 +18,6 @@ use airlock_verify::manifest::{
     Verity, paths,
 };
 use rayon::prelude::*;
-use serde_json::Value;
 use sha2::Digest;
 
 use crate::keys::BuilderSigner;
@@ -76,29 +76,18 @@ fn hash_file(path: &Path) -> Result<String, ReleaseError> {
 
 /// Reads an image folder's report and checks that every artifact is what
 /// the build wrote.
-pub fn read_image(image: &Path) -> Result<(Value, Lock), ReleaseError> {
+pub fn read_image(image: &Path) -> Result<(Report, Lock), ReleaseError> {
     let report_path = image.join(paths::REPORT);
-    let report: Value =
-        serde_json::from_slice(&fs::read(&report_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => invalid(format!(
-                "{}: not an image folder (no build-report.json); build one with `airlock build`",
-                image.display()
-            )),
-            _ => io(report_path.display())(e),
-        })?)
-        .map_err(|e| invalid(format!("{}: {e}", report_path.display())))?;
-    let empty = Vec::new();
-    let artifacts = report["artifacts"].as_array().unwrap_or(&empty);
-    let checks: Vec<(String, String)> = artifacts
-        .iter()
-        .map(|a| {
-            (
-                a["path"].as_str().unwrap_or("").to_owned(),
-                a["sha256"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    checks.par_iter().try_for_each(|(name, want)| {
+    let report = Report::parse(&fs::read(&report_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => invalid(format!(
+            "{}: not an image folder (no build-report.json); build one with `airlock build`",
+            image.display()
+        )),
+        _ => io(report_path.display())(e),
+    })?)
+    .map_err(|e| invalid(format!("{}: {e}", report_path.display())))?;
+    report.artifacts.par_iter().try_for_each(|artifact| {
+        let (name, want) = (&artifact.path, &artifact.sha256);
         manifest::check_path(name).map_err(invalid)?;
         let got = hash_file(&image.join(name))?;
         if &got != want {
@@ -114,7 +103,7 @@ pub fn read_image(image: &Path) -> Result<(Value, Lock), ReleaseError> {
     let mut hasher = sha2::Sha256::new();
     hasher.update(b"airlock-recipe-v1\n");
     hasher.update(&recipe);
-    if hex::encode(hasher.finalize()) != report["recipe"].as_str().unwrap_or("") {
+    if hex::encode(hasher.finalize()) != report.recipe {
         return Err(invalid(format!(
             "{}: not the recipe the build report names",
             image.join(paths::RECIPE).display()
@@ -122,9 +111,7 @@ pub fn read_image(image: &Path) -> Result<(Value, Lock), ReleaseError> {
     }
     let lock_path = image.join(paths::LOCK);
     let lock_text = fs::read_to_string(&lock_path).map_err(io(lock_path.display()))?;
-    if hex::encode(sha2::Sha256::digest(lock_text.as_bytes()))
-        != report["lock"].as_str().unwrap_or("")
-    {
+    if hex::encode(sha2::Sha256::digest(lock_text.as_bytes())) != report.lock {
         return Err(invalid(format!(
             "{}: not the lock the build report names",
             lock_path.display()
@@ -180,11 +167,7 @@ pub fn export(
     let image = options.image;
     progress("checking the image folder against its build report");
     let (report, lock) = read_image(image)?;
-    let text = |key: &str| report[key].as_str().unwrap_or("").to_owned();
-    let has_tar = report["artifacts"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|a| a["path"] == "rootfs.tar.zst"));
-    if !has_tar {
+    if report.artifact("rootfs.tar.zst").is_none() {
         return Err(invalid(format!(
             "{}: the image has no rootfs.tar.zst; add \"tar\" to [output] formats: \
              `airlock verify` reads the image's dpkg database and models from it to check the SBOMs",
@@ -213,10 +196,8 @@ pub fn export(
     // What goes in, from where.
     let mut planned = Vec::new();
     let split_at = options.chunk_size;
-    let empty = Vec::new();
-    for artifact in report["artifacts"].as_array().unwrap_or(&empty) {
-        let name = artifact["path"].as_str().unwrap_or("");
-        let size = artifact["size"].as_u64().unwrap_or(0);
+    for artifact in &report.artifacts {
+        let (name, size) = (&artifact.path, artifact.size);
         planned.push(Planned {
             path: format!("artifacts/{name}"),
             source: image.join(name),
@@ -291,14 +272,13 @@ pub fn export(
         let old_bytes = fs::read(old.join(MANIFEST)).map_err(io(old.join(MANIFEST).display()))?;
         let old_manifest =
             Manifest::parse(&old_bytes).map_err(|e| invalid(format!("{}: {e}", old.display())))?;
-        if old_manifest.name != text("name") {
+        if old_manifest.name != report.name {
             return Err(invalid(format!(
                 "--previous is a bundle of {}, not of {}",
-                old_manifest.name,
-                text("name")
+                old_manifest.name, report.name
             )));
         }
-        let new_version = report["version"].as_u64().unwrap_or(0);
+        let new_version = report.version;
         if old_manifest.version >= new_version {
             return Err(invalid(format!(
                 "--previous has version {}, not older than this image's {new_version}",
@@ -321,8 +301,7 @@ pub fn export(
             });
         }
         let old_commit = old_manifest.ostree.as_ref().map(|o| o.commit.clone());
-        let new_commit = report["ostree_commit"].as_str().map(str::to_owned);
-        if let (Some(from), Some(to)) = (&old_commit, &new_commit) {
+        if let (Some(from), Some(to)) = (&old_commit, &report.ostree_commit) {
             progress("writing the ostree static delta");
             let delta = work.path().join("delta");
             static_delta(
@@ -411,8 +390,8 @@ pub fn export(
         })
         .collect();
     let ostree = match (
-        report["ostree_commit"].as_str(),
-        report["ostree_branch"].as_str(),
+        report.ostree_commit.as_deref(),
+        report.ostree_branch.as_deref(),
     ) {
         (Some(commit), Some(branch)) => {
             subjects.push(Subject {
@@ -450,33 +429,30 @@ pub fn export(
             .map(|f| f.sha256.clone())
             .expect("planned above")
     };
-    let verity = report
-        .get("verity")
-        .filter(|v| !v.is_null())
-        .map(|v| Verity {
-            root_hash: v["root_hash"].as_str().unwrap_or("").to_owned(),
-            salt: v["salt"].as_str().unwrap_or("").to_owned(),
-            data_blocks: v["data_blocks"].as_u64().unwrap_or(0),
-            block_size: v["block_size"].as_u64().unwrap_or(0) as u32,
-            algorithm: v["algorithm"].as_str().unwrap_or("").to_owned(),
-        });
+    let verity = report.verity.as_ref().map(|v| Verity {
+        root_hash: v.root_hash.clone(),
+        salt: v.salt.clone(),
+        data_blocks: v.data_blocks,
+        block_size: v.block_size,
+        algorithm: v.algorithm.clone(),
+    });
     let manifest = Manifest {
         schema: manifest::MANIFEST_SCHEMA,
-        name: text("name"),
-        version: report["version"].as_u64().unwrap_or(0),
-        epoch: report["epoch"].as_u64().unwrap_or(0),
+        name: report.name.clone(),
+        version: report.version,
+        epoch: report.epoch,
         expires: airlock_verify::time::format(options.expires),
-        airlock: text("airlock"),
-        inputs: text("inputs"),
-        recipe: text("recipe"),
-        lock: text("lock"),
+        airlock: report.airlock.clone(),
+        inputs: report.inputs.clone(),
+        recipe: report.recipe.clone(),
+        lock: report.lock.clone(),
         sbom: Sboms {
             cyclonedx: digest_of(paths::CYCLONEDX),
             spdx: digest_of(paths::SPDX),
         },
         provenance: digest_of(paths::PROVENANCE),
         verity,
-        cmdline: report["cmdline"].as_str().map(str::to_owned),
+        cmdline: report.cmdline,
         ostree,
         previous,
         files,
@@ -754,9 +730,8 @@ fn static_delta(
     ])
 }
 
-fn readme(report: &Value, options: &ExportOptions<'_>, files: &[FileEntry]) -> String {
-    let name = report["name"].as_str().unwrap_or("");
-    let version = report["version"].as_u64().unwrap_or(0);
+fn readme(report: &Report, options: &ExportOptions<'_>, files: &[FileEntry]) -> String {
+    let (name, version) = (&report.name, report.version);
     let split: Vec<&FileEntry> = files.iter().filter(|f| f.split).collect();
     let mut text = format!(
         "airlock transfer bundle: {name} version {version}
@@ -791,7 +766,7 @@ sbom.spdx.json         SPDX 2.3 SBOM
 recipe.json, lock.toml the recipe and the lock the image was built from
 build-report.json      the build's own report
 ",
-        airlock = report["airlock"].as_str().unwrap_or(""),
+        airlock = report.airlock,
         expires = airlock_verify::time::format(options.expires),
     );
     if options.sources.is_some() {

@@ -1,6 +1,7 @@
 //! SLSA provenance v1 in an in-toto Statement v1, in a DSSE envelope signed
 //! by the builder key.
 
+use airlock_format::report::Report;
 use airlock_recipe::Lock;
 use airlock_verify::dsse::{self, Envelope, EnvelopeSignature};
 use airlock_verify::manifest::canonical;
@@ -25,8 +26,7 @@ pub struct Subject {
 
 /// The statement: subjects, the recipe and lock as external parameters,
 /// every locked input as a resolved dependency, the builder and its version.
-pub fn statement(report: &Value, lock: &Lock, subjects: &[Subject]) -> Vec<u8> {
-    let text = |key: &str| report[key].as_str().unwrap_or("").to_owned();
+pub fn statement(report: &Report, lock: &Lock, subjects: &[Subject]) -> Vec<u8> {
     let codename = |suite: &str| {
         lock.archive
             .suites
@@ -70,21 +70,21 @@ pub fn statement(report: &Value, lock: &Lock, subjects: &[Subject]) -> Vec<u8> {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "recipe": {"name": text("name"), "digest": {"sha256": text("recipe")}},
-                    "lock": {"digest": {"sha256": text("lock")}},
+                    "recipe": {"name": report.name, "digest": {"sha256": report.recipe}},
+                    "lock": {"digest": {"sha256": report.lock}},
                 },
                 "internalParameters": {
-                    "inputs": text("inputs"),
-                    "epoch": report["epoch"],
+                    "inputs": report.inputs,
+                    "epoch": report.epoch,
                 },
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
                 "builder": {
                     "id": BUILDER_ID,
-                    "version": {"airlock": text("airlock")},
+                    "version": {"airlock": report.airlock},
                 },
-                "metadata": {"invocationId": format!("urn:airlock:inputs:{}", text("inputs"))},
+                "metadata": {"invocationId": format!("urn:airlock:inputs:{}", report.inputs)},
             },
         },
     });

@@ -31,7 +31,7 @@ pub mod paths {
     /// The lock.
     pub const LOCK: &str = "lock.toml";
     /// The build report.
-    pub const REPORT: &str = "build-report.json";
+    pub const REPORT: &str = airlock_format::report::FILE;
     /// The root file system as a tar.
     pub const ROOTFS_TAR: &str = "artifacts/rootfs.tar.zst";
 }
