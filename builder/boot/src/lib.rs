@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use airlock_format::names::image as names;
 use airlock_format::report;
 
 /// The QEMU binary.
@@ -68,7 +69,7 @@ impl Image {
         let cmdline = report.cmdline.ok_or_else(|| {
             not("the image has no kernel command line: build it with a [kernel] and \"erofs\" in [output] formats".to_owned())
         })?;
-        for artifact in ["vmlinuz", "initrd.img", "root.erofs", "root.verity"] {
+        for artifact in names::BOOT {
             if !dir.join(artifact).is_file() {
                 return Err(not(format!("{artifact} is missing")));
             }
@@ -192,9 +193,9 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
         .args(["-smp", &options.cpus.to_string()])
         .args(["-no-reboot", "-nodefaults", "-no-user-config"])
         .arg("-kernel")
-        .arg(image.dir.join("vmlinuz"))
+        .arg(image.dir.join(names::KERNEL))
         .arg("-initrd")
-        .arg(image.dir.join("initrd.img"));
+        .arg(image.dir.join(names::INITRD));
     let mut cmdline = image.cmdline.clone();
     for word in &options.extra_cmdline {
         cmdline.push(' ');
@@ -206,9 +207,9 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
     let root = options
         .root
         .clone()
-        .unwrap_or_else(|| image.dir.join("root.erofs"));
+        .unwrap_or_else(|| image.dir.join(names::EROFS));
     command.args(["-drive", &drive(&root, true)]);
-    command.args(["-drive", &drive(&image.dir.join("root.verity"), true)]);
+    command.args(["-drive", &drive(&image.dir.join(names::VERITY), true)]);
     if let Some(data) = &options.data {
         command.args(["-drive", &drive(data, false)]);
     }

@@ -9,6 +9,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use airlock_deb::Limits;
+use airlock_format::names::{cmdline, image as names};
 use airlock_recipe::{Format, Lock, Recipe, Sha256};
 use airlock_store::Store;
 use sha2::Digest;
@@ -22,10 +23,10 @@ pub use airlock_format::report::{
     Artifact, FILE as REPORT, Report, SCHEMA as REPORT_SCHEMA, Verity,
 };
 /// The merged recipe, as the JSON its canonical digest is taken over
-/// (`sha256("airlock-recipe-v1\n" + bytes)`).
-pub const RECIPE_JSON: &str = "recipe.json";
+/// (`sha256(airlock_format::names::domain::RECIPE + bytes)`).
+pub const RECIPE_JSON: &str = names::RECIPE;
 /// The lock, as its digest is taken over.
-pub const LOCK_TOML: &str = "lock.toml";
+pub const LOCK_TOML: &str = names::LOCK;
 
 /// What a build needs.
 #[derive(Debug)]
@@ -85,7 +86,7 @@ fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildErro
 /// the recipe's files as read (paths, kinds, modes, content digests).
 pub fn inputs_digest(input: &Input<'_>, added: &[Added]) -> Sha256 {
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"airlock-build-inputs-v4\n");
+    hasher.update(airlock_format::names::domain::BUILD_INPUTS);
     hasher.update(format!("airlock {}\n", input.airlock_version));
     hasher.update(format!("recipe {}\n", input.recipe_digest));
     hasher.update(format!("lock {}\n", input.lock_digest));
@@ -223,7 +224,7 @@ fn build_in(
 
     let tar_job = || -> Result<(), BuildError> {
         if formats.contains(&Format::Tar) {
-            let path = out.join("rootfs.tar.zst");
+            let path = out.join(names::ROOTFS_TAR);
             let file = File::create(&path).map_err(io(path.display().to_string()))?;
             crate::tar::write_tar_zst(&tree, &blobs, epoch, level, BufWriter::new(file))?;
         }
@@ -248,7 +249,7 @@ fn build_in(
             let mut kernel = None;
             if wants_erofs {
                 progress("writing the EROFS root and its dm-verity tree");
-                let erofs = out.join("root.erofs");
+                let erofs = out.join(names::EROFS);
                 emit::erofs(
                     &staging,
                     &erofs,
@@ -259,7 +260,7 @@ fn build_in(
                 let size = fs::metadata(&erofs)
                     .map_err(io(erofs.display().to_string()))?
                     .len();
-                let hash_path = out.join("root.verity");
+                let hash_path = out.join(names::VERITY);
                 let mut hash_file = BufWriter::new(
                     File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
                 );
@@ -304,14 +305,14 @@ fn build_in(
                         });
                     }
                 };
-                let target = out.join("vmlinuz");
+                let target = out.join(names::KERNEL);
                 fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
                 {
                     use std::os::unix::fs::PermissionsExt;
                     fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
                         .map_err(io(target.display().to_string()))?;
                 }
-                let initrd_path = out.join("initrd.img");
+                let initrd_path = out.join(names::INITRD);
                 let file =
                     File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
                 initrd::write_initrd(
@@ -367,20 +368,14 @@ fn build_in(
         words.extend([
             "ro".to_owned(),
             "systemd.firstboot=off".to_owned(),
-            format!("airlock.roothash={}", v.root_hash),
-            format!("airlock.salt={}", v.salt),
-            format!("airlock.blocks={}", v.data_blocks),
+            format!("{}={}", cmdline::ROOTHASH, v.root_hash),
+            format!("{}={}", cmdline::SALT, v.salt),
+            format!("{}={}", cmdline::BLOCKS, v.data_blocks),
         ]);
         words.join(" ")
     });
     let mut artifacts = Vec::new();
-    for name in [
-        "rootfs.tar.zst",
-        "root.erofs",
-        "root.verity",
-        "vmlinuz",
-        "initrd.img",
-    ] {
+    for name in names::ARTIFACTS {
         let path = out.join(name);
         if path.is_file() {
             let (sha256, size) = airlock_store::hash_file(&path)?;

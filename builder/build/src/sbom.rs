@@ -19,9 +19,9 @@ use crate::BuildError;
 use crate::configure::files::Added;
 
 /// The CycloneDX document's file name.
-pub const CYCLONEDX: &str = "sbom.cdx.json";
+pub const CYCLONEDX: &str = airlock_format::names::image::CYCLONEDX;
 /// The SPDX document's file name.
-pub const SPDX: &str = "sbom.spdx.json";
+pub const SPDX: &str = airlock_format::names::image::SPDX;
 
 /// What the SBOMs describe.
 #[derive(Debug)]

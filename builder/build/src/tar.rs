@@ -115,7 +115,7 @@ pub fn write_tar_zst(
     out: impl Write,
 ) -> Result<(), BuildError> {
     let io = |source| BuildError::Io {
-        what: "rootfs.tar.zst".to_owned(),
+        what: airlock_format::names::image::ROOTFS_TAR.to_owned(),
         source,
     };
     let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(io)?;

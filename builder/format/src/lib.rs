@@ -5,10 +5,13 @@
 //! - [`Sha256`]: the digest type of recipes, locks, the store and the tree.
 //! - [`time`]: UTC date-time text (RFC 3339, `Z` only) and the civil
 //!   calendar.
+//! - [`names`]: file names of image folders and bundles, kernel
+//!   command-line keys, digest domains.
 //! - [`report`]: the build report of every image folder.
 //! - [`sbom`]: the property names airlock writes into SBOMs and reads back.
 
 mod digest;
+pub mod names;
 pub mod report;
 pub mod sbom;
 pub mod time;

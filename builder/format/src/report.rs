@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// The report's format version.
 pub const SCHEMA: u32 = 1;
 /// Its file name in the image folder.
-pub const FILE: &str = "build-report.json";
+pub const FILE: &str = crate::names::image::REPORT;
 
 /// The build report. Deterministic: no times, no paths of the build host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

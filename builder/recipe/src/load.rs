@@ -91,7 +91,7 @@ pub fn load(
 /// declaration order and maps are BTreeMaps, so the bytes depend only on the
 /// recipe's meaning.
 fn canonical_digest(recipe: &Recipe) -> Sha256 {
-    let mut bytes = b"airlock-recipe-v1\n".to_vec();
+    let mut bytes = airlock_format::names::domain::RECIPE.to_vec();
     serde_json::to_writer(&mut bytes, recipe).expect("a recipe always serializes to JSON");
     Sha256::of(&bytes)
 }

@@ -101,7 +101,7 @@ pub fn read_image(image: &Path) -> Result<(Report, Lock), ReleaseError> {
     let recipe =
         fs::read(image.join(paths::RECIPE)).map_err(io(image.join(paths::RECIPE).display()))?;
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"airlock-recipe-v1\n");
+    hasher.update(airlock_format::names::domain::RECIPE);
     hasher.update(&recipe);
     if hex::encode(hasher.finalize()) != report.recipe {
         return Err(invalid(format!(
@@ -167,7 +167,10 @@ pub fn export(
     let image = options.image;
     progress("checking the image folder against its build report");
     let (report, lock) = read_image(image)?;
-    if report.artifact("rootfs.tar.zst").is_none() {
+    if report
+        .artifact(airlock_format::names::image::ROOTFS_TAR)
+        .is_none()
+    {
         return Err(invalid(format!(
             "{}: the image has no rootfs.tar.zst; add \"tar\" to [output] formats: \
              `airlock verify` reads the image's dpkg database and models from it to check the SBOMs",

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 /// The manifest's file name in a bundle.
-pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST: &str = airlock_format::names::bundle::MANIFEST;
 /// The detached OpenPGP signatures over [`MANIFEST`].
-pub const SIGNATURES: &str = "manifest.json.asc";
+pub const SIGNATURES: &str = airlock_format::names::bundle::SIGNATURES;
 /// The manifest format this airlock writes and reads.
 pub const MANIFEST_SCHEMA: u32 = 1;
 /// The largest manifest the verifier reads.
@@ -18,22 +18,11 @@ pub const MAX_MANIFEST: u64 = 64 << 20;
 /// Chunk size for chunk digests when files are not split.
 pub const DEFAULT_CHUNK: u64 = 64 << 20;
 
-/// Bundle paths with a fixed meaning.
+/// Bundle paths with a fixed meaning (`airlock_format::names::bundle`).
 pub mod paths {
-    /// The CycloneDX SBOM.
-    pub const CYCLONEDX: &str = "sbom.cdx.json";
-    /// The SPDX SBOM.
-    pub const SPDX: &str = "sbom.spdx.json";
-    /// The DSSE envelope with the SLSA provenance.
-    pub const PROVENANCE: &str = "provenance.dsse.json";
-    /// The merged recipe as canonical JSON.
-    pub const RECIPE: &str = "recipe.json";
-    /// The lock.
-    pub const LOCK: &str = "lock.toml";
-    /// The build report.
-    pub const REPORT: &str = airlock_format::report::FILE;
-    /// The root file system as a tar.
-    pub const ROOTFS_TAR: &str = "artifacts/rootfs.tar.zst";
+    pub use airlock_format::names::bundle::{
+        CYCLONEDX, LOCK, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX,
+    };
 }
 
 /// The manifest.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use airlock_format::names::cmdline;
 use airlock_store::Store;
 use airlock_tree::{Kind, Tree};
 
@@ -93,16 +94,16 @@ salt=
 blocks=
 for word in $(busybox cat /proc/cmdline); do
     case "$word" in
-        airlock.roothash=*) roothash="${{word#*=}}" ;;
-        airlock.salt=*) salt="${{word#*=}}" ;;
-        airlock.blocks=*) blocks="${{word#*=}}" ;;
-        airlock.root=*) root="${{word#*=}}" ;;
-        airlock.hash=*) hash="${{word#*=}}" ;;
-        airlock.data=*) data="${{word#*=}}" ;;
+        {k_roothash}=*) roothash="${{word#*=}}" ;;
+        {k_salt}=*) salt="${{word#*=}}" ;;
+        {k_blocks}=*) blocks="${{word#*=}}" ;;
+        {k_root}=*) root="${{word#*=}}" ;;
+        {k_hash}=*) hash="${{word#*=}}" ;;
+        {k_data}=*) data="${{word#*=}}" ;;
     esac
 done
 [ -n "$roothash" ] && [ -n "$salt" ] && [ -n "$blocks" ] ||
-    fail "the kernel command line lacks airlock.roothash, airlock.salt or airlock.blocks"
+    fail "the kernel command line lacks {k_roothash}, {k_salt} or {k_blocks}"
 tries=0
 while [ ! -b "$root" ] || [ ! -b "$hash" ]; do
     tries=$((tries + 1))
@@ -151,6 +152,12 @@ busybox mount --move /sys /root/sys
 exec busybox switch_root /root /sbin/init
 "#,
         modules = modules.join(" "),
+        k_roothash = cmdline::ROOTHASH,
+        k_salt = cmdline::SALT,
+        k_blocks = cmdline::BLOCKS,
+        k_root = cmdline::ROOT,
+        k_hash = cmdline::HASH,
+        k_data = cmdline::DATA,
     )
 }
 
@@ -279,7 +286,7 @@ pub fn write_initrd(
         }
     }
     let io = |source| BuildError::Io {
-        what: "initrd.img".to_owned(),
+        what: airlock_format::names::image::INITRD.to_owned(),
         source,
     };
     let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(io)?;

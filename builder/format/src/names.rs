@@ -1,0 +1,100 @@
+//! The names airlock's formats fix: files in an image folder and in a
+//! bundle, the kernel command-line keys the initrd reads, and the domain
+//! prefixes of airlock's digests. Writers and readers take them from here,
+//! so a rename cannot leave one side behind.
+
+/// Files of an image folder (what `airlock build` writes).
+pub mod image {
+    /// The build report.
+    pub const REPORT: &str = "build-report.json";
+    /// The root file system as a zstd tar.
+    pub const ROOTFS_TAR: &str = "rootfs.tar.zst";
+    /// The EROFS root.
+    pub const EROFS: &str = "root.erofs";
+    /// Its dm-verity hash tree.
+    pub const VERITY: &str = "root.verity";
+    /// The kernel.
+    pub const KERNEL: &str = "vmlinuz";
+    /// The initrd.
+    pub const INITRD: &str = "initrd.img";
+    /// The ostree repository (a folder).
+    pub const OSTREE: &str = "ostree";
+    /// The CycloneDX SBOM.
+    pub const CYCLONEDX: &str = "sbom.cdx.json";
+    /// The SPDX SBOM.
+    pub const SPDX: &str = "sbom.spdx.json";
+    /// The merged recipe, as the JSON its canonical digest is taken over.
+    pub const RECIPE: &str = "recipe.json";
+    /// The lock, as its digest is taken over.
+    pub const LOCK: &str = "lock.toml";
+    /// The artifacts a report lists, in the order it lists them (those the
+    /// image has).
+    pub const ARTIFACTS: [&str; 5] = [ROOTFS_TAR, EROFS, VERITY, KERNEL, INITRD];
+    /// What booting an image needs.
+    pub const BOOT: [&str; 4] = [KERNEL, INITRD, EROFS, VERITY];
+}
+
+/// Files of a transfer bundle.
+pub mod bundle {
+    /// The manifest.
+    pub const MANIFEST: &str = "manifest.json";
+    /// The approvers' signatures over it.
+    pub const SIGNATURES: &str = "manifest.json.asc";
+    /// The DSSE envelope with the SLSA provenance.
+    pub const PROVENANCE: &str = "provenance.dsse.json";
+    /// The folder the image's artifacts are in.
+    pub const ARTIFACTS: &str = "artifacts";
+    /// The CycloneDX SBOM.
+    pub const CYCLONEDX: &str = super::image::CYCLONEDX;
+    /// The SPDX SBOM.
+    pub const SPDX: &str = super::image::SPDX;
+    /// The merged recipe.
+    pub const RECIPE: &str = super::image::RECIPE;
+    /// The lock.
+    pub const LOCK: &str = super::image::LOCK;
+    /// The build report.
+    pub const REPORT: &str = super::image::REPORT;
+    /// The root file system as a tar.
+    pub const ROOTFS_TAR: &str = "artifacts/rootfs.tar.zst";
+}
+
+/// Kernel command-line keys: the build writes them, the initrd reads them.
+pub mod cmdline {
+    /// The dm-verity root hash.
+    pub const ROOTHASH: &str = "airlock.roothash";
+    /// The dm-verity salt.
+    pub const SALT: &str = "airlock.salt";
+    /// The root's data blocks.
+    pub const BLOCKS: &str = "airlock.blocks";
+    /// The root device (default `/dev/vda`).
+    pub const ROOT: &str = "airlock.root";
+    /// The hash tree's device (default `/dev/vdb`).
+    pub const HASH: &str = "airlock.hash";
+    /// The data disk for /var (default `/dev/vdc`).
+    pub const DATA: &str = "airlock.data";
+}
+
+/// The domain prefixes of airlock's digests: each digest is sha256 over
+/// the prefix and then the bytes, so one kind can never pass for another.
+pub mod domain {
+    /// A recipe's canonical digest: over the merged recipe as JSON.
+    pub const RECIPE: &[u8] = b"airlock-recipe-v1\n";
+    /// An image's inputs digest (its folder name's suffix).
+    pub const BUILD_INPUTS: &[u8] = b"airlock-build-inputs-v4\n";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_paths_are_image_names_under_artifacts() {
+        assert_eq!(
+            bundle::ROOTFS_TAR,
+            format!("{}/{}", bundle::ARTIFACTS, image::ROOTFS_TAR)
+        );
+        for name in image::BOOT {
+            assert!(image::ARTIFACTS.contains(&name));
+        }
+    }
+}
