@@ -116,7 +116,7 @@ impl Machine {
     /// escape sequences (systemd colours its status lines).
     pub fn console(&self) -> String {
         std::fs::read(&self.console)
-            .map(|b| strip_escapes(&String::from_utf8_lossy(&b)))
+            .map(|b| airlock_boot::strip_escapes(&String::from_utf8_lossy(&b)))
             .unwrap_or_default()
     }
 
@@ -156,22 +156,24 @@ impl Machine {
         needles: &[&str],
         timeout: Duration,
     ) -> Result<(usize, Duration), HarnessError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let console = self.console();
-            if let Some(found) = needles.iter().position(|n| console.contains(n)) {
-                return Ok((found, self.started.elapsed()));
+        let mut log = airlock_boot::ConsoleLog::new(&self.console);
+        let waited = log
+            .wait_for(
+                &mut self.child,
+                needles,
+                Instant::now() + timeout,
+                &mut |_| Ok(()),
+            )
+            .map_err(|e| HarnessError::Channel(format!("reading the console: {e}")))?;
+        match waited {
+            airlock_boot::Waited::Shown(found) => Ok((found, self.started.elapsed())),
+            airlock_boot::Waited::Exited(_) => Err(HarnessError::Channel(format!(
+                "QEMU exited before the console showed any of {needles:?}; console tail:\n{}",
+                self.tail()
+            ))),
+            airlock_boot::Waited::TimedOut => {
+                Err(self.timeout(&format!("any of {needles:?} on the console"), timeout))
             }
-            if self.exited().is_some() {
-                return Err(HarnessError::Channel(format!(
-                    "QEMU exited before the console showed any of {needles:?}; console tail:\n{}",
-                    self.tail()
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(self.timeout(&format!("any of {needles:?} on the console"), timeout));
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -317,25 +319,6 @@ impl Machine {
     }
 }
 
-/// Removes ANSI CSI sequences (`ESC [ ... letter`).
-pub fn strip_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl Drop for Machine {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
@@ -354,7 +337,7 @@ mod tests {
     #[test]
     fn escapes_are_stripped() {
         assert_eq!(
-            super::strip_escapes(
+            airlock_boot::strip_escapes(
                 "[\u{1b}[0;32m  OK  \u{1b}[0m] Reached target \u{1b}[0;1;39mmulti-user.target\u{1b}[0m - M"
             ),
             "[  OK  ] Reached target multi-user.target - M"

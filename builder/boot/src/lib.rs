@@ -8,6 +8,10 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod console;
+
+pub use console::{ConsoleLog, Waited, strip_escapes};
+
 use airlock_format::names::image as names;
 use airlock_format::report;
 

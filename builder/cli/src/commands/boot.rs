@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use airlock_boot::{Console, Image, Options};
+use airlock_boot::{Console, ConsoleLog, Image, Options, Waited};
 use anyhow::Context;
 
 use crate::exit::Exit;
@@ -124,7 +124,7 @@ impl Args {
     /// Headless boot: the console goes to a file that is copied to stdout
     /// as it grows, until it shows `until`.
     fn run_until(&self, image: &Image, mut options: Options, until: &str) -> anyhow::Result<Exit> {
-        use std::io::{Read, Seek, SeekFrom, Write};
+        use std::io::Write;
         use std::time::{Duration, Instant};
         let dir = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
         let console = dir.path().join("console.log");
@@ -148,31 +148,21 @@ impl Args {
         ));
         let started = Instant::now();
         let deadline = started + Duration::from_secs(self.timeout);
-        let mut file = std::fs::File::open(&console)?;
-        let mut seen = Vec::new();
         let mut stdout = std::io::stdout();
-        let outcome = loop {
-            let mut fresh = Vec::new();
-            file.seek(SeekFrom::Start(seen.len() as u64))?;
-            file.read_to_end(&mut fresh)?;
-            stdout.write_all(&fresh)?;
-            stdout.flush()?;
-            seen.extend_from_slice(&fresh);
-            if String::from_utf8_lossy(&seen).contains(until) {
-                break Ok(started.elapsed());
-            }
-            if let Some(status) = child.try_wait()? {
-                break Err(format!(
-                    "the guest stopped ({status}) before the console showed {until:?}"
-                ));
-            }
-            if Instant::now() > deadline {
-                break Err(format!(
-                    "the console did not show {until:?} within {} s",
-                    self.timeout
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        let waited =
+            ConsoleLog::new(&console).wait_for(&mut child, &[until], deadline, &mut |bytes| {
+                stdout.write_all(bytes)?;
+                stdout.flush()
+            })?;
+        let outcome = match waited {
+            Waited::Shown(_) => Ok(started.elapsed()),
+            Waited::Exited(status) => Err(format!(
+                "the guest stopped ({status}) before the console showed {until:?}"
+            )),
+            Waited::TimedOut => Err(format!(
+                "the console did not show {until:?} within {} s",
+                self.timeout
+            )),
         };
         let _ = child.kill();
         let _ = child.wait();
