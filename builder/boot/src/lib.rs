@@ -42,6 +42,22 @@ pub enum BootError {
     },
 }
 
+/// What booting needs from a transfer bundle: (bundle path, the name an
+/// image folder gives it).
+pub fn bundle_files() -> Vec<(String, &'static str)> {
+    let mut files = vec![(
+        airlock_format::names::bundle::REPORT.to_owned(),
+        names::REPORT,
+    )];
+    files.extend(names::BOOT.iter().map(|name| {
+        (
+            format!("{}/{name}", airlock_format::names::bundle::ARTIFACTS),
+            *name,
+        )
+    }));
+    files
+}
+
 /// A built image folder, checked to hold what booting needs.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -292,6 +308,26 @@ pub fn pcap_packets(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bundle_gives_the_boot_its_report_and_the_four_boot_artifacts() {
+        let files = bundle_files();
+        assert_eq!(
+            files[0],
+            ("build-report.json".to_owned(), "build-report.json")
+        );
+        let artifacts: Vec<(&str, &str)> =
+            files[1..].iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        assert_eq!(
+            artifacts,
+            [
+                ("artifacts/vmlinuz", "vmlinuz"),
+                ("artifacts/initrd.img", "initrd.img"),
+                ("artifacts/root.erofs", "root.erofs"),
+                ("artifacts/root.verity", "root.verity"),
+            ]
+        );
+    }
 
     #[test]
     fn command_has_the_disks_in_the_order_the_initrd_expects() {

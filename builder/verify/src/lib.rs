@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod consume;
 pub mod dsse;
 pub mod image;
 pub mod manifest;

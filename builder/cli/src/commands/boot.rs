@@ -179,24 +179,12 @@ impl Args {
     }
 }
 
-/// The files `airlock boot` needs from a bundle, by bundle path and the
-/// name an image folder gives them.
-const BOOT_FILES: &[(&str, &str)] = &[
-    ("build-report.json", "build-report.json"),
-    ("artifacts/root.erofs", "root.erofs"),
-    ("artifacts/root.verity", "root.verity"),
-    ("artifacts/vmlinuz", "vmlinuz"),
-    ("artifacts/initrd.img", "initrd.img"),
-];
-
 impl Args {
     /// Verifies the bundle, copies what the boot needs into a private
     /// folder (checking each byte against the verified manifest again, so a
     /// bundle changed after verification is not booted), and records the
     /// release in the host's state.
     fn consume_bundle(&self) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
-        use sha2::Digest;
-        use std::io::{Read, Write};
         let trust = self.trust.trust.as_deref().context(
             "booting a bundle needs --trust DIR (the host's pinned keys); it is verified first",
         )?;
@@ -224,38 +212,24 @@ impl Args {
             verified.threshold
         ));
         let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
-        for (bundle_path, name) in BOOT_FILES {
-            let entry = verified.manifest.file(bundle_path).with_context(|| {
-                format!("the bundle has no {bundle_path}: it was exported without an EROFS root")
-            })?;
-            let mut reader = airlock_verify::LogicalReader::open(&opened.dir, entry)?;
-            let target = temp.path().join(name);
-            let mut out = std::fs::File::create(&target)?;
-            let mut hasher = sha2::Sha256::new();
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = reader.read(&mut buffer)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-                out.write_all(&buffer[..n])?;
+        match airlock_verify::consume::copy_verified(
+            &opened.dir,
+            &verified,
+            &airlock_boot::bundle_files(),
+            temp.path(),
+        ) {
+            Ok(()) => {}
+            Err(airlock_verify::consume::ConsumeError::Missing(path)) => {
+                anyhow::bail!("the bundle has no {path}: it was exported without an EROFS root")
             }
-            if hex::encode(hasher.finalize()) != entry.sha256 {
-                return Err(crate::exit::Failure(format!(
-                    "{bundle_path} changed after verification; not booting"
-                ))
-                .into());
+            Err(e @ airlock_verify::consume::ConsumeError::Changed(_)) => {
+                return Err(crate::exit::Failure(e.to_string()).into());
             }
+            Err(e) => return Err(e.into()),
         }
         if let Some(state) = &self.trust.state {
-            let record = airlock_verify::state::record(
-                state,
-                &verified.name,
-                verified.version,
-                verified.seen,
-            )
-            .with_context(|| format!("recording the release in {}", state.display()))?;
+            let record = airlock_verify::consume::record(state, &verified)
+                .with_context(|| format!("recording the release in {}", state.display()))?;
             say(&format!(
                 "recorded {} version {} in {}",
                 verified.name,
