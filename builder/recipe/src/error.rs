@@ -75,4 +75,20 @@ pub enum RecipeError {
         /// The files in the loop, in order, ending with the repeated one.
         chain: Vec<PathBuf>,
     },
+    /// Includes nest deeper, or read more files, than a recipe may: paths
+    /// that never repeat (`a/x.toml` including `a/a/x.toml`, or a folder
+    /// symlinked into itself) would otherwise recurse without end.
+    #[error(
+        "{location}: includes nest {depth} deep and read {files} files; at most {} deep and {} files",
+        crate::load::MAX_INCLUDE_DEPTH,
+        crate::load::MAX_INCLUDED_FILES
+    )]
+    IncludeLimit {
+        /// The include entry that went over.
+        location: Location,
+        /// How deep it was.
+        depth: usize,
+        /// Files read so far.
+        files: usize,
+    },
 }

@@ -96,6 +96,11 @@ fn canonical_digest(recipe: &Recipe) -> Sha256 {
     Sha256::of(&bytes)
 }
 
+/// How deep includes may nest (the top recipe is depth 1).
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// How many files one recipe may read, itself and every include.
+pub const MAX_INCLUDED_FILES: usize = 256;
+
 struct Loader<'r> {
     read: &'r mut dyn FnMut(&Path) -> io::Result<String>,
     base_dir: PathBuf,
@@ -138,6 +143,13 @@ impl Loader<'_> {
                 return Err(RecipeError::IncludeLoop {
                     location: Location::at(path.to_path_buf(), &text, include.span().start),
                     chain,
+                });
+            }
+            if self.stack.len() >= MAX_INCLUDE_DEPTH || self.files.len() >= MAX_INCLUDED_FILES {
+                return Err(RecipeError::IncludeLimit {
+                    location: Location::at(path.to_path_buf(), &text, include.span().start),
+                    depth: self.stack.len() + 1,
+                    files: self.files.len(),
                 });
             }
             let included = self.load_file(&target)?;

@@ -324,3 +324,99 @@ fn firewall_comments_and_audit_rules_cannot_break_their_files() {
         "{error}"
     );
 }
+
+/// Loads `root` with every path reading as `text`, as the recipe fuzz
+/// target serves includes: the paths never repeat, so only the limits stop
+/// the recursion.
+fn load_everywhere(text: &str) -> Result<LoadedRecipe, RecipeError> {
+    let mut reads = 0usize;
+    let result = load(Path::new("r/fuzz.toml"), &mut |_: &Path| {
+        reads += 1;
+        Ok(text.to_owned())
+    });
+    assert!(reads <= MAX_INCLUDED_FILES, "{reads} files read");
+    result
+}
+
+/// Found by fuzzing (fuzz/regressions/recipe/include-descends-forever):
+/// each file includes one a folder deeper, so no path repeats and the
+/// loader recursed until the fuzzer's 30 s timeout (on a real disk, a
+/// folder symlinked into itself does the same).
+#[test]
+fn fuzz_timeout_an_include_that_descends_forever_is_refused() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/recipe/include-descends-forever"
+    ))
+    .unwrap();
+    let error = load_everywhere(&text).unwrap_err();
+    assert!(
+        matches!(error, RecipeError::IncludeLimit { depth: 17, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("at most 16 deep and 256 files"),
+        "{error}"
+    );
+}
+
+#[test]
+fn includes_that_fan_out_stop_at_the_file_limit() {
+    let names: Vec<String> = (0..MAX_INCLUDED_FILES)
+        .map(|i| format!("part{i}.toml"))
+        .collect();
+    let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let main = format!("include = [{}]\n{BASE}", list.join(", "));
+    let mut files: Vec<(String, String)> = vec![("r/main.toml".to_owned(), main)];
+    files.extend(
+        names
+            .iter()
+            .map(|n| (format!("r/{n}"), "schema = 1\n".to_owned())),
+    );
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let error = load_from(&borrowed, "r/main.toml").unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RecipeError::IncludeLimit {
+                files: MAX_INCLUDED_FILES,
+                depth: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // One fewer include is within the limit.
+    let main = format!("include = [{}]\n{BASE}", list[1..].join(", "));
+    files[0].1 = main;
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        load_from(&borrowed, "r/main.toml").unwrap().files.len(),
+        MAX_INCLUDED_FILES
+    );
+}
+
+#[test]
+fn includes_just_inside_the_depth_limit_load() {
+    // r/main.toml -> r/d/l1.toml -> ... 15 levels of includes: 16 files.
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut path = "r/main.toml".to_owned();
+    for level in 1..MAX_INCLUDE_DEPTH {
+        files.push((path.clone(), format!("include = [\"d/l{level}.toml\"]\n")));
+        let dir = path.rsplit_once('/').unwrap().0.to_owned();
+        path = format!("{dir}/d/l{level}.toml");
+    }
+    files.push((path, BASE.to_owned()));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let loaded = load_from(&borrowed, "r/main.toml").unwrap();
+    assert_eq!(loaded.files.len(), MAX_INCLUDE_DEPTH);
+}
