@@ -14,8 +14,7 @@ use airlock_format::report::Report;
 use airlock_recipe::Lock;
 use airlock_store::Store;
 use airlock_verify::manifest::{
-    self, DEFAULT_CHUNK, FileEntry, MANIFEST, Manifest, Ostree, Previous, SIGNATURES, Sboms,
-    Verity, paths,
+    self, DEFAULT_CHUNK, FileEntry, MANIFEST, Manifest, Ostree, Previous, SIGNATURES, Sboms, paths,
 };
 use rayon::prelude::*;
 use sha2::Digest;
@@ -432,13 +431,7 @@ pub fn export(
             .map(|f| f.sha256.clone())
             .expect("planned above")
     };
-    let verity = report.verity.as_ref().map(|v| Verity {
-        root_hash: v.root_hash.clone(),
-        salt: v.salt.clone(),
-        data_blocks: v.data_blocks,
-        block_size: v.block_size,
-        algorithm: v.algorithm.clone(),
-    });
+    let verity = report.verity.clone();
     let manifest = Manifest {
         schema: manifest::MANIFEST_SCHEMA,
         name: report.name.clone(),

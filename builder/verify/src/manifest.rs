@@ -77,21 +77,8 @@ pub struct Sboms {
     pub spdx: String,
 }
 
-/// dm-verity parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Verity {
-    /// Root hash (hex).
-    pub root_hash: String,
-    /// Salt (hex).
-    pub salt: String,
-    /// Data blocks.
-    pub data_blocks: u64,
-    /// Block size.
-    pub block_size: u32,
-    /// Hash algorithm.
-    pub algorithm: String,
-}
+/// dm-verity parameters: the build report's, carried as they are.
+pub use airlock_format::report::Verity;
 
 /// An ostree commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
