@@ -64,6 +64,9 @@ impl ConsoleLog {
         echo: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<Waited> {
         loop {
+            // Whether it has stopped, asked before reading: what it printed
+            // before stopping is then in the read.
+            let exited = child.try_wait()?;
             let fresh = self.poll()?;
             if !fresh.is_empty() {
                 echo(fresh)?;
@@ -72,17 +75,8 @@ impl ConsoleLog {
             if let Some(found) = needles.iter().position(|n| text.contains(n)) {
                 return Ok(Waited::Shown(found));
             }
-            if let Some(status) = child.try_wait()? {
-                // What it printed last may have landed after the read above.
-                let fresh = self.poll()?;
-                if !fresh.is_empty() {
-                    echo(fresh)?;
-                }
-                let text = self.text();
-                return Ok(match needles.iter().position(|n| text.contains(n)) {
-                    Some(found) => Waited::Shown(found),
-                    None => Waited::Exited(status),
-                });
+            if let Some(status) = exited {
+                return Ok(Waited::Exited(status));
             }
             if Instant::now() > deadline {
                 return Ok(Waited::TimedOut);
