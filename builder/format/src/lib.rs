@@ -2,6 +2,7 @@
 //! no clock, nothing that reads the host. Every crate that writes or reads
 //! one of these uses this crate, so writer and reader cannot drift apart.
 //!
+//! - [`canonical`]: canonical JSON, the form airlock signs and hashes.
 //! - [`Sha256`]: the digest type of recipes, locks, the store and the tree.
 //! - [`time`]: UTC date-time text (RFC 3339, `Z` only) and the civil
 //!   calendar.
@@ -10,6 +11,7 @@
 //! - [`report`]: the build report of every image folder.
 //! - [`sbom`]: the property names airlock writes into SBOMs and reads back.
 
+pub mod canonical;
 mod digest;
 pub mod names;
 pub mod report;

@@ -56,6 +56,24 @@ pub mod bundle {
     pub const REPORT: &str = super::image::REPORT;
     /// The root file system as a tar.
     pub const ROOTFS_TAR: &str = "artifacts/rootfs.tar.zst";
+    /// The ostree repository's folder.
+    pub const OSTREE_REPO: &str = "artifacts/ostree";
+
+    /// The bundle path of the image folder's artifact `name`.
+    pub fn artifact(name: &str) -> String {
+        format!("{ARTIFACTS}/{name}")
+    }
+
+    /// Whether bundle path `path` is an artifact the provenance names as a
+    /// subject: a file of `artifacts/` outside the ostree repository (whose
+    /// commit is the subject instead).
+    pub fn is_subject(path: &str) -> bool {
+        path.strip_prefix(ARTIFACTS)
+            .is_some_and(|rest| rest.starts_with('/'))
+            && !path
+                .strip_prefix(OSTREE_REPO)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
 }
 
 /// Kernel command-line keys: the build writes them, the initrd reads them.
@@ -96,5 +114,17 @@ mod tests {
         for name in image::BOOT {
             assert!(image::ARTIFACTS.contains(&name));
         }
+    }
+
+    #[test]
+    fn subjects_are_artifacts_outside_the_ostree_repository() {
+        assert_eq!(bundle::artifact(image::EROFS), "artifacts/root.erofs");
+        assert_eq!(bundle::artifact(image::ROOTFS_TAR), bundle::ROOTFS_TAR);
+        assert!(bundle::is_subject("artifacts/root.erofs"));
+        assert!(bundle::is_subject("artifacts/root.erofs.000"));
+        assert!(!bundle::is_subject("artifacts/ostree/config"));
+        assert!(bundle::is_subject("artifacts/ostreeish"));
+        assert!(!bundle::is_subject("artifactsx/root.erofs"));
+        assert!(!bundle::is_subject(bundle::CYCLONEDX));
     }
 }

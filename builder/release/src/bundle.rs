@@ -385,7 +385,7 @@ pub fn export(
     progress("signing the provenance with the builder key");
     let mut subjects: Vec<Subject> = files
         .iter()
-        .filter(|f| f.path.starts_with("artifacts/") && !f.path.starts_with("artifacts/ostree/"))
+        .filter(|f| paths::is_subject(&f.path))
         .map(|f| Subject {
             name: f.path.clone(),
             sha256: f.sha256.clone(),

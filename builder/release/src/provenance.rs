@@ -1,10 +1,10 @@
 //! SLSA provenance v1 in an in-toto Statement v1, in a DSSE envelope signed
 //! by the builder key.
 
+use airlock_format::canonical;
 use airlock_format::report::Report;
 use airlock_recipe::Lock;
 use airlock_verify::dsse::{self, Envelope, EnvelopeSignature};
-use airlock_verify::manifest::canonical;
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -88,7 +88,7 @@ pub fn statement(report: &Report, lock: &Lock, subjects: &[Subject]) -> Vec<u8> 
             },
         },
     });
-    canonical(&statement)
+    canonical::to_vec(&statement)
 }
 
 /// Signs `payload` (an in-toto statement) into a DSSE envelope, as pretty

@@ -101,20 +101,33 @@ impl BuilderKey {
     }
 }
 
-/// Parses an envelope and returns its payload if one of `keys` signed it.
-pub fn open(bytes: &[u8], keys: &[BuilderKey]) -> Result<(Vec<u8>, String), String> {
-    let envelope: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+/// Why an envelope does not open.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Not a DSSE envelope, or its payload is not base64.
+    #[error("{0}")]
+    Malformed(String),
+    /// Another payload type than in-toto's.
+    #[error("payload type {0:?}, expected {IN_TOTO:?}")]
+    PayloadType(String),
+    /// No signature by one of the keys: the key ids it was signed by (`?`
+    /// where a signature names none), empty when it has no signature.
+    #[error("no signature by a trusted builder key")]
+    Untrusted(Vec<String>),
+}
+
+/// Parses an envelope and returns its payload and the name of the key that
+/// signed it, if one of `keys` did.
+pub fn open(bytes: &[u8], keys: &[BuilderKey]) -> Result<(Vec<u8>, String), OpenError> {
+    let envelope: Envelope = serde_json::from_slice(bytes)
+        .map_err(|e| OpenError::Malformed(format!("not a DSSE envelope: {e}")))?;
     if envelope.payload_type != IN_TOTO {
-        return Err(format!(
-            "payload type {:?}, expected {IN_TOTO:?}",
-            envelope.payload_type
-        ));
+        return Err(OpenError::PayloadType(envelope.payload_type));
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     let payload = b64
         .decode(&envelope.payload)
-        .map_err(|e| format!("payload is not base64: {e}"))?;
+        .map_err(|e| OpenError::Malformed(format!("payload is not base64: {e}")))?;
     let message = pae(&envelope.payload_type, &payload);
     for signature in &envelope.signatures {
         let Ok(sig) = b64.decode(&signature.sig) else {
@@ -124,19 +137,19 @@ pub fn open(bytes: &[u8], keys: &[BuilderKey]) -> Result<(Vec<u8>, String), Stri
             return Ok((payload, key.name.clone()));
         }
     }
-    Err(if envelope.signatures.is_empty() {
-        "the envelope has no signature".to_owned()
-    } else {
-        format!(
-            "no signature by a trusted builder key (signed by key id {})",
-            envelope
-                .signatures
-                .iter()
-                .map(|s| if s.keyid.is_empty() { "?" } else { &s.keyid })
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    Err(OpenError::Untrusted(
+        envelope
+            .signatures
+            .iter()
+            .map(|s| {
+                if s.keyid.is_empty() {
+                    "?".to_owned()
+                } else {
+                    s.keyid.clone()
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// The parts of an in-toto statement the verifier reads.

@@ -21,7 +21,7 @@ pub const DEFAULT_CHUNK: u64 = 64 << 20;
 /// Bundle paths with a fixed meaning (`airlock_format::names::bundle`).
 pub mod paths {
     pub use airlock_format::names::bundle::{
-        CYCLONEDX, LOCK, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX,
+        CYCLONEDX, LOCK, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX, artifact, is_subject,
     };
 }
 
@@ -262,7 +262,7 @@ impl Manifest {
 
     /// The canonical bytes.
     pub fn to_canonical(&self) -> Vec<u8> {
-        canonical(&serde_json::to_value(self).expect("a manifest serializes"))
+        airlock_format::canonical::of(self).expect("a manifest serializes")
     }
 }
 
@@ -285,44 +285,6 @@ pub fn check_path(path: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{path:?} is not a path inside the bundle"))
-    }
-}
-
-/// Canonical JSON: sorted keys, no insignificant whitespace.
-pub fn canonical(value: &serde_json::Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend(serde_json::to_vec(key).expect("strings serialize"));
-                out.push(b':');
-                write_canonical(&map[key], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => out.extend(serde_json::to_vec(scalar).expect("scalars serialize")),
     }
 }
 

@@ -178,7 +178,7 @@ impl Args {
                     "schema": crate::output::SCHEMA,
                     "command": "verify",
                     "verified": false,
-                    "rejection": {"kind": rejection.kind(), "message": rejection.to_string()},
+                    "rejection": rejection.to_json(),
                 })
             }
         };
