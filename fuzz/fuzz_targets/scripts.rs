@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use airlock_build::capability::FileCaps;
-use airlock_build::configure::{capabilities, scripts};
+use airlock_image::capability::FileCaps;
+use airlock_image::configure::{capabilities, scripts};
 use airlock_tree::{Content, Kind, Node, Tree};
 use libfuzzer_sys::fuzz_target;
 

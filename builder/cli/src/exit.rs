@@ -43,11 +43,11 @@ pub fn classify(error: &anyhow::Error) -> Exit {
                 .downcast_ref::<airlock_store::StoreError>()
                 .is_some_and(airlock_store::StoreError::is_mismatch)
             || cause
-                .downcast_ref::<airlock_build::BuildError>()
+                .downcast_ref::<airlock_image::BuildError>()
                 .is_some_and(|e| match e {
-                    airlock_build::BuildError::Io { .. } => false,
+                    airlock_image::BuildError::Io { .. } => false,
                     // The store's I/O (a full disk) is I/O; a mismatch is not.
-                    airlock_build::BuildError::Store(store) => store.is_mismatch(),
+                    airlock_image::BuildError::Store(store) => store.is_mismatch(),
                     _ => true,
                 })
             || matches!(

@@ -98,7 +98,7 @@ pub mod domain {
     /// A recipe's canonical digest: over the merged recipe as JSON.
     pub const RECIPE: &[u8] = b"airlock-recipe-v1\n";
     /// An image's inputs digest (its folder name's suffix).
-    pub const BUILD_INPUTS: &[u8] = b"airlock-build-inputs-v4\n";
+    pub const BUILD_INPUTS: &[u8] = b"airlock-image-inputs-v4\n";
 }
 
 #[cfg(test)]

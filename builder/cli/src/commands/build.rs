@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use airlock_build::extract::Package;
-use airlock_build::pipeline::{self, Input};
+use airlock_image::extract::Package;
+use airlock_image::pipeline::{self, Input};
 use anyhow::Context;
 use sha2::Digest;
 

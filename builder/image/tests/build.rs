@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlock_build::extract::{Package, into_tree, unpack};
-use airlock_build::tar::{write_tar, write_tar_zst};
+use airlock_image::extract::{Package, into_tree, unpack};
+use airlock_image::tar::{write_tar, write_tar_zst};
 use airlock_deb::Limits;
 use airlock_fixtures::{DebSpec, RawEntry, RawKind, build_raw_deb};
 use airlock_store::Store;
@@ -338,7 +338,7 @@ fn a_device_node_the_recipe_allows_goes_in() {
     let unpacked = unpack(&[package], &blobs, &Limits::default()).unwrap();
     let allowed = std::collections::BTreeSet::from(["dev/console".to_owned()]);
     let tree = into_tree(&unpacked, &allowed).unwrap();
-    let inventory = airlock_build::privilege::inventory(&tree).unwrap();
+    let inventory = airlock_image::privilege::inventory(&tree).unwrap();
     assert_eq!(inventory.len(), 1);
     assert_eq!(
         inventory[0].describe(),

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlock_build::configure::modules::{Module, load_order, module_name};
-use airlock_build::emit::cpio::{Entry, Writer};
-use airlock_build::emit::initrd::{Kernel, init_script, write_initrd};
+use airlock_image::configure::modules::{Module, load_order, module_name};
+use airlock_image::emit::cpio::{Entry, Writer};
+use airlock_image::emit::initrd::{Kernel, init_script, write_initrd};
 use airlock_store::Store;
 use airlock_tree::{Content, Kind, Node, Tree};
 
