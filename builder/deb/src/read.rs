@@ -353,6 +353,62 @@ fn installed_size(control_files: &BTreeMap<String, Vec<u8>>) -> Result<Option<u6
     Ok(None)
 }
 
+/// A link's target: present, UTF-8, not empty, no NUL, bounded.
+fn link_target(target: Option<&[u8]>, raw: &str, limits: &Limits) -> Result<String, DebError> {
+    let target = target.ok_or_else(|| DebError::Format(format!("{raw}: link without a target")))?;
+    let target = std::str::from_utf8(target).map_err(|_| DebError::UnsafePath {
+        path: raw.to_owned(),
+        reason: "link target is not UTF-8",
+    })?;
+    if target.is_empty() || target.contains('\0') || target.len() > limits.max_path {
+        return Err(DebError::UnsafePath {
+            path: raw.to_owned(),
+            reason: "empty or oversized link target",
+        });
+    }
+    Ok(target.to_owned())
+}
+
+/// Adds a regular file of `size` bytes to the running `total`, refusing a
+/// file over the per-file limit, a total past what the package declared
+/// (with slack), and a total over the limit.
+fn count_file(
+    size: u64,
+    total: &mut u64,
+    member: &str,
+    path: &str,
+    limits: &Limits,
+    declared_kib: Option<u64>,
+) -> Result<(), DebError> {
+    if size > limits.max_file {
+        return Err(DebError::TooLarge {
+            what: format!("{member}: {path}"),
+            limit: limits.max_file,
+            actual: size,
+        });
+    }
+    *total = total.saturating_add(size);
+    if let Some(declared_kib) = declared_kib
+        && *total > installed_size_bound(declared_kib)
+        && installed_size_bound(declared_kib) < limits.max_total
+    {
+        return Err(DebError::InstalledSizeExceeded {
+            declared_kib,
+            limit: installed_size_bound(declared_kib),
+            actual: *total,
+            path: path.to_owned(),
+        });
+    }
+    if *total > limits.max_total {
+        return Err(DebError::TooLarge {
+            what: format!("{member}: total size"),
+            limit: limits.max_total,
+            actual: *total,
+        });
+    }
+    Ok(())
+}
+
 fn read_data(
     compression: Compression,
     reader: &mut dyn Read,
@@ -389,22 +445,7 @@ fn read_data(
         let mode = header.mode().map_err(io_error)?;
         let uid = header.uid().map_err(io_error)?;
         let gid = header.gid().map_err(io_error)?;
-        let link = || -> Result<String, DebError> {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| DebError::Format(format!("{raw}: link without a target")))?;
-            let target = std::str::from_utf8(&target).map_err(|_| DebError::UnsafePath {
-                path: raw.clone(),
-                reason: "link target is not UTF-8",
-            })?;
-            if target.is_empty() || target.contains('\0') || target.len() > limits.max_path {
-                return Err(DebError::UnsafePath {
-                    path: raw.clone(),
-                    reason: "empty or oversized link target",
-                });
-            }
-            Ok(target.to_owned())
-        };
+        let link = || link_target(entry.link_name_bytes().as_deref(), &raw, limits);
         let device = |header: &tar::Header| -> Result<(u32, u32), DebError> {
             let major = header.device_major().map_err(io_error)?.unwrap_or(0);
             let minor = header.device_minor().map_err(io_error)?.unwrap_or(0);
@@ -414,32 +455,7 @@ fn read_data(
             tar::EntryType::Directory => EntryKind::Directory,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                if size > limits.max_file {
-                    return Err(DebError::TooLarge {
-                        what: format!("{member}: {path}"),
-                        limit: limits.max_file,
-                        actual: size,
-                    });
-                }
-                total = total.saturating_add(size);
-                if let Some(declared_kib) = declared_kib
-                    && total > installed_size_bound(declared_kib)
-                    && installed_size_bound(declared_kib) < limits.max_total
-                {
-                    return Err(DebError::InstalledSizeExceeded {
-                        declared_kib,
-                        limit: installed_size_bound(declared_kib),
-                        actual: total,
-                        path,
-                    });
-                }
-                if total > limits.max_total {
-                    return Err(DebError::TooLarge {
-                        what: format!("{member}: total size"),
-                        limit: limits.max_total,
-                        actual: total,
-                    });
-                }
+                count_file(size, &mut total, member, &path, limits, declared_kib)?;
                 EntryKind::File { size }
             }
             tar::EntryType::Symlink => EntryKind::Symlink { target: link()? },

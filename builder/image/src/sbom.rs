@@ -294,85 +294,96 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// One Debian package as a CycloneDX component, with its privileged paths.
+fn cyclonedx_deb(input: &Input<'_>, deb: &Deb) -> Value {
+    let mut component = json!({
+        "type": "library",
+        "bom-ref": deb.purl,
+        "name": deb.name,
+        "version": deb.version,
+        "purl": deb.purl,
+        "hashes": [{"alg": "SHA-256", "content": deb.sha256}],
+        "properties": [
+            {"name": "airlock:source", "value": deb.source},
+            {"name": "airlock:source-version", "value": deb.source_version},
+        ],
+    });
+    if let Some(license) = &deb.license {
+        component["licenses"] = json!([{ "expression": license }]);
+    }
+    for line in privileges_of(input, Some(&deb.name)) {
+        component["properties"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({"name": PRIVILEGE_PROPERTY, "value": line}));
+    }
+    component
+}
+
+/// One model as a CycloneDX machine-learning-model component with its
+/// model card; returns its bom-ref too.
+fn cyclonedx_model(input: &Input<'_>, model: &airlock_recipe::Model) -> (String, Value) {
+    let locked = input
+        .lock
+        .models
+        .iter()
+        .find(|m| m.name == model.name.as_str());
+    let card = &model.card;
+    let bom_ref = format!("model:{}", model.name.as_str());
+    let mut properties = vec![json!({"name": "airlock:path", "value": model.destination.as_str()})];
+    if let Some(locked) = locked {
+        properties.push(json!({"name": "airlock:size", "value": locked.size.to_string()}));
+    }
+    for (name, value) in [
+        ("airlock:format", &card.format),
+        ("airlock:parameters", &card.parameters),
+        ("airlock:quantization", &card.quantization),
+    ] {
+        if !value.is_empty() {
+            properties.push(json!({"name": name, "value": value}));
+        }
+    }
+    let mut model_card = json!({});
+    if !card.architecture.is_empty() {
+        model_card["modelParameters"] = json!({"architectureFamily": card.architecture});
+    }
+    let mut considerations = json!({});
+    if !card.intended_use.is_empty() {
+        considerations["useCases"] = json!([card.intended_use]);
+    }
+    if !card.limitations.is_empty() {
+        considerations["technicalLimitations"] = json!([card.limitations]);
+    }
+    if considerations != json!({}) {
+        model_card["considerations"] = considerations;
+    }
+    let mut component = json!({
+        "type": "machine-learning-model",
+        "bom-ref": bom_ref,
+        "name": model.name.as_str(),
+        "hashes": [{"alg": "SHA-256", "content": model.sha256.to_hex()}],
+        "licenses": [{"expression": model.license}],
+        "properties": properties,
+    });
+    if !card.description.is_empty() {
+        component["description"] = json!(card.description);
+    }
+    if model_card != json!({}) {
+        component["modelCard"] = model_card;
+    }
+    (bom_ref, component)
+}
+
 fn cyclonedx(input: &Input<'_>, debs: &[Deb], files: &[(String, String, String)]) -> String {
     let recipe = input.recipe;
     let mut components = Vec::new();
     let mut refs = Vec::new();
     for deb in debs {
-        let mut component = json!({
-            "type": "library",
-            "bom-ref": deb.purl,
-            "name": deb.name,
-            "version": deb.version,
-            "purl": deb.purl,
-            "hashes": [{"alg": "SHA-256", "content": deb.sha256}],
-            "properties": [
-                {"name": "airlock:source", "value": deb.source},
-                {"name": "airlock:source-version", "value": deb.source_version},
-            ],
-        });
-        if let Some(license) = &deb.license {
-            component["licenses"] = json!([{ "expression": license }]);
-        }
-        for line in privileges_of(input, Some(&deb.name)) {
-            component["properties"]
-                .as_array_mut()
-                .expect("an array")
-                .push(json!({"name": PRIVILEGE_PROPERTY, "value": line}));
-        }
         refs.push(deb.purl.clone());
-        components.push(component);
+        components.push(cyclonedx_deb(input, deb));
     }
     for model in &recipe.models {
-        let locked = input
-            .lock
-            .models
-            .iter()
-            .find(|m| m.name == model.name.as_str());
-        let card = &model.card;
-        let bom_ref = format!("model:{}", model.name.as_str());
-        let mut properties =
-            vec![json!({"name": "airlock:path", "value": model.destination.as_str()})];
-        if let Some(locked) = locked {
-            properties.push(json!({"name": "airlock:size", "value": locked.size.to_string()}));
-        }
-        for (name, value) in [
-            ("airlock:format", &card.format),
-            ("airlock:parameters", &card.parameters),
-            ("airlock:quantization", &card.quantization),
-        ] {
-            if !value.is_empty() {
-                properties.push(json!({"name": name, "value": value}));
-            }
-        }
-        let mut model_card = json!({});
-        if !card.architecture.is_empty() {
-            model_card["modelParameters"] = json!({"architectureFamily": card.architecture});
-        }
-        let mut considerations = json!({});
-        if !card.intended_use.is_empty() {
-            considerations["useCases"] = json!([card.intended_use]);
-        }
-        if !card.limitations.is_empty() {
-            considerations["technicalLimitations"] = json!([card.limitations]);
-        }
-        if considerations != json!({}) {
-            model_card["considerations"] = considerations;
-        }
-        let mut component = json!({
-            "type": "machine-learning-model",
-            "bom-ref": bom_ref,
-            "name": model.name.as_str(),
-            "hashes": [{"alg": "SHA-256", "content": model.sha256.to_hex()}],
-            "licenses": [{"expression": model.license}],
-            "properties": properties,
-        });
-        if !card.description.is_empty() {
-            component["description"] = json!(card.description);
-        }
-        if model_card != json!({}) {
-            component["modelCard"] = model_card;
-        }
+        let (bom_ref, component) = cyclonedx_model(input, model);
         refs.push(bom_ref);
         components.push(component);
     }
@@ -467,6 +478,82 @@ fn spdx_id(kind: &str, index: usize, name: &str) -> String {
     format!("SPDXRef-{kind}-{index}-{clean}")
 }
 
+/// One Debian package as an SPDX package.
+fn spdx_deb(input: &Input<'_>, id: &str, deb: &Deb) -> Value {
+    let annotations = spdx_annotations(input, Some(&deb.name));
+    let mut package = json!({
+        "SPDXID": id,
+        "name": deb.name,
+        "versionInfo": deb.version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "LIBRARY",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": deb.sha256}],
+        "sourceInfo": format!("built from Debian source package {} {}", deb.source, deb.source_version),
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": deb.license.as_deref().unwrap_or("NOASSERTION"),
+        "copyrightText": "NOASSERTION",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": deb.purl,
+        }],
+    });
+    if !annotations.is_empty() {
+        package["annotations"] = json!(annotations);
+    }
+    package
+}
+
+/// One model as an SPDX package.
+fn spdx_model(id: &str, model: &airlock_recipe::Model) -> Value {
+    json!({
+        "SPDXID": id,
+        "name": model.name.as_str(),
+        "downloadLocation": model.url.as_ref().map_or("NOASSERTION".to_owned(), |u| u.as_str().to_owned()),
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "OTHER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": model.sha256.to_hex()}],
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": model.license,
+        "copyrightText": "NOASSERTION",
+        "description": model.card.description,
+        "comment": format!("machine-learning model installed at {}", model.destination.as_str()),
+    })
+}
+
+/// One file the recipe added, as an SPDX file.
+fn spdx_file(id: &str, path: &str, sha256: &str, sha1: &str) -> Value {
+    json!({
+        "SPDXID": id,
+        "fileName": format!(".{path}"),
+        "checksums": [
+            {"algorithm": "SHA1", "checksumValue": sha1},
+            {"algorithm": "SHA256", "checksumValue": sha256},
+        ],
+        "licenseConcluded": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "comment": "added by the recipe",
+    })
+}
+
+/// The Debian license names that are not SPDX identifiers, as extracted
+/// licensing information.
+fn spdx_extracted(refs: &BTreeMap<String, String>) -> Vec<Value> {
+    refs
+    .iter()
+    .map(|(id, name)| {
+        json!({
+            "licenseId": id,
+            "name": name,
+            "extractedText": format!(
+                "The Debian license short name \"{name}\"; its text is in the package's /usr/share/doc/PACKAGE/copyright file in the image."
+            ),
+        })
+    })
+    .collect()
+}
+
 fn spdx(
     input: &Input<'_>,
     debs: &[Deb],
@@ -511,76 +598,21 @@ fn spdx(
     };
     for (index, deb) in debs.iter().enumerate() {
         let id = spdx_id("deb", index, &deb.name);
-        let annotations = spdx_annotations(input, Some(&deb.name));
-        let mut package = json!({
-            "SPDXID": id,
-            "name": deb.name,
-            "versionInfo": deb.version,
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "LIBRARY",
-            "checksums": [{"algorithm": "SHA256", "checksumValue": deb.sha256}],
-            "sourceInfo": format!("built from Debian source package {} {}", deb.source, deb.source_version),
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": deb.license.as_deref().unwrap_or("NOASSERTION"),
-            "copyrightText": "NOASSERTION",
-            "externalRefs": [{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": deb.purl,
-            }],
-        });
-        if !annotations.is_empty() {
-            package["annotations"] = json!(annotations);
-        }
-        packages.push(package);
+        packages.push(spdx_deb(input, &id, deb));
         contains(&id);
     }
     for (index, model) in recipe.models.iter().enumerate() {
         let id = spdx_id("model", index, model.name.as_str());
-        packages.push(json!({
-            "SPDXID": id,
-            "name": model.name.as_str(),
-            "downloadLocation": model.url.as_ref().map_or("NOASSERTION".to_owned(), |u| u.as_str().to_owned()),
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "OTHER",
-            "checksums": [{"algorithm": "SHA256", "checksumValue": model.sha256.to_hex()}],
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": model.license,
-            "copyrightText": "NOASSERTION",
-            "description": model.card.description,
-            "comment": format!("machine-learning model installed at {}", model.destination.as_str()),
-        }));
+        packages.push(spdx_model(&id, model));
         contains(&id);
     }
     let mut spdx_files = Vec::new();
     for (index, (path, sha256, sha1)) in files.iter().enumerate() {
         let id = spdx_id("file", index, path.trim_start_matches('/'));
-        spdx_files.push(json!({
-            "SPDXID": id,
-            "fileName": format!(".{path}"),
-            "checksums": [
-                {"algorithm": "SHA1", "checksumValue": sha1},
-                {"algorithm": "SHA256", "checksumValue": sha256},
-            ],
-            "licenseConcluded": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "comment": "added by the recipe",
-        }));
+        spdx_files.push(spdx_file(&id, path, sha256, sha1));
         contains(&id);
     }
-    let extracted: Vec<Value> = refs
-        .iter()
-        .map(|(id, name)| {
-            json!({
-                "licenseId": id,
-                "name": name,
-                "extractedText": format!(
-                    "The Debian license short name \"{name}\"; its text is in the package's /usr/share/doc/PACKAGE/copyright file in the image."
-                ),
-            })
-        })
-        .collect();
+    let extracted = spdx_extracted(refs);
     let mut document = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",

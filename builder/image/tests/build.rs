@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlock_image::extract::{Package, into_tree, unpack};
-use airlock_image::tar::{write_tar, write_tar_zst};
 use airlock_deb::Limits;
 use airlock_fixtures::{DebSpec, RawEntry, RawKind, build_raw_deb};
+use airlock_image::extract::{Package, into_tree, unpack};
+use airlock_image::tar::{write_tar, write_tar_zst};
 use airlock_store::Store;
 
 const EPOCH: u64 = 1_700_000_000;

@@ -9,6 +9,7 @@ mod error;
 mod load;
 mod lock;
 mod schema;
+mod validate;
 mod values;
 
 pub use airlock_format::{Sha256, Sha256ParseError};

@@ -21,7 +21,8 @@ pub const DEFAULT_CHUNK: u64 = 64 << 20;
 /// Bundle paths with a fixed meaning (`airlock_format::names::bundle`).
 pub mod paths {
     pub use airlock_format::names::bundle::{
-        CYCLONEDX, LOCK, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX, artifact, is_subject,
+        CYCLONEDX, LOCK, OSTREE_REPO, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX, artifact,
+        is_subject,
     };
 }
 

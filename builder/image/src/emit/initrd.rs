@@ -187,28 +187,73 @@ pub fn write_initrd(
     level: i32,
     out: impl Write,
 ) -> Result<(), BuildError> {
-    let fail = |message: String| BuildError::Config {
+    let mut files: Files = BTreeMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    add_tools(tree, blobs, &mut files, &mut links)?;
+    let order = load_order(modules, wanted).map_err(|name| {
+        fail(format!(
+            "[kernel] initrd_modules: no module {name} in the kernel"
+        ))
+    })?;
+    for module in &order {
+        let path = format!("usr/lib/modules/{}/{}", kernel.version, module.path);
+        let (canonical, bytes) = read(tree, blobs, &path, &mut links)?;
+        files.insert(canonical, (Entry::File(bytes), 0o644));
+    }
+    for (link, target) in links {
+        files.insert(link, (Entry::Symlink(target), 0o777));
+    }
+    files.insert(
+        "init".to_owned(),
+        (
+            Entry::File(init_script(&kernel.version, &order).into_bytes()),
+            0o755,
+        ),
+    );
+    add_layout(&mut files);
+    write_cpio(&files, epoch, level, out)
+}
+
+/// The initrd's entries by path: what, and its mode.
+type Files = BTreeMap<String, (Entry, u32)>;
+
+fn fail(message: String) -> BuildError {
+    BuildError::Config {
         what: "initrd".to_owned(),
         message,
-    };
-    let mut files: BTreeMap<String, (Entry, u32)> = BTreeMap::new();
-    // Reads a file, recording every symlink on the way (the initrd needs
-    // /lib64/ld-linux-x86-64.so.2 itself, not only what it points to).
-    let read =
-        |path: &str, links: &mut Vec<(String, String)>| -> Result<(String, Vec<u8>), BuildError> {
-            match tree.lookup_recording(path, links) {
-                Some((canonical, node)) => match &node.kind {
-                    Kind::File(content) => Ok((canonical, read_content(blobs, content)?)),
-                    _ => Err(fail(format!("/{path} is not a file"))),
-                },
-                None => Err(fail(format!(
-                    "/{path} is not in the image (or its links lead nowhere or out of it)"
-                ))),
-            }
-        };
-    let mut links: Vec<(String, String)> = Vec::new();
+    }
+}
+
+/// Reads a file of the image, recording every symlink on the way (the
+/// initrd needs /lib64/ld-linux-x86-64.so.2 itself, not only what it points
+/// to).
+fn read(
+    tree: &Tree,
+    blobs: &Store,
+    path: &str,
+    links: &mut Vec<(String, String)>,
+) -> Result<(String, Vec<u8>), BuildError> {
+    match tree.lookup_recording(path, links) {
+        Some((canonical, node)) => match &node.kind {
+            Kind::File(content) => Ok((canonical, read_content(blobs, content)?)),
+            _ => Err(fail(format!("/{path} is not a file"))),
+        },
+        None => Err(fail(format!(
+            "/{path} is not in the image (or its links lead nowhere or out of it)"
+        ))),
+    }
+}
+
+/// The initrd's tools, each with the libraries and interpreter it needs,
+/// transitively.
+fn add_tools(
+    tree: &Tree,
+    blobs: &Store,
+    files: &mut Files,
+    links: &mut Vec<(String, String)>,
+) -> Result<(), BuildError> {
     for (tool, package) in TOOLS {
-        let (canonical, bytes) = read(tool, &mut links).map_err(|_| {
+        let (canonical, bytes) = read(tree, blobs, tool, links).map_err(|_| {
             fail(format!(
                 "the initrd needs /{tool}: add {package} to [packages] install"
             ))
@@ -230,33 +275,19 @@ pub fn write_initrd(
                 wanted_paths.push(found);
             }
             for wanted in wanted_paths {
-                let (canonical, bytes) = read(&wanted, &mut links)?;
+                let (canonical, bytes) = read(tree, blobs, &wanted, links)?;
                 if !files.contains_key(&canonical) {
                     queue.push((canonical, bytes));
                 }
             }
         }
     }
-    let order = load_order(modules, wanted).map_err(|name| {
-        fail(format!(
-            "[kernel] initrd_modules: no module {name} in the kernel"
-        ))
-    })?;
-    for module in &order {
-        let path = format!("usr/lib/modules/{}/{}", kernel.version, module.path);
-        let (canonical, bytes) = read(&path, &mut links)?;
-        files.insert(canonical, (Entry::File(bytes), 0o644));
-    }
-    for (link, target) in links {
-        files.insert(link, (Entry::Symlink(target), 0o777));
-    }
-    files.insert(
-        "init".to_owned(),
-        (
-            Entry::File(init_script(&kernel.version, &order).into_bytes()),
-            0o755,
-        ),
-    );
+    Ok(())
+}
+
+/// The fixed layout: the shell, the merged-/usr links, the mount points,
+/// /dev/console, and the parent directory of every entry.
+fn add_layout(files: &mut Files) {
     files.insert(
         "usr/bin/sh".to_owned(),
         (Entry::Symlink("busybox".to_owned()), 0o777),
@@ -274,7 +305,6 @@ pub fn write_initrd(
         files.insert(dir.to_owned(), (Entry::Directory, 0o755));
     }
     files.insert("dev/console".to_owned(), (Entry::CharDevice(5, 1), 0o600));
-    // Parent directories of everything.
     let paths: Vec<String> = files.keys().cloned().collect();
     for path in paths {
         let mut parent = path.as_str();
@@ -285,6 +315,11 @@ pub fn write_initrd(
             parent = up;
         }
     }
+}
+
+/// The entries as a zstd-compressed newc cpio, sorted, owned by root, all
+/// at `epoch`.
+fn write_cpio(files: &Files, epoch: u64, level: i32, out: impl Write) -> Result<(), BuildError> {
     let io = |source| BuildError::Io {
         what: airlock_format::names::image::INITRD.to_owned(),
         source,
@@ -297,7 +332,7 @@ pub fn write_initrd(
     writer
         .append(".", &Entry::Directory, 0o755, 0, 0)
         .map_err(io)?;
-    for (path, (entry, mode)) in &files {
+    for (path, (entry, mode)) in files {
         writer.append(path, entry, *mode, 0, 0).map_err(io)?;
     }
     writer.finish().map_err(io)?;

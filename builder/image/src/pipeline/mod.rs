@@ -4,19 +4,19 @@
 //! only when everything was written, and a folder that exists is a cache
 //! hit.
 
-use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use airlock_deb::Limits;
 use airlock_format::names::{cmdline, image as names};
-use airlock_recipe::{Format, Lock, Recipe, Sha256};
+use airlock_recipe::{Lock, Recipe, Sha256};
 use airlock_store::Store;
 use sha2::Digest;
 
+mod artifacts;
+
 use crate::BuildError;
 use crate::configure::{self, files::Added};
-use crate::emit::{self, initrd};
 use crate::extract::{self, Package};
 
 pub use airlock_format::report::{
@@ -147,7 +147,8 @@ pub fn build(
     result
 }
 
-/// [`build`] into the name's folder `parent`, which exists.
+/// [`build`] into the name's folder `parent`, which exists: the stages in
+/// order, each its own function.
 fn build_in(
     input: &Input<'_>,
     parent: &Path,
@@ -179,232 +180,20 @@ fn build_in(
     let out = work.path().join("image");
     fs::create_dir(&out).map_err(io(out.display().to_string()))?;
 
-    progress(&format!("unpacking {} packages", input.packages.len()));
-    let limits = Limits {
-        max_total: recipe.packages.max_unpacked_bytes(),
-        ..Limits::default()
-    };
-    let unpacked = extract::unpack(&input.packages, &blobs, &limits)?;
-    let allowed_devices: std::collections::BTreeSet<String> = recipe
-        .packages
-        .allow_device_nodes
-        .iter()
-        .map(|path| path.as_str().trim_start_matches('/').to_owned())
-        .collect();
-    let mut tree = extract::into_tree(&unpacked, &allowed_devices)?;
-    progress("configuring");
-    let configured = configure::configure(&mut tree, &blobs, &unpacked, recipe, &added)?;
-    install_models(input, &mut tree, &blobs)?;
-    crate::privilege::check_tree(&tree, &allowed_devices)?;
-    let privileges = crate::privilege::inventory(&tree)?;
+    let assembled = assemble(input, &blobs, &added, progress)?;
     progress("writing the SBOMs");
-    let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
+    write_documents(input, &out, &assembled, &blobs, &added, &inputs)?;
+    let emitted = artifacts::emit(&artifacts::Stage {
         recipe,
-        lock: input.lock,
-        tree: &tree,
+        tree: &assembled.tree,
         blobs: &blobs,
-        added: &added,
-        privileges: &privileges,
-        inputs: &inputs.to_hex(),
-        airlock_version: input.airlock_version,
+        kernels: &assembled.configured.kernels,
+        inputs: &inputs,
+        out: &out,
+        work: work.path(),
+        progress,
     })?;
-    let recipe_json = serde_json::to_vec(recipe).expect("a recipe serializes");
-    for (name, bytes) in [
-        (crate::sbom::CYCLONEDX, cyclonedx.as_bytes()),
-        (crate::sbom::SPDX, spdx.as_bytes()),
-        (RECIPE_JSON, &recipe_json[..]),
-        (LOCK_TOML, input.lock.to_toml().as_bytes()),
-    ] {
-        let path = out.join(name);
-        fs::write(&path, bytes).map_err(io(path.display().to_string()))?;
-    }
-    let formats = &recipe.output.formats;
-    let level = recipe.output.zstd_level;
-    let epoch = recipe.image.epoch;
-
-    let tar_job = || -> Result<(), BuildError> {
-        if formats.contains(&Format::Tar) {
-            let path = out.join(names::ROOTFS_TAR);
-            let file = File::create(&path).map_err(io(path.display().to_string()))?;
-            crate::tar::write_tar_zst(&tree, &blobs, epoch, level, BufWriter::new(file))?;
-        }
-        Ok(())
-    };
-    type Images = (Option<Verity>, Option<(String, String)>, Option<String>);
-    let image_job = || -> Result<Images, BuildError> {
-        let wants_erofs = formats.contains(&Format::Erofs);
-        let wants_ostree = formats.contains(&Format::Ostree);
-        if !wants_erofs && !wants_ostree {
-            return Ok((None, None, None));
-        }
-        progress("staging the tree for mkfs.erofs and ostree");
-        let staging = work.path().join("staging");
-        fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
-        staging_permissions(&staging)?;
-        crate::emit::staging::stage(&tree, &blobs, &staging)?;
-        // The EROFS root (then its hash tree, kernel and initrd) and the
-        // ostree commit both only read the staging tree: in parallel.
-        let erofs_job = || -> Result<(Option<Verity>, Option<String>), BuildError> {
-            let mut verity = None;
-            let mut kernel = None;
-            if wants_erofs {
-                progress("writing the EROFS root and its dm-verity tree");
-                let erofs = out.join(names::EROFS);
-                emit::erofs(
-                    &staging,
-                    &erofs,
-                    epoch,
-                    &uuid_of(&derived(&inputs, "erofs-uuid")),
-                )?;
-                let salt = derived(&inputs, "verity-salt").to_vec();
-                let size = fs::metadata(&erofs)
-                    .map_err(io(erofs.display().to_string()))?
-                    .len();
-                let hash_path = out.join(names::VERITY);
-                let mut hash_file = BufWriter::new(
-                    File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
-                );
-                let mut data =
-                    BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
-                let params = airlock_verity::Params {
-                    data_block_size: 4096,
-                    hash_block_size: 4096,
-                    salt: salt.clone(),
-                    uuid: None,
-                };
-                let tree = airlock_verity::build(&mut data, size, &params, &mut hash_file)
-                    .map_err(|e| BuildError::Config {
-                        what: "dm-verity".to_owned(),
-                        message: e.to_string(),
-                    })?;
-                hash_file
-                    .flush()
-                    .map_err(io(hash_path.display().to_string()))?;
-                verity = Some(Verity {
-                    root_hash: hex::encode(tree.root_hash),
-                    salt: hex::encode(&salt),
-                    data_blocks: tree.data_blocks,
-                    block_size: 4096,
-                    algorithm: "sha256".to_owned(),
-                });
-            }
-            if wants_erofs && !configured.kernels.is_empty() {
-                progress("writing the kernel and initrd");
-                let found = initrd::find_kernel(&tree, &configured.kernels)?;
-                let modules = &configured.kernels[0].1;
-                let vmlinuz = match tree.get(&found.vmlinuz).map(|n| &n.kind) {
-                    Some(airlock_tree::Kind::File(content)) => content.clone(),
-                    _ => unreachable!("find_kernel checked it is a file"),
-                };
-                let source = match &vmlinuz {
-                    airlock_tree::Content::Stored { sha256, .. } => blobs.path(sha256),
-                    airlock_tree::Content::Inline(_) => {
-                        return Err(BuildError::Config {
-                            what: "[kernel]".to_owned(),
-                            message: "the kernel is not a package's file".to_owned(),
-                        });
-                    }
-                };
-                let target = out.join(names::KERNEL);
-                fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
-                        .map_err(io(target.display().to_string()))?;
-                }
-                let initrd_path = out.join(names::INITRD);
-                let file =
-                    File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
-                initrd::write_initrd(
-                    &tree,
-                    &blobs,
-                    &found,
-                    modules,
-                    &recipe.kernel.initrd_modules,
-                    epoch,
-                    level,
-                    BufWriter::new(file),
-                )?;
-                kernel = Some(found.version);
-            }
-            Ok((verity, kernel))
-        };
-        let ostree_job = || -> Result<Option<(String, String)>, BuildError> {
-            let mut ostree = None;
-            if wants_ostree {
-                progress("committing to ostree");
-                let branch = format!("airlock/{}", recipe.image.name);
-                let commit = emit::ostree(
-                    &staging,
-                    &out.join("ostree"),
-                    &branch,
-                    &format!("{} {}", recipe.image.name, recipe.image.version),
-                    recipe.image.version,
-                    epoch,
-                )?;
-                ostree = Some((commit, branch));
-            }
-            Ok(ostree)
-        };
-        let (erofs_result, ostree_result) = rayon::join(erofs_job, ostree_job);
-        let (verity, kernel) = erofs_result?;
-        let ostree = ostree_result?;
-        Ok((verity, ostree, kernel))
-    };
-    if formats.contains(&Format::Tar) {
-        progress("writing rootfs.tar.zst");
-    }
-    let (tar_result, image_result) = rayon::join(tar_job, image_job);
-    tar_result?;
-    let (verity, ostree, kernel) = image_result?;
-
-    let cmdline = verity.as_ref().filter(|_| kernel.is_some()).map(|v| {
-        let mut words: Vec<String> = recipe.kernel.cmdline.clone();
-        if recipe.audit.is_some() {
-            // Audit every process from the start, with room for a burst
-            // before auditd runs.
-            words.extend(["audit=1".to_owned(), "audit_backlog_limit=8192".to_owned()]);
-        }
-        words.extend([
-            "ro".to_owned(),
-            "systemd.firstboot=off".to_owned(),
-            format!("{}={}", cmdline::ROOTHASH, v.root_hash),
-            format!("{}={}", cmdline::SALT, v.salt),
-            format!("{}={}", cmdline::BLOCKS, v.data_blocks),
-        ]);
-        words.join(" ")
-    });
-    let mut artifacts = Vec::new();
-    for name in names::ARTIFACTS {
-        let path = out.join(name);
-        if path.is_file() {
-            let (sha256, size) = airlock_store::hash_file(&path)?;
-            artifacts.push(Artifact {
-                path: name.to_owned(),
-                size,
-                sha256: sha256.to_hex(),
-            });
-        }
-    }
-    let report = Report {
-        schema: REPORT_SCHEMA,
-        name: recipe.image.name.to_string(),
-        version: recipe.image.version,
-        epoch,
-        inputs: inputs.to_hex(),
-        recipe: input.recipe_digest.to_hex(),
-        lock: input.lock_digest.to_hex(),
-        airlock: input.airlock_version.to_owned(),
-        packages: input.packages.len() as u64,
-        artifacts,
-        verity,
-        kernel,
-        cmdline,
-        ostree_commit: ostree.as_ref().map(|(c, _)| c.clone()),
-        ostree_branch: ostree.map(|(_, b)| b),
-        notes: configured.notes,
-        privileges,
-    };
+    let report = report(input, &out, &inputs, emitted, assembled)?;
     let report_json = report.to_json();
     let report_path = out.join(REPORT);
     fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
@@ -421,6 +210,148 @@ fn build_in(
         cached: false,
         report_json,
     })
+}
+
+/// The image's tree, configured, with its models, checked for privilege.
+struct Assembled {
+    tree: airlock_tree::Tree,
+    configured: configure::Configured,
+    privileges: Vec<airlock_format::report::Privileged>,
+}
+
+/// Stage 1: the packages unpacked into the tree model, configured natively
+/// (no package script runs), the models put in place, and every privileged
+/// path checked against the recipe and inventoried.
+fn assemble(
+    input: &Input<'_>,
+    blobs: &Store,
+    added: &[Added],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Assembled, BuildError> {
+    let recipe = input.recipe;
+    progress(&format!("unpacking {} packages", input.packages.len()));
+    let limits = Limits {
+        max_total: recipe.packages.max_unpacked_bytes(),
+        ..Limits::default()
+    };
+    let unpacked = extract::unpack(&input.packages, blobs, &limits)?;
+    let allowed_devices: std::collections::BTreeSet<String> = recipe
+        .packages
+        .allow_device_nodes
+        .iter()
+        .map(|path| path.as_str().trim_start_matches('/').to_owned())
+        .collect();
+    let mut tree = extract::into_tree(&unpacked, &allowed_devices)?;
+    progress("configuring");
+    let configured = configure::configure(&mut tree, blobs, &unpacked, recipe, added)?;
+    install_models(input, &mut tree, blobs)?;
+    crate::privilege::check_tree(&tree, &allowed_devices)?;
+    let privileges = crate::privilege::inventory(&tree)?;
+    Ok(Assembled {
+        tree,
+        configured,
+        privileges,
+    })
+}
+
+/// Stage 2: the SBOMs, the merged recipe and the lock, beside the
+/// artifacts.
+fn write_documents(
+    input: &Input<'_>,
+    out: &Path,
+    assembled: &Assembled,
+    blobs: &Store,
+    added: &[Added],
+    inputs: &Sha256,
+) -> Result<(), BuildError> {
+    let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
+        recipe: input.recipe,
+        lock: input.lock,
+        tree: &assembled.tree,
+        blobs,
+        added,
+        privileges: &assembled.privileges,
+        inputs: &inputs.to_hex(),
+        airlock_version: input.airlock_version,
+    })?;
+    let recipe_json = serde_json::to_vec(input.recipe).expect("a recipe serializes");
+    for (name, bytes) in [
+        (crate::sbom::CYCLONEDX, cyclonedx.as_bytes()),
+        (crate::sbom::SPDX, spdx.as_bytes()),
+        (RECIPE_JSON, &recipe_json[..]),
+        (LOCK_TOML, input.lock.to_toml().as_bytes()),
+    ] {
+        let path = out.join(name);
+        fs::write(&path, bytes).map_err(io(path.display().to_string()))?;
+    }
+    Ok(())
+}
+
+/// Stage 4: the build report, over the artifacts as written.
+fn report(
+    input: &Input<'_>,
+    out: &Path,
+    inputs: &Sha256,
+    emitted: artifacts::Emitted,
+    assembled: Assembled,
+) -> Result<Report, BuildError> {
+    let recipe = input.recipe;
+    let cmdline = emitted
+        .verity
+        .as_ref()
+        .filter(|_| emitted.kernel.is_some())
+        .map(|verity| kernel_cmdline(recipe, verity));
+    let mut artifacts = Vec::new();
+    for name in names::ARTIFACTS {
+        let path = out.join(name);
+        if path.is_file() {
+            let (sha256, size) = airlock_store::hash_file(&path)?;
+            artifacts.push(Artifact {
+                path: name.to_owned(),
+                size,
+                sha256: sha256.to_hex(),
+            });
+        }
+    }
+    Ok(Report {
+        schema: REPORT_SCHEMA,
+        name: recipe.image.name.to_string(),
+        version: recipe.image.version,
+        epoch: recipe.image.epoch,
+        inputs: inputs.to_hex(),
+        recipe: input.recipe_digest.to_hex(),
+        lock: input.lock_digest.to_hex(),
+        airlock: input.airlock_version.to_owned(),
+        packages: input.packages.len() as u64,
+        artifacts,
+        verity: emitted.verity,
+        kernel: emitted.kernel,
+        cmdline,
+        ostree_commit: emitted.ostree.as_ref().map(|(c, _)| c.clone()),
+        ostree_branch: emitted.ostree.map(|(_, b)| b),
+        notes: assembled.configured.notes,
+        privileges: assembled.privileges,
+    })
+}
+
+/// The command line to boot the image with: the recipe's words, audit from
+/// the start when the recipe audits, a read-only root, and the dm-verity
+/// parameters the initrd reads.
+fn kernel_cmdline(recipe: &Recipe, verity: &Verity) -> String {
+    let mut words: Vec<String> = recipe.kernel.cmdline.clone();
+    if recipe.audit.is_some() {
+        // Audit every process from the start, with room for a burst
+        // before auditd runs.
+        words.extend(["audit=1".to_owned(), "audit_backlog_limit=8192".to_owned()]);
+    }
+    words.extend([
+        "ro".to_owned(),
+        "systemd.firstboot=off".to_owned(),
+        format!("{}={}", cmdline::ROOTHASH, verity.root_hash),
+        format!("{}={}", cmdline::SALT, verity.salt),
+        format!("{}={}", cmdline::BLOCKS, verity.data_blocks),
+    ]);
+    words.join(" ")
 }
 
 /// Puts each `[[models]]` file at its destination, read-only (0444, root),
@@ -473,11 +404,4 @@ fn install_models(
             })?;
     }
     Ok(())
-}
-
-/// The staging root must be 0755 whatever the umask.
-fn staging_permissions(staging: &Path) -> Result<(), BuildError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
-        .map_err(io(staging.display().to_string()))
 }

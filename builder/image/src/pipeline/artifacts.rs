@@ -1,0 +1,216 @@
+//! Stage 3 of a build: the artifacts. The tar root is written from the tree
+//! while, in parallel, the tree is staged on disk once and both the EROFS
+//! root (then its dm-verity tree, the kernel and the initrd) and the ostree
+//! commit read the staging tree, in parallel with each other.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+use airlock_format::names::image as names;
+use airlock_recipe::{Format, Recipe, Sha256};
+use airlock_store::Store;
+use airlock_tree::Tree;
+
+use super::{Verity, derived, io, uuid_of};
+use crate::BuildError;
+use crate::configure::modules::Module;
+use crate::emit::{self, initrd};
+
+/// What the stage reads.
+pub(super) struct Stage<'a> {
+    pub recipe: &'a Recipe,
+    pub tree: &'a Tree,
+    pub blobs: &'a Store,
+    /// The kernels configuration found, with their modules.
+    pub kernels: &'a [(String, Vec<Module>)],
+    pub inputs: &'a Sha256,
+    /// The image folder being written.
+    pub out: &'a Path,
+    /// The build's scratch folder.
+    pub work: &'a Path,
+    pub progress: &'a (dyn Fn(&str) + Sync),
+}
+
+/// What the stage made, beside the files.
+pub(super) struct Emitted {
+    pub verity: Option<Verity>,
+    /// The kernel's version, when a kernel and initrd were written.
+    pub kernel: Option<String>,
+    /// The ostree commit and branch.
+    pub ostree: Option<(String, String)>,
+}
+
+impl Stage<'_> {
+    fn wants(&self, format: Format) -> bool {
+        self.recipe.output.formats.contains(&format)
+    }
+}
+
+pub(super) fn emit(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
+    if stage.wants(Format::Tar) {
+        (stage.progress)("writing rootfs.tar.zst");
+    }
+    let (tar, staged) = rayon::join(|| tar(stage), || staged(stage));
+    tar?;
+    staged
+}
+
+fn tar(stage: &Stage<'_>) -> Result<(), BuildError> {
+    if !stage.wants(Format::Tar) {
+        return Ok(());
+    }
+    let path = stage.out.join(names::ROOTFS_TAR);
+    let file = File::create(&path).map_err(io(path.display().to_string()))?;
+    crate::tar::write_tar_zst(
+        stage.tree,
+        stage.blobs,
+        stage.recipe.image.epoch,
+        stage.recipe.output.zstd_level,
+        BufWriter::new(file),
+    )
+}
+
+/// The formats written from a staging tree: EROFS (and what boots from it)
+/// and ostree.
+fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
+    let (wants_erofs, wants_ostree) = (stage.wants(Format::Erofs), stage.wants(Format::Ostree));
+    if !wants_erofs && !wants_ostree {
+        return Ok(Emitted {
+            verity: None,
+            kernel: None,
+            ostree: None,
+        });
+    }
+    (stage.progress)("staging the tree for mkfs.erofs and ostree");
+    let staging = stage.work.join("staging");
+    fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
+    staging_permissions(&staging)?;
+    emit::staging::stage(stage.tree, stage.blobs, &staging)?;
+    let erofs_job = || -> Result<(Option<Verity>, Option<String>), BuildError> {
+        if !wants_erofs {
+            return Ok((None, None));
+        }
+        let verity = erofs(stage, &staging)?;
+        let kernel = if stage.kernels.is_empty() {
+            None
+        } else {
+            Some(boot_files(stage)?)
+        };
+        Ok((Some(verity), kernel))
+    };
+    let ostree_job = || wants_ostree.then(|| ostree(stage, &staging)).transpose();
+    let (erofs_result, ostree_result) = rayon::join(erofs_job, ostree_job);
+    let (verity, kernel) = erofs_result?;
+    Ok(Emitted {
+        verity,
+        kernel,
+        ostree: ostree_result?,
+    })
+}
+
+/// The EROFS root and its dm-verity hash tree, with a UUID and salt derived
+/// from the inputs.
+fn erofs(stage: &Stage<'_>, staging: &Path) -> Result<Verity, BuildError> {
+    (stage.progress)("writing the EROFS root and its dm-verity tree");
+    let erofs = stage.out.join(names::EROFS);
+    emit::erofs(
+        staging,
+        &erofs,
+        stage.recipe.image.epoch,
+        &uuid_of(&derived(stage.inputs, "erofs-uuid")),
+    )?;
+    let salt = derived(stage.inputs, "verity-salt").to_vec();
+    let size = fs::metadata(&erofs)
+        .map_err(io(erofs.display().to_string()))?
+        .len();
+    let hash_path = stage.out.join(names::VERITY);
+    let mut hash_file =
+        BufWriter::new(File::create(&hash_path).map_err(io(hash_path.display().to_string()))?);
+    let mut data = BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
+    let params = airlock_verity::Params {
+        data_block_size: 4096,
+        hash_block_size: 4096,
+        salt: salt.clone(),
+        uuid: None,
+    };
+    let tree = airlock_verity::build(&mut data, size, &params, &mut hash_file).map_err(|e| {
+        BuildError::Config {
+            what: "dm-verity".to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    hash_file
+        .flush()
+        .map_err(io(hash_path.display().to_string()))?;
+    Ok(Verity {
+        root_hash: hex::encode(tree.root_hash),
+        salt: hex::encode(&salt),
+        data_blocks: tree.data_blocks,
+        block_size: 4096,
+        algorithm: "sha256".to_owned(),
+    })
+}
+
+/// The kernel (copied from its package, 0644) and the initrd; returns the
+/// kernel's version.
+fn boot_files(stage: &Stage<'_>) -> Result<String, BuildError> {
+    (stage.progress)("writing the kernel and initrd");
+    let found = initrd::find_kernel(stage.tree, stage.kernels)?;
+    let modules = &stage.kernels[0].1;
+    let source = match stage.tree.get(&found.vmlinuz).map(|n| &n.kind) {
+        Some(airlock_tree::Kind::File(airlock_tree::Content::Stored { sha256, .. })) => {
+            stage.blobs.path(sha256)
+        }
+        Some(airlock_tree::Kind::File(airlock_tree::Content::Inline(_))) => {
+            return Err(BuildError::Config {
+                what: "[kernel]".to_owned(),
+                message: "the kernel is not a package's file".to_owned(),
+            });
+        }
+        _ => unreachable!("find_kernel checked it is a file"),
+    };
+    let target = stage.out.join(names::KERNEL);
+    fs::copy(&source, &target).map_err(io(target.display().to_string()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
+            .map_err(io(target.display().to_string()))?;
+    }
+    let initrd_path = stage.out.join(names::INITRD);
+    let file = File::create(&initrd_path).map_err(io(initrd_path.display().to_string()))?;
+    initrd::write_initrd(
+        stage.tree,
+        stage.blobs,
+        &found,
+        modules,
+        &stage.recipe.kernel.initrd_modules,
+        stage.recipe.image.epoch,
+        stage.recipe.output.zstd_level,
+        BufWriter::new(file),
+    )?;
+    Ok(found.version)
+}
+
+/// The ostree commit on `airlock/NAME`; returns the commit and the branch.
+fn ostree(stage: &Stage<'_>, staging: &Path) -> Result<(String, String), BuildError> {
+    (stage.progress)("committing to ostree");
+    let recipe = stage.recipe;
+    let branch = format!("airlock/{}", recipe.image.name);
+    let commit = emit::ostree(
+        staging,
+        &stage.out.join(names::OSTREE),
+        &branch,
+        &format!("{} {}", recipe.image.name, recipe.image.version),
+        recipe.image.version,
+        recipe.image.epoch,
+    )?;
+    Ok((commit, branch))
+}
+
+/// The staging root must be 0755 whatever the umask.
+fn staging_permissions(staging: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
+        .map_err(io(staging.display().to_string()))
+}

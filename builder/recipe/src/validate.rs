@@ -1,0 +1,156 @@
+//! The merged recipe's own checks: required keys, and rules across keys
+//! and sections that no single section can check by itself.
+
+use crate::Recipe;
+
+impl Recipe {
+    /// Checks what only the merged recipe can tell: required keys and rules
+    /// across keys. Returns every problem, not just the first.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.schema.0 != 1 {
+            problems.push("missing `schema = 1`".to_owned());
+        }
+        if self.image.name.as_str().is_empty() {
+            problems.push("missing [image] name".to_owned());
+        }
+        if self.image.version == 0 {
+            problems.push("[image] version must be a release number of at least 1".to_owned());
+        }
+        if self.image.epoch == 0 {
+            problems.push(
+                "missing [image] epoch: the SOURCE_DATE_EPOCH of every timestamp, in seconds"
+                    .to_owned(),
+            );
+        }
+        if self.archive.suites.is_empty() {
+            problems.push("[archive] suites must name at least one suite".to_owned());
+        }
+        if self.archive.keyring.is_none() {
+            problems.push(
+                "missing [archive] keyring: the OpenPGP keyring that signs the suites".to_owned(),
+            );
+        }
+        push_duplicates(
+            &mut problems,
+            "[archive] suites",
+            self.archive.suites.iter(),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[users]] name",
+            self.users.iter().map(|u| u.name.as_str()),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[models]] name",
+            self.models.iter().map(|m| m.name.as_str()),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[models]] destination",
+            self.models.iter().map(|m| m.destination.as_str()),
+        );
+        for model in &self.models {
+            if model.path.is_some() == model.url.is_some() {
+                problems.push(format!(
+                    "[[models]] {}: give exactly one of `path` (a file on the build host) or `url`",
+                    model.name
+                ));
+            }
+        }
+        self.validate_agent(&mut problems);
+        self.validate_firewall_and_audit(&mut problems);
+        let signers = self.signing.signers.len() as u32;
+        if signers > 0 && (self.signing.threshold == 0 || self.signing.threshold > signers) {
+            problems.push(format!(
+                "[signing] threshold = {} must be between 1 and the number of signers ({signers})",
+                self.signing.threshold
+            ));
+        }
+        push_duplicates(
+            &mut problems,
+            "[signing] signers fingerprint",
+            self.signing.signers.iter().map(|s| s.fingerprint.as_str()),
+        );
+        if !(1..=19).contains(&self.output.zstd_level) {
+            problems.push(format!(
+                "[output] zstd_level = {} must be between 1 and 19",
+                self.output.zstd_level
+            ));
+        }
+        problems
+    }
+
+    /// The agent's own rules, and what it needs beside it (its user made by
+    /// airlock, a firewall, audit).
+    fn validate_agent(&self, problems: &mut Vec<String>) {
+        if let Some(agent) = &self.agent {
+            agent.validate(problems);
+            if self.users.iter().any(|u| u.name == agent.user) {
+                problems.push(format!(
+                    "[agent] user {}: airlock makes the agent's user; remove it from [[users]]",
+                    agent.user
+                ));
+            }
+            if self.firewall.is_none() {
+                problems.push(
+                "[agent] needs a [firewall] section: the agent's egress allow-list is enforced by nftables as well as by systemd (an empty [firewall] drops everything else)".to_owned(),
+            );
+            }
+            if self.audit.is_none() {
+                problems.push(
+                "[agent] needs an [audit] section: what the agent runs and connects to is audited (an empty [audit] adds the built-in agent rules)".to_owned(),
+            );
+            }
+        }
+    }
+
+    /// Firewall rule comments and ports, and audit rule lines.
+    fn validate_firewall_and_audit(&self, problems: &mut Vec<String>) {
+        if let Some(firewall) = &self.firewall {
+            for (i, rule) in firewall.allow.iter().enumerate() {
+                let comment = &rule.comment;
+                if comment.len() > 128
+                    || comment
+                        .chars()
+                        .any(|c| c.is_control() || c == '"' || c == '\\')
+                {
+                    problems.push(format!(
+                    "[[firewall.allow]] #{}: comment must be at most 128 bytes without quotes, backslashes or control characters",
+                    i + 1
+                ));
+                }
+                if rule.port == Some(0) {
+                    problems.push(format!(
+                        "[[firewall.allow]] #{}: port 0 is not a port",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        if let Some(audit) = &self.audit {
+            for rule in &audit.rules {
+                if rule.trim().is_empty() || rule.contains(['\n', '\r', '\0']) {
+                    problems.push(format!(
+                        "[audit] rules: {rule:?} must be one non-empty auditctl line"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn push_duplicates<'a>(
+    problems: &mut Vec<String>,
+    what: &str,
+    items: impl Iterator<Item = impl AsRef<str> + 'a>,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for item in items {
+        let item = item.as_ref().to_owned();
+        if !seen.insert(item.clone()) {
+            problems.push(format!("{what} {item:?} appears twice"));
+        }
+    }
+}
