@@ -402,7 +402,7 @@ fn bundle() -> Bundle {
         .unwrap();
     }
     std::fs::create_dir_all(trust.join("builder")).unwrap();
-    std::fs::copy(keys.join("builder.pub"), trust.join("builder/imageer.pub")).unwrap();
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
     std::fs::write(trust.join("trust.toml"), "threshold = 2\n").unwrap();
     let bundle = dir.path().join("bundle");
     ok(airlock()

@@ -257,7 +257,7 @@ fn demo() -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     }
-    std::fs::copy(keys.join("builder.pub"), trust.join("builder/imageer.pub"))
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub"))
         .map_err(|e| e.to_string())?;
     let bundle = root().join("images/bundles/agent-node-1");
     let _ = std::fs::remove_dir_all(&bundle);

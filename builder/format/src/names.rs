@@ -98,7 +98,7 @@ pub mod domain {
     /// A recipe's canonical digest: over the merged recipe as JSON.
     pub const RECIPE: &[u8] = b"airlock-recipe-v1\n";
     /// An image's inputs digest (its folder name's suffix).
-    pub const BUILD_INPUTS: &[u8] = b"airlock-image-inputs-v4\n";
+    pub const BUILD_INPUTS: &[u8] = b"airlock-build-inputs-v4\n";
 }
 
 #[cfg(test)]
@@ -126,5 +126,15 @@ mod tests {
         assert!(bundle::is_subject("artifacts/ostreeish"));
         assert!(!bundle::is_subject("artifactsx/root.erofs"));
         assert!(!bundle::is_subject(bundle::CYCLONEDX));
+    }
+
+    #[test]
+    fn digest_domains_change_only_on_purpose() {
+        // A domain is part of every digest taken under it: changing the
+        // inputs domain changes every image's folder name, EROFS UUID and
+        // dm-verity salt, and the recipe domain every lock's recipe digest.
+        // Bump the version suffix on purpose, never by a rename.
+        assert_eq!(domain::RECIPE, b"airlock-recipe-v1\n");
+        assert_eq!(domain::BUILD_INPUTS, b"airlock-build-inputs-v4\n");
     }
 }

@@ -118,7 +118,7 @@ impl Release {
             )
             .unwrap();
         }
-        std::fs::copy(keys.join("builder.pub"), trust.join("builder/imageer.pub")).unwrap();
+        std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
         Release { env }
     }
 
