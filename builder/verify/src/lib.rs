@@ -187,6 +187,7 @@ pub fn verify(
     let sboms = steps::sboms::check(bundle, &manifest)?;
     let policy = steps::policy::check(
         bundle,
+        &manifest,
         options.policy,
         &sboms.contents.privileges,
         &sboms.contents.packages,

@@ -502,6 +502,15 @@ fn rows() -> Vec<Row> {
             field: ("kind", json!("policy-recipe-unreadable")),
         },
         Row {
+            name: "recipe.json missing, and not listed",
+            change: |m, h| {
+                m.omit.push("recipe.json");
+                h.policy.require_audit = true;
+            },
+            kind: "missing-file",
+            field: ("path", json!("recipe.json")),
+        },
+        Row {
             name: "no firewall",
             change: |m, h| {
                 m.recipe.as_object_mut().unwrap().remove("firewall");

@@ -9,16 +9,17 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::image::Privilege;
-use crate::manifest::paths;
+use crate::manifest::{Manifest, paths};
 use crate::policy::{self, Policy};
-use crate::read::read_bounded;
-use crate::{Rejection, VerifyError, io};
+use crate::read::read_listed;
+use crate::{Rejection, VerifyError};
 
 /// The largest recipe.json read.
 const MAX_RECIPE: u64 = 16 << 20;
 
 pub(crate) fn check(
     bundle: &Path,
+    manifest: &Manifest,
     policy: &Policy,
     privileges: &BTreeMap<String, Privilege>,
     installed: &BTreeMap<String, String>,
@@ -45,8 +46,7 @@ pub(crate) fn check(
         applied.push("allowed_licenses".to_owned());
     }
     if policy.require_default_deny_firewall || policy.require_audit {
-        let bytes =
-            read_bounded(&bundle.join(paths::RECIPE), MAX_RECIPE).map_err(io(paths::RECIPE))?;
+        let bytes = read_listed(bundle, manifest, paths::RECIPE, MAX_RECIPE)?;
         let recipe: Value =
             serde_json::from_slice(&bytes).map_err(|e| Rejection::PolicyRecipeUnreadable {
                 reason: e.to_string(),
