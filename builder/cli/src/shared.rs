@@ -136,6 +136,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
 }
 
+/// sha256 of the running airlock binary (hex), read once: the builder's
+/// identity in the image cache key.
+pub fn self_digest() -> anyhow::Result<String> {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(digest) = DIGEST.get() {
+        return Ok(digest.clone());
+    }
+    let exe = std::env::current_exe().context("finding the airlock binary")?;
+    let (digest, _) = airlock_store::hash_file(&exe)
+        .with_context(|| format!("hashing the airlock binary {}", exe.display()))?;
+    Ok(DIGEST.get_or_init(|| digest.to_hex()).clone())
+}
+
 #[cfg(test)]
 mod size_tests {
     #[test]

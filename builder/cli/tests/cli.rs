@@ -1264,6 +1264,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "sbom.spdx.json",
             "recipe.json",
             "lock.toml",
+            ".airlock-cache-key",
         ]
     } else {
         &[
@@ -1273,6 +1274,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "sbom.spdx.json",
             "recipe.json",
             "lock.toml",
+            ".airlock-cache-key",
         ]
     };
     for name in expected {
@@ -1301,6 +1303,35 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
     assert_exit(&again, 0);
     assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
     assert_eq!(digests(&a), da);
+    // Another airlock binary (another cache key) with the same version and
+    // inputs: no reuse. The folder is built again, to the same bytes, and
+    // replaced whole.
+    let key = std::fs::read_to_string(a.join(".airlock-cache-key")).unwrap();
+    assert_eq!(key.trim().len(), 64, "{key}");
+    std::fs::write(a.join(".airlock-cache-key"), "0".repeat(64)).unwrap();
+    let other = build_under(
+        &env,
+        &Conditions {
+            store: "store-a",
+            output: "out-a",
+            tmp: "tmp-a",
+            umask: "022",
+            tz: "UTC",
+            lang: "C",
+            threads: "2",
+            faketime: None,
+        },
+    );
+    assert_exit(&other, 0);
+    assert!(!stderr(&other).contains("up to date"), "{}", stderr(&other));
+    assert_eq!(digests(&a), da, "rebuilt to the same bytes, key restored");
+    assert_eq!(
+        std::fs::read_dir(env.path("out-a/fixture"))
+            .unwrap()
+            .count(),
+        1,
+        "the replaced folder is gone"
+    );
 
     // What native configuration made.
     let root = env.path("root");

@@ -71,6 +71,7 @@ impl Args {
             packages,
             models,
             airlock_version: env!("CARGO_PKG_VERSION"),
+            builder_digest: &crate::shared::self_digest()?,
         };
         let progress = |step: &str| {
             say(&format!(

@@ -47,6 +47,21 @@ pub struct Input<'a> {
     pub models: Vec<(String, PathBuf)>,
     /// airlock's version (part of the inputs).
     pub airlock_version: &'a str,
+    /// sha256 of the airlock binary building it: part of the cache key
+    /// (a changed builder never reuses an image folder), never of the
+    /// image's bytes.
+    pub builder_digest: &'a str,
+}
+
+/// The file in an image folder that holds its cache key.
+pub const CACHE_KEY: &str = names::CACHE_KEY;
+
+/// What an image folder is reused for: the inputs and the exact builder.
+pub fn cache_key(inputs: &Sha256, builder_digest: &str) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"airlock-cache-key-v1\n");
+    hasher.update(format!("inputs {inputs}\nbuilder {builder_digest}\n"));
+    hex::encode(hasher.finalize())
 }
 
 /// The outcome of [`build`].
@@ -168,7 +183,8 @@ fn build_in(
     let inputs = inputs_digest(input, &added);
     let name = format!("{}-{}", recipe.image.version, &inputs.to_hex()[..12]);
     let final_dir = parent.join(&name);
-    if final_dir.join(REPORT).is_file() {
+    let key = cache_key(&inputs, input.builder_digest);
+    if final_dir.join(REPORT).is_file() && has_key(&final_dir, &key) {
         let report_json = fs::read_to_string(final_dir.join(REPORT))
             .map_err(io(final_dir.display().to_string()))?;
         return Ok(Outcome {
@@ -197,19 +213,38 @@ fn build_in(
     let report_json = report.to_json();
     let report_path = out.join(REPORT);
     fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
-    // Into place: the image folder appears whole or not at all.
-    match fs::rename(&out, &final_dir) {
-        Ok(()) => {}
-        // Another build of the same inputs finished first: same bytes.
-        Err(_) if final_dir.join(REPORT).is_file() => {}
-        Err(source) => return Err(io(final_dir.display().to_string())(source)),
-    }
+    let key_path = out.join(CACHE_KEY);
+    fs::write(&key_path, format!("{key}\n")).map_err(io(key_path.display().to_string()))?;
+    publish(&out, &final_dir, &key, work.path())?;
     drop(work);
     Ok(Outcome {
         dir: final_dir,
         cached: false,
         report_json,
     })
+}
+
+/// Whether the image folder `dir` was built by this builder from these
+/// inputs (a folder from another airlock binary, or from before cache keys,
+/// has another key or none).
+fn has_key(dir: &Path, key: &str) -> bool {
+    fs::read_to_string(dir.join(CACHE_KEY)).is_ok_and(|text| text.trim() == key)
+}
+
+/// Renames the finished folder `out` into place. A folder already there
+/// with the same key is another build's of the same inputs by the same
+/// builder (the same bytes) and stays; one with another key is moved into
+/// `work` first (and removed with it).
+fn publish(out: &Path, final_dir: &Path, key: &str, work: &Path) -> Result<(), BuildError> {
+    if final_dir.exists() && !has_key(final_dir, key) {
+        let stale = work.join("replaced");
+        fs::rename(final_dir, &stale).map_err(io(final_dir.display().to_string()))?;
+    }
+    match fs::rename(out, final_dir) {
+        Ok(()) => Ok(()),
+        Err(_) if has_key(final_dir, key) => Ok(()),
+        Err(source) => Err(io(final_dir.display().to_string())(source)),
+    }
 }
 
 /// The image's tree, configured, with its models, checked for privilege.
