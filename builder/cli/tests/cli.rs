@@ -1265,6 +1265,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "recipe.json",
             "lock.toml",
             ".airlock-cache-key",
+            "sources/files.json",
         ]
     } else {
         &[
@@ -1275,6 +1276,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "recipe.json",
             "lock.toml",
             ".airlock-cache-key",
+            "sources/files.json",
         ]
     };
     for name in expected {

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod pipeline;
 pub mod privilege;
 pub mod sbom;
+pub mod sources;
 pub mod tar;
 
 /// What can go wrong while building.

@@ -48,8 +48,28 @@ limitations = \"none worth mentioning\"
 pub(super) fn with_model(env: &Env, base: &str) -> String {
     std::fs::create_dir_all(env.path("recipe/models")).unwrap();
     std::fs::write(env.path("recipe/models/tiny.gguf"), MODEL).unwrap();
-    recipe(base)
+    // And a [files] tree: a file, an executable and a link.
+    use std::os::unix::fs::PermissionsExt;
+    let overlay = env.path("recipe/overlay");
+    std::fs::create_dir_all(overlay.join("bin")).unwrap();
+    std::fs::write(overlay.join(OVERLAY_FILE), OVERLAY_TEXT).unwrap();
+    std::fs::write(overlay.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(
+        overlay.join("bin/hello"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(overlay.join("greeting.link"));
+    std::os::unix::fs::symlink(OVERLAY_FILE, overlay.join("greeting.link")).unwrap();
+    format!(
+        "{}\n[[files.tree]]\nsource = \"overlay\"\ntarget = \"/opt/overlay\"\n",
+        recipe(base)
+    )
 }
+
+/// The overlay's text file and its bytes.
+pub(super) const OVERLAY_FILE: &str = "greeting.txt";
+pub(super) const OVERLAY_TEXT: &str = "hello from the build machine's overlay\n";
 
 pub(super) fn formats() -> &'static str {
     if have("mkfs.erofs") && have("ostree") && is_root() {
@@ -358,9 +378,36 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         "sbom.spdx.json",
         "sources/debs/mawk_1.3.4_amd64.deb",
         "sources/models/tiny",
+        "sources/files.json",
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:?}");
     }
+    // The [files] tree travels as a record of what the build read (modes as
+    // the build gave them, no host path) and the bytes by digest.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("sources/files.json")).unwrap()).unwrap();
+    let text_digest = sha256_hex(OVERLAY_TEXT.as_bytes());
+    assert_eq!(
+        record["files"],
+        serde_json::json!([
+            {"kind": "directory", "path": "opt/overlay/bin", "mode": 0o755},
+            {"kind": "file", "path": "opt/overlay/bin/hello", "mode": 0o755,
+             "sha256": sha256_hex(b"#!/bin/sh\necho hello\n"), "size": 21},
+            {"kind": "symlink", "path": "opt/overlay/greeting.link", "target": OVERLAY_FILE},
+            {"kind": "file", "path": "opt/overlay/greeting.txt", "mode": 0o644,
+             "sha256": text_digest, "size": OVERLAY_TEXT.len()},
+        ]),
+        "{record}"
+    );
+    assert!(
+        !record
+            .to_string()
+            .contains(&release.path("").display().to_string())
+    );
+    assert_eq!(
+        std::fs::read(bundle.join(format!("sources/files/{text_digest}"))).unwrap(),
+        OVERLAY_TEXT.as_bytes()
+    );
     if full {
         assert!(paths.contains(&"artifacts/root.erofs"));
         assert!(m["verity"]["root_hash"].as_str().unwrap().len() == 64);

@@ -290,7 +290,7 @@ fn assemble(
 }
 
 /// Stage 2: the SBOMs, the merged recipe and the lock, beside the
-/// artifacts.
+/// artifacts, and the record of the files the recipe's trees added.
 fn write_documents(
     input: &Input<'_>,
     out: &Path,
@@ -319,7 +319,7 @@ fn write_documents(
         let path = out.join(name);
         fs::write(&path, bytes).map_err(io(path.display().to_string()))?;
     }
-    Ok(())
+    crate::sources::write(out, added, blobs)
 }
 
 /// Stage 4: the build report, over the artifacts as written.

@@ -165,7 +165,7 @@ pub fn export(
     let split_at = options.chunk_size;
     let mut planned = plan::image(&report, image, split_at)?;
     if let Some(store) = options.sources {
-        planned.extend(plan::sources(&lock, store, split_at)?);
+        planned.extend(plan::sources(image, &lock, store, split_at)?);
     }
     let mut previous = None;
     if let Some(old) = options.previous {

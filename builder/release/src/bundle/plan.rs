@@ -69,13 +69,24 @@ pub(super) fn image(
     Ok(planned)
 }
 
-/// `--with-sources`: the exact .debs and models from the store.
+/// `--with-sources`: the exact .debs and models from the store, and the
+/// image folder's record of the files its recipe's trees added.
 pub(super) fn sources(
+    image: &Path,
     lock: &Lock,
     store: &Store,
     split_at: Option<u64>,
 ) -> Result<Vec<Planned>, ReleaseError> {
     let mut planned = Vec::new();
+    let recorded = image.join("sources");
+    if recorded.is_dir() {
+        for file in files_below(&recorded)? {
+            planned.push(Planned::whole(
+                format!("sources/{file}"),
+                recorded.join(&file),
+            ));
+        }
+    }
     for package in &lock.packages {
         let basename = package
             .filename
