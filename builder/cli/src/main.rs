@@ -48,6 +48,9 @@ enum Command {
     Verify(commands::verify::Args),
     /// Show what changed between two releases.
     Diff(commands::diff::Args),
+    /// Rebuild a verified bundle's image from its own sources, offline, and
+    /// compare every artifact with what was signed.
+    Rebuild(commands::rebuild::Args),
     /// Inspect the store.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Sign(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::Diff(args) => args.run(),
+        Command::Rebuild(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
         Command::Completions { shell } => {

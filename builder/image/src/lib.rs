@@ -8,6 +8,7 @@
 //! [`sbom`] the SBOMs, and [`pipeline`] runs it all for `airlock build`.
 
 pub mod capability;
+pub mod compare;
 pub mod configure;
 pub mod emit;
 pub mod extract;

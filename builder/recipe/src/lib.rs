@@ -14,7 +14,7 @@ mod values;
 
 pub use airlock_format::{Sha256, Sha256ParseError};
 pub use error::{Location, RecipeError};
-pub use load::{LoadedRecipe, load, parse_single};
+pub use load::{LoadedRecipe, canonical_digest, load, parse_single};
 pub use lock::{
     LOCK_VERSION, Lock, LockError, LockedArchive, LockedModel, LockedPackage, LockedRecipe,
     LockedSuite,

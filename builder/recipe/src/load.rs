@@ -90,7 +90,7 @@ pub fn load(
 /// The digest of the recipe's canonical JSON form. Structs serialize in
 /// declaration order and maps are BTreeMaps, so the bytes depend only on the
 /// recipe's meaning.
-fn canonical_digest(recipe: &Recipe) -> Sha256 {
+pub fn canonical_digest(recipe: &Recipe) -> Sha256 {
     let mut bytes = airlock_format::names::domain::RECIPE.to_vec();
     serde_json::to_writer(&mut bytes, recipe).expect("a recipe always serializes to JSON");
     Sha256::of(&bytes)

@@ -70,6 +70,7 @@ impl Args {
             lock_digest,
             packages,
             models,
+            recorded_files: None,
             airlock_version: env!("CARGO_PKG_VERSION"),
             builder_digest: &crate::shared::self_digest()?,
         };

@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod gc;
 pub mod keygen;
 pub mod lock;
+pub mod rebuild;
 pub mod sign;
 pub mod store;
 pub mod verify;

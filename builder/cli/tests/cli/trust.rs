@@ -1383,3 +1383,187 @@ fn a_full_disk_gives_a_clear_error_and_leaves_nothing() {
     let (output, _) = release.verify(&bundle, &[]);
     assert_exit(&output, 0);
 }
+
+/// `airlock rebuild BUNDLE --check --json`, without a network when it can
+/// (a network namespace with no interfaces), with an empty store.
+fn rebuild(release: &Release, bundle: &Path) -> (Output, Value) {
+    let offline =
+        airlock_fixtures::gate::root("rebuilding in a network namespace without interfaces")
+            && airlock_fixtures::gate::tool("unshare", "util-linux");
+    let mut command = if offline {
+        let mut command = Command::new("unshare");
+        command
+            .args(["-n", "--"])
+            .arg(env!("CARGO_BIN_EXE_airlock"));
+        command
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+    };
+    command
+        .arg("rebuild")
+        .arg(bundle)
+        .args(["--check", "--json", "--trust"])
+        .arg(release.path("trust"))
+        .env("TMPDIR", release.path(""))
+        .env_remove("AIRLOCK_STORE");
+    let output = command.output().unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}
+
+/// `rootfs.tar.zst` with one file's bytes replaced, every other entry
+/// (PAX records included) copied as it was.
+fn replace_in_rootfs(path: &Path, target: &str, bytes: &[u8]) {
+    let compressed = std::fs::read(path).unwrap();
+    let raw = zstd::decode_all(&compressed[..]).unwrap();
+    let mut archive = tar::Archive::new(&raw[..]);
+    let mut out = tar::Builder::new(Vec::new());
+    let mut replaced = false;
+    for entry in archive.entries().unwrap().raw(true) {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if entry.path_bytes().as_ref() == target.as_bytes() {
+            data = bytes.to_vec();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            replaced = true;
+        }
+        out.append(&header, &data[..]).unwrap();
+    }
+    assert!(replaced, "{target} is not in {}", path.display());
+    std::fs::write(
+        path,
+        zstd::encode_all(&out.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_far_side_rebuilds_from_the_bundle_alone_and_catches_a_resealed_artifact() {
+    let release = Release::new();
+    let image = release.build("out");
+    let bundle = release.path("with-sources");
+    let output = release.export(
+        &image,
+        &["--to", bundle.to_str().unwrap(), "--with-sources"],
+    );
+    assert_exit(&output, 0);
+    release.sign(&bundle, "alice");
+    release.sign(&bundle, "bob");
+
+    // Offline, from an empty store: every artifact as signed.
+    let (output, json) = rebuild(&release, &bundle);
+    assert_exit(&output, 0);
+    assert_eq!(json["reproduced"], true, "{json}");
+    assert!(
+        stderr(&output).contains("REPRODUCED"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A compromised release machine: /etc/motd changed inside the root,
+    // the provenance re-signed with the builder key and the manifest with
+    // two trusted approvers. Every signature is good, so verify passes;
+    // the rebuild names the artifact and the path.
+    let copy = release.path("resealed");
+    copy_dir(&bundle, &copy);
+    replace_in_rootfs(
+        &copy.join("artifacts/rootfs.tar.zst"),
+        "etc/motd",
+        b"all is well, nothing to see\n",
+    );
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(copy.join("provenance.dsse.json")).unwrap()).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut statement: Value =
+        serde_json::from_slice(&b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let digest = sha256_file(&copy.join("artifacts/rootfs.tar.zst"));
+    for subject in statement["subject"].as_array_mut().unwrap() {
+        if subject["name"] == "artifacts/rootfs.tar.zst" {
+            subject["digest"]["sha256"] = Value::from(digest.clone());
+        }
+    }
+    let signer = airlock_release::keys::BuilderSigner::load(
+        &release.path("keys/builder.key"),
+        PASSWORD.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        copy.join("provenance.dsse.json"),
+        airlock_release::provenance::envelope(
+            &airlock_format::canonical::to_vec(&statement),
+            &signer,
+        ),
+    )
+    .unwrap();
+    reseal(
+        &release,
+        &copy,
+        &["artifacts/rootfs.tar.zst", "provenance.dsse.json"],
+        &["alice", "bob"],
+    );
+    let (output, _) = release.verify(&copy, &[]);
+    assert_exit(&output, 0);
+    let (output, json) = rebuild(&release, &copy);
+    assert_exit(&output, 1);
+    assert_eq!(json["reproduced"], false, "{json}");
+    let mismatch = &json["mismatches"][0];
+    assert_eq!(mismatch["artifact"], "artifacts/rootfs.tar.zst", "{json}");
+    assert_eq!(mismatch["expected"], digest.as_str());
+    let differs = mismatch["differs"].to_string();
+    assert!(differs.contains("/etc/motd: content sha256"), "{json}");
+    assert!(stderr(&output).contains("NOT REPRODUCED artifacts/rootfs.tar.zst"));
+
+    // A bundle exported without sources: refused, naming what is missing.
+    let bare = release.path("bare");
+    assert_exit(
+        &release.export(&image, &["--to", bare.to_str().unwrap()]),
+        0,
+    );
+    release.sign(&bare, "alice");
+    release.sign(&bare, "bob");
+    let (output, _) = rebuild(&release, &bare);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("sources are incomplete, missing sources/debs/"),
+        "{}",
+        stderr(&output)
+    );
+    // A source the lock does not name, listed and signed: refused by name.
+    let extra = release.path("extra");
+    copy_dir(&bundle, &extra);
+    std::fs::write(
+        extra.join("sources/debs/extra_1_amd64.deb"),
+        b"not in the lock",
+    )
+    .unwrap();
+    let mut m = manifest(&extra);
+    m["files"].as_array_mut().unwrap().push(serde_json::json!({
+        "path": "sources/debs/extra_1_amd64.deb",
+        "size": 15,
+        "sha256": sha256_hex(b"not in the lock"),
+    }));
+    m["files"]
+        .as_array_mut()
+        .unwrap()
+        .sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    std::fs::write(
+        extra.join("manifest.json"),
+        airlock_format::canonical::to_vec(&m),
+    )
+    .unwrap();
+    std::fs::remove_file(extra.join("manifest.json.asc")).unwrap();
+    release.sign(&extra, "alice");
+    release.sign(&extra, "bob");
+    let (output, _) = rebuild(&release, &extra);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("does not name: sources/debs/extra_1_amd64.deb"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -45,6 +45,10 @@ pub struct Input<'a> {
     pub packages: Vec<Package>,
     /// The locked models: (name, the verified store entry).
     pub models: Vec<(String, PathBuf)>,
+    /// A folder holding `sources/files.json` (a bundle's, for a rebuild):
+    /// the `[files]` trees are read from that record instead of from
+    /// `base_dir`.
+    pub recorded_files: Option<&'a Path>,
     /// airlock's version (part of the inputs).
     pub airlock_version: &'a str,
     /// sha256 of the airlock binary building it: part of the cache key
@@ -83,7 +87,23 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
 /// Reads the recipe's `[files]` into `blobs`.
 fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildError> {
     let mut added = Vec::new();
-    for tree in &input.recipe.files.tree {
+    if let Some(dir) = input.recorded_files {
+        added = crate::sources::read(dir, blobs)?;
+        if added.is_empty() && !input.recipe.files.tree.is_empty() {
+            return Err(BuildError::Config {
+                what: "[files] tree".to_owned(),
+                message: format!(
+                    "the recipe adds [files] trees, but {} has no {}",
+                    dir.display(),
+                    crate::sources::FILES_JSON
+                ),
+            });
+        }
+    }
+    for tree in input
+        .recorded_files
+        .map_or(&input.recipe.files.tree[..], |_| &[])
+    {
         let source = input.base_dir.join(tree.source.as_str());
         added.extend(configure::files::read_host_tree(
             &source,

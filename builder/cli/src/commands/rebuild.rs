@@ -1,0 +1,327 @@
+//! `airlock rebuild BUNDLE --check`: the far side rebuilds the image from
+//! the bundle's own sources, with no network, and compares every artifact
+//! with what was signed. A build or release machine that altered an
+//! artifact (and re-signed it) is caught here even though every signature
+//! is good.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use airlock_image::extract::Package;
+use airlock_image::pipeline::{self, Input};
+use airlock_verify::LogicalReader;
+use airlock_verify::manifest::{Manifest, paths};
+use anyhow::Context;
+use sha2::Digest;
+
+use crate::exit::{Exit, Failure};
+use crate::shared::{StoreArgs, say};
+
+/// Rebuild a verified bundle's image from its sources, offline, and compare.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The bundle (directory or tar), exported with `--with-sources`.
+    bundle: PathBuf,
+    /// Compare the rebuilt artifacts with the bundle's and report; without
+    /// it, write the rebuilt image folder to --output for inspection.
+    #[arg(long)]
+    check: bool,
+    /// The host's trust directory: the bundle is verified first.
+    #[arg(long, value_name = "DIR")]
+    trust: PathBuf,
+    /// Where the rebuilt image folder goes (without --check).
+    #[arg(long, short = 'o', default_value = "rebuilt", value_name = "DIR")]
+    output: PathBuf,
+    /// Rebuild even when this airlock's version is not the one that built
+    /// the image (the bytes will likely differ).
+    #[arg(long)]
+    any_version: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// One artifact that did not come out the same.
+#[derive(Debug, serde::Serialize)]
+struct Mismatch {
+    artifact: String,
+    expected: String,
+    actual: String,
+    /// The first paths that differ (the root file system), or the first
+    /// differing offset (any other artifact).
+    differs: Vec<String>,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<Exit> {
+        let opened = crate::commands::verify::open(&self.bundle)?;
+        let bundle = opened.dir.as_path();
+        let verified = match crate::commands::verify::run_verify(bundle, &self.trust, None, None)? {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                return Err(
+                    Failure(format!("{}: REJECTED: {rejection}", self.bundle.display())).into(),
+                );
+            }
+        };
+        say(&format!(
+            "verified {} {}; rebuilding from its sources, offline",
+            verified.name, verified.version
+        ));
+        let ours = env!("CARGO_PKG_VERSION");
+        if verified.manifest.airlock != ours && !self.any_version {
+            anyhow::bail!(
+                "the image was built by airlock {}, this is airlock {ours}: rebuild with that version (or pass --any-version to try anyway)",
+                verified.manifest.airlock
+            );
+        }
+        let (temp, _stale) =
+            airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-rebuild-")
+                .context("making a temporary directory")?;
+        let store = match &self.store.store {
+            Some(_) => self.store.open()?,
+            None => airlock_store::Store::open(temp.path().join("store"))?,
+        };
+        let output = if self.check {
+            temp.path().join("out")
+        } else {
+            self.output.clone()
+        };
+        let rebuilt = rebuild(bundle, &verified.manifest, &store, &output)?;
+        if !self.check {
+            say(&format!("{}: the rebuilt image folder", rebuilt.display()));
+            return Ok(Exit::Ok);
+        }
+        let mismatches = compare(bundle, &verified.manifest, &rebuilt)?;
+        if self.json {
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "schema": crate::output::SCHEMA,
+                        "command": "rebuild",
+                        "reproduced": mismatches.is_empty(),
+                        "mismatches": mismatches,
+                    }))?
+                );
+            }
+        }
+        if mismatches.is_empty() {
+            say(&format!(
+                "REPRODUCED {} {}: every artifact is byte for byte what was signed",
+                verified.name, verified.version
+            ));
+            return Ok(Exit::Ok);
+        }
+        for mismatch in &mismatches {
+            say(&format!(
+                "NOT REPRODUCED {}: the bundle has sha256 {}, the rebuild {}",
+                mismatch.artifact, mismatch.expected, mismatch.actual
+            ));
+            for line in &mismatch.differs {
+                say(&format!("  {line}"));
+            }
+        }
+        Ok(Exit::Failure)
+    }
+}
+
+/// What the bundle's sources must hold for the lock: every .deb and model,
+/// and nothing else.
+fn check_sources(manifest: &Manifest, lock: &airlock_recipe::Lock) -> anyhow::Result<()> {
+    let needed: BTreeSet<String> = lock
+        .packages
+        .iter()
+        .map(|p| {
+            format!(
+                "sources/debs/{}",
+                p.filename.rsplit('/').next().unwrap_or(&p.filename)
+            )
+        })
+        .chain(
+            lock.models
+                .iter()
+                .map(|m| format!("sources/models/{}", m.name)),
+        )
+        .collect();
+    let present: BTreeSet<String> = manifest
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .filter(|p| p.starts_with("sources/debs/") || p.starts_with("sources/models/"))
+        .collect();
+    let missing: Vec<&String> = needed.difference(&present).collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the bundle's sources are incomplete, missing {}: export it with --with-sources",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let extra: Vec<&String> = present.difference(&needed).collect();
+    if !extra.is_empty() {
+        anyhow::bail!(
+            "the bundle's sources hold what its lock does not name: {}",
+            extra
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Rebuilds into `output` from the bundle alone; returns the image folder.
+fn rebuild(
+    bundle: &Path,
+    manifest: &Manifest,
+    store: &airlock_store::Store,
+    output: &Path,
+) -> anyhow::Result<PathBuf> {
+    let read = |name: &str| {
+        std::fs::read(bundle.join(name)).with_context(|| format!("reading the bundle's {name}"))
+    };
+    let recipe_bytes = read(paths::RECIPE)?;
+    let recipe: airlock_recipe::Recipe = serde_json::from_slice(&recipe_bytes)
+        .with_context(|| format!("reading the bundle's {}", paths::RECIPE))?;
+    let recipe_digest = airlock_recipe::canonical_digest(&recipe);
+    if recipe_digest.to_hex() != manifest.recipe {
+        anyhow::bail!(
+            "{}: canonical digest {recipe_digest}, the manifest says {}",
+            paths::RECIPE,
+            manifest.recipe
+        );
+    }
+    let lock_text = String::from_utf8(read(paths::LOCK)?).context("lock.toml is not UTF-8")?;
+    let lock = airlock_recipe::Lock::parse(Path::new(paths::LOCK), &lock_text)?;
+    let lock_digest =
+        airlock_recipe::Sha256(sha2::Sha256::digest(lock.to_toml().as_bytes()).into());
+    check_sources(manifest, &lock)?;
+    // The sources into the store, each checked against the lock.
+    for package in &lock.packages {
+        let name = package
+            .filename
+            .rsplit('/')
+            .next()
+            .unwrap_or(&package.filename);
+        add(
+            store,
+            &bundle.join(format!("sources/debs/{name}")),
+            &package.sha256,
+        )?;
+    }
+    for model in &lock.models {
+        let entry = manifest
+            .file(&format!("sources/models/{}", model.name))
+            .expect("checked by check_sources");
+        let mut reader = LogicalReader::open(bundle, entry)?;
+        let (digest, _) = store.add_reader(&entry.path, &mut reader)?;
+        if digest != model.sha256 {
+            anyhow::bail!(
+                "{}: sha256 {digest}, the lock says {}",
+                entry.path,
+                model.sha256
+            );
+        }
+    }
+    let packages = lock
+        .packages
+        .iter()
+        .map(|p| Package {
+            name: p.name.clone(),
+            deb: store.path(&p.sha256),
+        })
+        .collect();
+    let models = lock
+        .models
+        .iter()
+        .map(|m| (m.name.clone(), store.path(&m.sha256)))
+        .collect();
+    let input = Input {
+        recipe: &recipe,
+        base_dir: bundle,
+        recipe_digest,
+        lock: &lock,
+        lock_digest,
+        packages,
+        models,
+        recorded_files: Some(bundle),
+        airlock_version: &manifest.airlock,
+        builder_digest: &crate::shared::self_digest()?,
+    };
+    let started = std::time::Instant::now();
+    let progress = |step: &str| {
+        say(&format!(
+            "{:6.1} s  {step}",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+    let outcome = pipeline::build(&input, output, &progress).context("rebuilding")?;
+    Ok(outcome.dir)
+}
+
+/// Adds one source file to the store, checked against the digest the lock
+/// pins.
+fn add(
+    store: &airlock_store::Store,
+    path: &Path,
+    want: &airlock_recipe::Sha256,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let (digest, _) = store.add_reader(&path.display().to_string(), file)?;
+    if digest != *want {
+        anyhow::bail!("{}: sha256 {digest}, the lock says {want}", path.display());
+    }
+    Ok(())
+}
+
+/// Every artifact of the bundle against the rebuilt folder's.
+fn compare(bundle: &Path, manifest: &Manifest, rebuilt: &Path) -> anyhow::Result<Vec<Mismatch>> {
+    let report = pipeline::Report::parse(&std::fs::read(rebuilt.join(pipeline::REPORT))?)?;
+    let mut mismatches = Vec::new();
+    for entry in manifest.files.iter().filter(|f| paths::is_subject(&f.path)) {
+        let name = entry.path.trim_start_matches("artifacts/");
+        let actual = report
+            .artifact(name)
+            .map_or_else(|| "absent".to_owned(), |a| a.sha256.clone());
+        if actual == entry.sha256 {
+            continue;
+        }
+        let mut differs = Vec::new();
+        let ours = rebuilt.join(name);
+        if ours.is_file() {
+            let signed = LogicalReader::open(bundle, entry)?;
+            let file = std::fs::File::open(&ours)?;
+            if entry.path == paths::ROOTFS_TAR {
+                differs = airlock_image::compare::tar_differences(signed, file, 20)
+                    .map_err(|e| anyhow::anyhow!("comparing {}: {e}", entry.path))?;
+            } else if let Some(offset) = airlock_image::compare::first_difference(signed, file)? {
+                differs.push(format!("first differing byte at offset {offset}"));
+            }
+        }
+        mismatches.push(Mismatch {
+            artifact: entry.path.clone(),
+            expected: entry.sha256.clone(),
+            actual,
+            differs,
+        });
+    }
+    let rebuilt_commit = report.ostree_commit;
+    let signed_commit = manifest.ostree.as_ref().map(|o| o.commit.clone());
+    if rebuilt_commit != signed_commit {
+        mismatches.push(Mismatch {
+            artifact: "ostree commit".to_owned(),
+            expected: signed_commit.unwrap_or_else(|| "none".to_owned()),
+            actual: rebuilt_commit.unwrap_or_else(|| "none".to_owned()),
+            differs: Vec::new(),
+        });
+    }
+    Ok(mismatches)
+}
