@@ -1264,7 +1264,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "sbom.spdx.json",
             "recipe.json",
             "lock.toml",
-            ".airlock-cache-key",
+            ".airlock-build.json",
             "sources/files.json",
         ]
     } else {
@@ -1275,7 +1275,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
             "sbom.spdx.json",
             "recipe.json",
             "lock.toml",
-            ".airlock-cache-key",
+            ".airlock-build.json",
             "sources/files.json",
         ]
     };
@@ -1308,9 +1308,19 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
     // Another airlock binary (another cache key) with the same version and
     // inputs: no reuse. The folder is built again, to the same bytes, and
     // replaced whole.
-    let key = std::fs::read_to_string(a.join(".airlock-cache-key")).unwrap();
-    assert_eq!(key.trim().len(), 64, "{key}");
-    std::fs::write(a.join(".airlock-cache-key"), "0".repeat(64)).unwrap();
+    let built_path = a.join(".airlock-build.json");
+    let mut built: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&built_path).unwrap()).unwrap();
+    assert_eq!(built["cache_key"].as_str().unwrap().len(), 64, "{built}");
+    assert_eq!(
+        built["airlock_sha256"].as_str().unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(env!("CARGO_BIN_EXE_airlock")).unwrap()
+        )),
+        "the binary that built it"
+    );
+    built["cache_key"] = serde_json::Value::from("0".repeat(64));
+    std::fs::write(&built_path, built.to_string()).unwrap();
     let other = build_under(
         &env,
         &Conditions {

@@ -7,9 +7,9 @@
 pub mod image {
     /// The build report.
     pub const REPORT: &str = "build-report.json";
-    /// The cache key: the inputs and the airlock binary that built the
-    /// folder (not an artifact, never exported).
-    pub const CACHE_KEY: &str = ".airlock-cache-key";
+    /// Who built the folder: its cache key and the airlock binary's
+    /// sha256 (not an artifact, never exported as one).
+    pub const BUILT: &str = ".airlock-build.json";
     /// The root file system as a zstd tar.
     pub const ROOTFS_TAR: &str = "rootfs.tar.zst";
     /// The EROFS root.

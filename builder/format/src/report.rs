@@ -181,6 +181,40 @@ impl Report {
     }
 }
 
+/// `.airlock-build.json` in an image folder: who built it. Not an artifact
+/// and not part of the report, so the image's bytes depend on the inputs
+/// alone; the cache key makes a changed builder build again, and export
+/// carries the binary's digest into the provenance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Built {
+    /// Format version ([`BUILT_SCHEMA`]).
+    pub schema: u32,
+    /// sha256 over the inputs digest and the builder's digest.
+    pub cache_key: String,
+    /// sha256 of the airlock binary that built the folder.
+    pub airlock_sha256: String,
+}
+
+/// [`Built`]'s format version.
+pub const BUILT_SCHEMA: u32 = 1;
+
+impl Built {
+    /// Reads one; `None` when it is not a [`Built`] of this version.
+    pub fn parse(bytes: &[u8]) -> Option<Built> {
+        serde_json::from_slice::<Built>(bytes)
+            .ok()
+            .filter(|b| b.schema == BUILT_SCHEMA)
+    }
+
+    /// Its bytes: pretty JSON and a newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("serializes");
+        text.push('\n');
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,9 +24,20 @@ pub struct Subject {
     pub sha256: String,
 }
 
+/// The key of `runDetails.builder.version` that holds the building airlock
+/// binary's sha256.
+pub const AIRLOCK_SHA256: &str = "airlock-sha256";
+
 /// The statement: subjects, the recipe and lock as external parameters,
-/// every locked input as a resolved dependency, the builder and its version.
-pub fn statement(report: &Report, lock: &Lock, subjects: &[Subject]) -> Vec<u8> {
+/// every locked input as a resolved dependency, the builder, its version
+/// and, when the image folder says, the sha256 of the airlock binary that
+/// built it.
+pub fn statement(
+    report: &Report,
+    lock: &Lock,
+    subjects: &[Subject],
+    airlock_sha256: Option<&str>,
+) -> Vec<u8> {
     let codename = |suite: &str| {
         lock.archive
             .suites
@@ -62,6 +73,10 @@ pub fn statement(report: &Report, lock: &Lock, subjects: &[Subject]) -> Vec<u8> 
             "digest": {"sha256": s.inrelease_sha256.to_hex()},
         })
     }));
+    let mut version = json!({"airlock": report.airlock});
+    if let Some(digest) = airlock_sha256 {
+        version[AIRLOCK_SHA256] = json!(digest);
+    }
     let statement = json!({
         "_type": dsse::STATEMENT_V1,
         "subject": subjects.iter().map(|s| json!({"name": s.name, "digest": {"sha256": s.sha256}})).collect::<Vec<_>>(),
@@ -82,7 +97,7 @@ pub fn statement(report: &Report, lock: &Lock, subjects: &[Subject]) -> Vec<u8> 
             "runDetails": {
                 "builder": {
                     "id": BUILDER_ID,
-                    "version": {"airlock": report.airlock},
+                    "version": version,
                 },
                 "metadata": {"invocationId": format!("urn:airlock:inputs:{}", report.inputs)},
             },

@@ -70,6 +70,17 @@ impl Args {
             "verified {} {}; rebuilding from its sources, offline",
             verified.name, verified.version
         ));
+        let running = crate::shared::self_digest()?;
+        let signed_builder = signed_builder(bundle)?;
+        match &signed_builder {
+            Some(digest) if *digest == running => say(&format!(
+                "this is the airlock binary that built the image (sha256 {running})"
+            )),
+            Some(digest) => say(&format!(
+                "the image was built by airlock sha256 {digest}; this one is {running}"
+            )),
+            None => say("the provenance does not name the airlock binary that built the image"),
+        }
         let ours = env!("CARGO_PKG_VERSION");
         if verified.manifest.airlock != ours && !self.any_version {
             anyhow::bail!(
@@ -104,6 +115,11 @@ impl Args {
                         "schema": crate::output::SCHEMA,
                         "command": "rebuild",
                         "reproduced": mismatches.is_empty(),
+                        "builder": {
+                            "signed": signed_builder,
+                            "running": running,
+                            "same": signed_builder.as_deref() == Some(running.as_str()),
+                        },
                         "mismatches": mismatches,
                     }))?
                 );
@@ -127,6 +143,20 @@ impl Args {
         }
         Ok(Exit::Failure)
     }
+}
+
+/// The sha256 of the airlock binary that built the image, as the verified
+/// provenance records it.
+fn signed_builder(bundle: &Path) -> anyhow::Result<Option<String>> {
+    use base64::Engine;
+    let bytes = std::fs::read(bundle.join(paths::PROVENANCE))?;
+    let envelope: airlock_verify::dsse::Envelope = serde_json::from_slice(&bytes)?;
+    let payload = base64::engine::general_purpose::STANDARD.decode(&envelope.payload)?;
+    let statement: serde_json::Value = serde_json::from_slice(&payload)?;
+    Ok(statement["predicate"]["runDetails"]["builder"]["version"]
+        [airlock_release::provenance::AIRLOCK_SHA256]
+        .as_str()
+        .map(str::to_owned))
 }
 
 /// What the bundle's sources must hold for the lock: every .deb and model,

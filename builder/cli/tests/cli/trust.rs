@@ -1457,6 +1457,12 @@ fn the_far_side_rebuilds_from_the_bundle_alone_and_catches_a_resealed_artifact()
     let (output, json) = rebuild(&release, &bundle);
     assert_exit(&output, 0);
     assert_eq!(json["reproduced"], true, "{json}");
+    // The provenance names the binary that built it: this one.
+    assert_eq!(json["builder"]["same"], true, "{json}");
+    assert_eq!(
+        json["builder"]["signed"],
+        sha256_file(Path::new(env!("CARGO_BIN_EXE_airlock"))).as_str()
+    );
     assert!(
         stderr(&output).contains("REPRODUCED"),
         "{}",

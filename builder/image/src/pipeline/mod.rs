@@ -57,8 +57,8 @@ pub struct Input<'a> {
     pub builder_digest: &'a str,
 }
 
-/// The file in an image folder that holds its cache key.
-pub const CACHE_KEY: &str = names::CACHE_KEY;
+/// The file in an image folder that says who built it.
+pub const BUILT: &str = names::BUILT;
 
 /// What an image folder is reused for: the inputs and the exact builder.
 pub fn cache_key(inputs: &Sha256, builder_digest: &str) -> String {
@@ -233,8 +233,13 @@ fn build_in(
     let report_json = report.to_json();
     let report_path = out.join(REPORT);
     fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
-    let key_path = out.join(CACHE_KEY);
-    fs::write(&key_path, format!("{key}\n")).map_err(io(key_path.display().to_string()))?;
+    let built = airlock_format::report::Built {
+        schema: airlock_format::report::BUILT_SCHEMA,
+        cache_key: key.clone(),
+        airlock_sha256: input.builder_digest.to_owned(),
+    };
+    let built_path = out.join(BUILT);
+    fs::write(&built_path, built.to_json()).map_err(io(built_path.display().to_string()))?;
     publish(&out, &final_dir, &key, work.path())?;
     drop(work);
     Ok(Outcome {
@@ -248,7 +253,10 @@ fn build_in(
 /// inputs (a folder from another airlock binary, or from before cache keys,
 /// has another key or none).
 fn has_key(dir: &Path, key: &str) -> bool {
-    fs::read_to_string(dir.join(CACHE_KEY)).is_ok_and(|text| text.trim() == key)
+    fs::read(dir.join(BUILT))
+        .ok()
+        .and_then(|bytes| airlock_format::report::Built::parse(&bytes))
+        .is_some_and(|built| built.cache_key == key)
 }
 
 /// Renames the finished folder `out` into place. A folder already there

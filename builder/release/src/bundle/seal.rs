@@ -29,7 +29,15 @@ pub(super) fn seal(
     previous: Option<Previous>,
 ) -> Result<(Manifest, Vec<u8>), ReleaseError> {
     let (subjects, ostree) = subjects(report, &files);
-    let statement = provenance::statement(report, lock, &subjects);
+    let built = fs::read(options.image.join(airlock_format::names::image::BUILT))
+        .ok()
+        .and_then(|bytes| airlock_format::report::Built::parse(&bytes));
+    let statement = provenance::statement(
+        report,
+        lock,
+        &subjects,
+        built.as_ref().map(|b| b.airlock_sha256.as_str()),
+    );
     let envelope = provenance::envelope(&statement, options.builder);
     fs::write(staging.join(paths::PROVENANCE), &envelope).map_err(io(paths::PROVENANCE))?;
     let readme = readme(report, options, &files);
