@@ -48,23 +48,39 @@ limitations = \"none worth mentioning\"
 pub(super) fn with_model(env: &Env, base: &str) -> String {
     std::fs::create_dir_all(env.path("recipe/models")).unwrap();
     std::fs::write(env.path("recipe/models/tiny.gguf"), MODEL).unwrap();
-    // And a [files] tree: a file, an executable and a link.
-    use std::os::unix::fs::PermissionsExt;
-    let overlay = env.path("recipe/overlay");
-    std::fs::create_dir_all(overlay.join("bin")).unwrap();
-    std::fs::write(overlay.join(OVERLAY_FILE), OVERLAY_TEXT).unwrap();
-    std::fs::write(overlay.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
-    std::fs::set_permissions(
-        overlay.join("bin/hello"),
-        std::fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
-    let _ = std::fs::remove_file(overlay.join("greeting.link"));
-    std::os::unix::fs::symlink(OVERLAY_FILE, overlay.join("greeting.link")).unwrap();
+    write_overlay(env, false);
     format!(
         "{}\n[[files.tree]]\nsource = \"overlay\"\ntarget = \"/opt/overlay\"\n",
         recipe(base)
     )
+}
+
+/// The recipe's [files] tree: a file, an executable and a link, made in
+/// one order or (`reversed`) the other, so the directory order on disk
+/// differs between two builds.
+pub(super) fn write_overlay(env: &Env, reversed: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let overlay = env.path("recipe/overlay");
+    let _ = std::fs::remove_dir_all(&overlay);
+    std::fs::create_dir_all(&overlay).unwrap();
+    let text = || std::fs::write(overlay.join(OVERLAY_FILE), OVERLAY_TEXT).unwrap();
+    let script = || {
+        std::fs::create_dir_all(overlay.join("bin")).unwrap();
+        std::fs::write(overlay.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+        std::fs::set_permissions(
+            overlay.join("bin/hello"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+    };
+    let link = || std::os::unix::fs::symlink(OVERLAY_FILE, overlay.join("greeting.link")).unwrap();
+    let mut steps: Vec<&dyn Fn()> = vec![&text, &script, &link];
+    if reversed {
+        steps.reverse();
+    }
+    for step in steps {
+        step();
+    }
 }
 
 /// The overlay's text file and its bytes.
