@@ -149,6 +149,28 @@ pub fn self_digest() -> anyhow::Result<String> {
     Ok(DIGEST.get_or_init(|| digest.to_hex()).clone())
 }
 
+/// A lock's packages (in lock order) and models as the build takes them:
+/// each the store entry its sha256 names.
+pub fn store_inputs(
+    lock: &Lock,
+    store: &Store,
+) -> (Vec<airlock_image::extract::Package>, Vec<(String, PathBuf)>) {
+    let packages = lock
+        .packages
+        .iter()
+        .map(|p| airlock_image::extract::Package {
+            name: p.name.clone(),
+            deb: store.path(&p.sha256),
+        })
+        .collect();
+    let models = lock
+        .models
+        .iter()
+        .map(|m| (m.name.clone(), store.path(&m.sha256)))
+        .collect();
+    (packages, models)
+}
+
 #[cfg(test)]
 mod size_tests {
     #[test]

@@ -1292,19 +1292,17 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
     assert_eq!(left.len(), 1);
 
     // The same inputs again: a cache hit that changes nothing.
-    let again = build_under(
-        &env,
-        &Conditions {
-            store: "store-a",
-            output: "out-a",
-            tmp: "tmp-a",
-            umask: "022",
-            tz: "UTC",
-            lang: "C",
-            threads: "2",
-            faketime: None,
-        },
-    );
+    let again_conditions = Conditions {
+        store: "store-a",
+        output: "out-a",
+        tmp: "tmp-a",
+        umask: "022",
+        tz: "UTC",
+        lang: "C",
+        threads: "2",
+        faketime: None,
+    };
+    let again = build_under(&env, &again_conditions);
     assert_exit(&again, 0);
     assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
     assert_eq!(digests(&a), da);
@@ -1324,19 +1322,7 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
     );
     built["cache_key"] = serde_json::Value::from("0".repeat(64));
     std::fs::write(&built_path, built.to_string()).unwrap();
-    let other = build_under(
-        &env,
-        &Conditions {
-            store: "store-a",
-            output: "out-a",
-            tmp: "tmp-a",
-            umask: "022",
-            tz: "UTC",
-            lang: "C",
-            threads: "2",
-            faketime: None,
-        },
-    );
+    let other = build_under(&env, &again_conditions);
     assert_exit(&other, 0);
     assert!(!stderr(&other).contains("up to date"), "{}", stderr(&other));
     assert_eq!(digests(&a), da, "rebuilt to the same bytes, key restored");

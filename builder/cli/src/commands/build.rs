@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use airlock_image::extract::Package;
 use airlock_image::pipeline::{self, Input};
 use anyhow::Context;
 use sha2::Digest;
@@ -46,21 +45,7 @@ impl Args {
         ensure_inputs(&locked, &store, self.offline, self.jobs, &self.mirror)?;
         let lock_digest =
             airlock_recipe::Sha256(sha2::Sha256::digest(locked.lock().to_toml().as_bytes()).into());
-        let packages = locked
-            .lock()
-            .packages
-            .iter()
-            .map(|p| Package {
-                name: p.name.clone(),
-                deb: store.path(&p.sha256),
-            })
-            .collect();
-        let models = locked
-            .lock()
-            .models
-            .iter()
-            .map(|m| (m.name.clone(), store.path(&m.sha256)))
-            .collect();
+        let (packages, models) = shared::store_inputs(locked.lock(), &store);
         let loaded = locked.recipe();
         let input = Input {
             recipe: &loaded.recipe,

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use airlock_image::extract::Package;
 use airlock_image::pipeline::{self, Input};
 use airlock_verify::LogicalReader;
 use airlock_verify::manifest::{Manifest, paths};
@@ -261,19 +260,7 @@ fn rebuild(
             );
         }
     }
-    let packages = lock
-        .packages
-        .iter()
-        .map(|p| Package {
-            name: p.name.clone(),
-            deb: store.path(&p.sha256),
-        })
-        .collect();
-    let models = lock
-        .models
-        .iter()
-        .map(|m| (m.name.clone(), store.path(&m.sha256)))
-        .collect();
+    let (packages, models) = crate::shared::store_inputs(&lock, store);
     let input = Input {
         recipe: &recipe,
         base_dir: bundle,
