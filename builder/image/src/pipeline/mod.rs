@@ -84,32 +84,35 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
     move |source| BuildError::Io { what, source }
 }
 
-/// Reads the recipe's `[files]` into `blobs`.
+/// Reads the recipe's `[files]` into `blobs`: its trees from the build
+/// host (or, for a rebuild, from the recorded copy), then its inline files.
 fn added_files(input: &Input<'_>, blobs: &Store) -> Result<Vec<Added>, BuildError> {
+    let trees = &input.recipe.files.tree;
     let mut added = Vec::new();
-    if let Some(dir) = input.recorded_files {
-        added = crate::sources::read(dir, blobs)?;
-        if added.is_empty() && !input.recipe.files.tree.is_empty() {
-            return Err(BuildError::Config {
-                what: "[files] tree".to_owned(),
-                message: format!(
-                    "the recipe adds [files] trees, but {} has no {}",
-                    dir.display(),
-                    crate::sources::FILES_JSON
-                ),
-            });
+    match input.recorded_files {
+        Some(dir) => {
+            added = crate::sources::read(dir, blobs)?;
+            if added.is_empty() && !trees.is_empty() {
+                return Err(BuildError::Config {
+                    what: "[files] tree".to_owned(),
+                    message: format!(
+                        "the recipe adds [files] trees, but {} has no {}",
+                        dir.display(),
+                        crate::sources::FILES_JSON
+                    ),
+                });
+            }
         }
-    }
-    for tree in input
-        .recorded_files
-        .map_or(&input.recipe.files.tree[..], |_| &[])
-    {
-        let source = input.base_dir.join(tree.source.as_str());
-        added.extend(configure::files::read_host_tree(
-            &source,
-            tree.target.as_str(),
-            blobs,
-        )?);
+        None => {
+            for tree in trees {
+                let source = input.base_dir.join(tree.source.as_str());
+                added.extend(configure::files::read_host_tree(
+                    &source,
+                    tree.target.as_str(),
+                    blobs,
+                )?);
+            }
+        }
     }
     for (path, file) in &input.recipe.files.inline {
         added.push(configure::files::inline(path.as_str(), file));
