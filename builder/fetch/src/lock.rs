@@ -151,12 +151,7 @@ pub fn items(recipe: &LoadedRecipe, lock: &Lock, mirrors: &Mirrors) -> Vec<Item>
         .packages
         .iter()
         .map(|package| Item {
-            what: package
-                .filename
-                .rsplit('/')
-                .next()
-                .unwrap_or(&package.filename)
-                .to_owned(),
+            what: package.file_name().to_owned(),
             url: format!("{}/{}", mirrors.url(&package.suite), package.filename),
             sha256: package.sha256,
             size: Some(package.size),

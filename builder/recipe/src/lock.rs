@@ -86,6 +86,13 @@ pub struct LockedPackage {
     pub source_version: String,
 }
 
+impl LockedPackage {
+    /// The .deb's file name: the last part of its archive path.
+    pub fn file_name(&self) -> &str {
+        self.filename.rsplit('/').next().unwrap_or(&self.filename)
+    }
+}
+
 /// One model file.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -158,50 +158,46 @@ fn signed_builder(bundle: &Path) -> anyhow::Result<Option<String>> {
         .map(str::to_owned))
 }
 
-/// What the bundle's sources must hold for the lock: every .deb and model,
-/// and nothing else.
-fn check_sources(manifest: &Manifest, lock: &airlock_recipe::Lock) -> anyhow::Result<()> {
-    let needed: BTreeSet<String> = lock
-        .packages
+/// The bundle paths of the sources the lock needs: every .deb and model,
+/// each with the sha256 the lock pins.
+fn needed_sources(lock: &airlock_recipe::Lock) -> Vec<(String, airlock_recipe::Sha256)> {
+    lock.packages
         .iter()
-        .map(|p| {
-            format!(
-                "sources/debs/{}",
-                p.filename.rsplit('/').next().unwrap_or(&p.filename)
-            )
-        })
+        .map(|p| (format!("sources/debs/{}", p.file_name()), p.sha256))
         .chain(
             lock.models
                 .iter()
-                .map(|m| format!("sources/models/{}", m.name)),
+                .map(|m| (format!("sources/models/{}", m.name), m.sha256)),
         )
-        .collect();
-    let present: BTreeSet<String> = manifest
+        .collect()
+}
+
+/// The bundle's sources must be exactly what the lock needs: nothing
+/// missing, nothing else.
+fn check_sources(
+    manifest: &Manifest,
+    needed: &[(String, airlock_recipe::Sha256)],
+) -> anyhow::Result<()> {
+    let needed: BTreeSet<&str> = needed.iter().map(|(path, _)| path.as_str()).collect();
+    let present: BTreeSet<&str> = manifest
         .files
         .iter()
-        .map(|f| f.path.clone())
+        .map(|f| f.path.as_str())
         .filter(|p| p.starts_with("sources/debs/") || p.starts_with("sources/models/"))
         .collect();
-    let missing: Vec<&String> = needed.difference(&present).collect();
+    let list = |paths: Vec<&&str>| paths.iter().map(|p| **p).collect::<Vec<_>>().join(", ");
+    let missing: Vec<&&str> = needed.difference(&present).collect();
     if !missing.is_empty() {
         anyhow::bail!(
             "the bundle's sources are incomplete, missing {}: export it with --with-sources",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(missing)
         );
     }
-    let extra: Vec<&String> = present.difference(&needed).collect();
+    let extra: Vec<&&str> = present.difference(&needed).collect();
     if !extra.is_empty() {
         anyhow::bail!(
             "the bundle's sources hold what its lock does not name: {}",
-            extra
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(extra)
         );
     }
     Ok(())
@@ -232,32 +228,16 @@ fn rebuild(
     let lock = airlock_recipe::Lock::parse(Path::new(paths::LOCK), &lock_text)?;
     let lock_digest =
         airlock_recipe::Sha256(sha2::Sha256::digest(lock.to_toml().as_bytes()).into());
-    check_sources(manifest, &lock)?;
-    // The sources into the store, each checked against the lock.
-    for package in &lock.packages {
-        let name = package
-            .filename
-            .rsplit('/')
-            .next()
-            .unwrap_or(&package.filename);
-        add(
-            store,
-            &bundle.join(format!("sources/debs/{name}")),
-            &package.sha256,
-        )?;
-    }
-    for model in &lock.models {
-        let entry = manifest
-            .file(&format!("sources/models/{}", model.name))
-            .expect("checked by check_sources");
+    let needed = needed_sources(&lock);
+    check_sources(manifest, &needed)?;
+    // The sources into the store (a model may be split into chunks), each
+    // checked against the lock.
+    for (path, want) in &needed {
+        let entry = manifest.file(path).expect("checked by check_sources");
         let mut reader = LogicalReader::open(bundle, entry)?;
-        let (digest, _) = store.add_reader(&entry.path, &mut reader)?;
-        if digest != model.sha256 {
-            anyhow::bail!(
-                "{}: sha256 {digest}, the lock says {}",
-                entry.path,
-                model.sha256
-            );
+        let (digest, _) = store.add_reader(path, &mut reader)?;
+        if digest != *want {
+            anyhow::bail!("{path}: sha256 {digest}, the lock says {want}");
         }
     }
     let (packages, models) = crate::shared::store_inputs(&lock, store);
@@ -282,21 +262,6 @@ fn rebuild(
     };
     let outcome = pipeline::build(&input, output, &progress).context("rebuilding")?;
     Ok(outcome.dir)
-}
-
-/// Adds one source file to the store, checked against the digest the lock
-/// pins.
-fn add(
-    store: &airlock_store::Store,
-    path: &Path,
-    want: &airlock_recipe::Sha256,
-) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let (digest, _) = store.add_reader(&path.display().to_string(), file)?;
-    if digest != *want {
-        anyhow::bail!("{}: sha256 {digest}, the lock says {want}", path.display());
-    }
-    Ok(())
 }
 
 /// Every artifact of the bundle against the rebuilt folder's.

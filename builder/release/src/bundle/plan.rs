@@ -88,11 +88,6 @@ pub(super) fn sources(
         }
     }
     for package in &lock.packages {
-        let basename = package
-            .filename
-            .rsplit('/')
-            .next()
-            .unwrap_or(&package.filename);
         let source = store.path(&package.sha256);
         if !source.is_file() {
             return Err(invalid(format!(
@@ -102,7 +97,10 @@ pub(super) fn sources(
                 store.root().display()
             )));
         }
-        planned.push(Planned::whole(format!("sources/debs/{basename}"), source));
+        planned.push(Planned::whole(
+            format!("sources/debs/{}", package.file_name()),
+            source,
+        ));
     }
     for model in &lock.models {
         let source = store.path(&model.sha256);
