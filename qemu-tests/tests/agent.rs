@@ -533,3 +533,91 @@ fn the_agent_node_builds_reproducibly() {
     }
     assert_eq!(a, b, "every artifact is byte-identical");
 }
+
+/// The far side's rebuild of the agent node (its model and its overlay
+/// files among the sources): exported with sources, signed, then rebuilt
+/// from the bundle alone in an empty store, in a network namespace with no
+/// interfaces, and every artifact compared with what was signed.
+#[test]
+fn the_agent_node_is_rebuilt_offline_from_its_bundle() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let (dir, image) = built();
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name);
+    let run = |command: &mut Command| -> Output {
+        let output = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let keys = path("keys");
+    run(Command::new(airlock())
+        .args(["keygen", "--builder", "--out"])
+        .arg(&keys));
+    run(Command::new(airlock())
+        .args(["keygen", "--release", "alice", "--out"])
+        .arg(&keys));
+    let trust = path("trust");
+    std::fs::create_dir_all(trust.join("release")).unwrap();
+    std::fs::create_dir_all(trust.join("builder")).unwrap();
+    std::fs::write(trust.join("trust.toml"), "threshold = 1\n").unwrap();
+    std::fs::copy(keys.join("alice.asc"), trust.join("release/alice.asc")).unwrap();
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
+    let bundle = path("bundle");
+    run(Command::new(airlock())
+        .arg("export")
+        .arg(&image.dir)
+        .arg("--to")
+        .arg(&bundle)
+        .args(["--expires", "2099-01-01", "--with-sources", "--builder-key"])
+        .arg(keys.join("builder.key")));
+    run(Command::new(airlock())
+        .arg("sign")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(keys.join("alice.key")));
+    // The sources carry the overlay's files and the model, not their
+    // paths on this machine.
+    let files = std::fs::read_to_string(bundle.join("sources/files.json")).unwrap();
+    assert!(
+        !files.contains(&dir.path().display().to_string()),
+        "the build machine's paths are in the sources: {files}"
+    );
+    assert!(
+        files.contains("usr/lib/airlock-agent/agent.py"),
+        "the overlay's files are among the sources: {files}"
+    );
+    assert!(
+        bundle.join("sources/models/example-agent-model").is_file(),
+        "the model is among the sources"
+    );
+
+    let output = Command::new("unshare")
+        .arg("-n")
+        .arg(airlock())
+        .arg("rebuild")
+        .arg(&bundle)
+        .args(["--check", "--json", "--trust"])
+        .arg(&trust)
+        .env_remove("AIRLOCK_MIRROR")
+        .env_remove("AIRLOCK_STORE")
+        .env("TMPDIR", work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "rebuild --check: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["reproduced"], true, "{json}");
+    assert_eq!(json["mismatches"], serde_json::json!([]), "{json}");
+}

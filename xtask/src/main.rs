@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod release;
+
 /// Debian packages the build needs: sequoia's nettle backend binds to libnettle
 /// through bindgen, which needs libclang.
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "clang"];
@@ -59,6 +61,10 @@ const TASKS: &[(&str, &str)] = &[
         "make the agent-node example's model (recipes/agent-node/model/example.gguf: seeded random weights in GGUF, ~1 MiB)",
     ),
     (
+        "release",
+        "the airlock binary, reproducibly (--locked, the pinned toolchain, remapped paths, fixed flags): target/reproducible/airlock and its sha256",
+    ),
+    (
         "ci",
         "what CI runs: deps and test tools, fmt check, clippy, every test (network and tool tests on), fuzz targets built, cargo deny (licenses, bans, sources)",
     ),
@@ -108,6 +114,7 @@ fn main() -> ExitCode {
         Some("demo") => {
             deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, BOOT_PACKAGES].concat()).and_then(|()| demo())
         }
+        Some("release") => deps(BUILD_PACKAGES).and_then(|()| release::release().map(drop)),
         Some("model") => model().map(|path| eprintln!("wrote {}", path.display())),
         Some("ci") => {
             deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, TEST_PACKAGES].concat()).and_then(|()| ci())
@@ -129,7 +136,7 @@ fn main() -> ExitCode {
 fn list() {
     eprintln!("cargo xtask TASK\n\ntasks:");
     for (name, what) in TASKS {
-        eprintln!("  {name:<6} {what}");
+        eprintln!("  {name:<12} {what}");
     }
 }
 
@@ -199,8 +206,9 @@ fn model() -> Result<PathBuf, String> {
 }
 
 fn demo() -> Result<(), String> {
-    run(cargo().args(["build", "--release", "--package", "airlock"]))?;
-    let airlock = root().join("target/release/airlock");
+    // The reproducible binary: its sha256 goes into the provenance, and a
+    // far side that builds the same source release gets the same one.
+    let (airlock, _) = release::release()?;
     let recipe = "recipes/agent-node.toml";
     eprintln!("demo: making the example model");
     model()?;
@@ -271,7 +279,7 @@ fn demo() -> Result<(), String> {
         .arg(&image)
         .arg("--to")
         .arg(&bundle)
-        .args(["--expires", &expires, "--builder-key"])
+        .args(["--expires", &expires, "--with-sources", "--builder-key"])
         .arg(keys.join("builder.key")))?;
     for who in ["alice", "carol"] {
         run(Command::new(&airlock)
@@ -285,6 +293,19 @@ fn demo() -> Result<(), String> {
         .arg(&bundle)
         .arg("--trust")
         .arg(&trust))?;
+    // The far side's second check: rebuild the image from the bundle's own
+    // sources, in an empty store, with no network (a network namespace
+    // without interfaces), and compare every byte with what was signed.
+    let mut rebuild = Command::new("unshare");
+    rebuild
+        .arg("-n")
+        .arg(&airlock)
+        .arg("rebuild")
+        .arg(&bundle)
+        .arg("--check")
+        .arg("--trust")
+        .arg(&trust);
+    run(&mut rebuild)?;
     // Boot the verified bundle on the user-mode network, with listeners on
     // the host for the agent's allowed (47180) and forbidden (47181)
     // destinations, until the agent reports.
@@ -322,7 +343,7 @@ fn demo() -> Result<(), String> {
         return Err("the agent reached a forbidden port".to_owned());
     }
     eprintln!(
-        "demo: recipes/agent-node.toml is locked, its inputs are in the store, its image is in {}, a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}, and it booted: the agent ran sandboxed, reached only its allowed destination, and reported",
+        "demo: recipes/agent-node.toml is locked, its inputs are in the store, its image is in {}, a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}, rebuilt offline from its own sources byte for byte, and it booted: the agent ran sandboxed, reached only its allowed destination, and reported",
         image.display(),
         bundle.display()
     );
@@ -375,6 +396,7 @@ fn ci() -> Result<(), String> {
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("AIRLOCK_TEST_NETWORK", "1")
+        .env("AIRLOCK_TEST_RELEASE", "1")
         .env("AIRLOCK_REQUIRE_TOOLS", "1")
         .env("AIRLOCK_SBOM_TOOLS", sbom_tools)
         .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;

@@ -66,7 +66,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .version(version())
+        .try_get_matches()
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -107,6 +111,20 @@ fn main() -> std::process::ExitCode {
             exit::classify(&error).into()
         }
     }
+}
+
+/// What `--version` prints: the version and the sha256 of this binary, the
+/// digest the provenance records and `cargo xtask release` reproduces. The
+/// binary is hashed only when the version was asked for.
+fn version() -> &'static str {
+    let asked = std::env::args_os()
+        .skip(1)
+        .any(|arg| arg == "--version" || arg == "-V");
+    if !asked {
+        return env!("CARGO_PKG_VERSION");
+    }
+    let digest = shared::self_digest().unwrap_or_else(|error| format!("unknown: {error:#}"));
+    Box::leak(format!("{} (sha256 {digest})", env!("CARGO_PKG_VERSION")).into_boxed_str())
 }
 
 /// The error and its causes, joined by ": ", without repeating a cause the

@@ -175,6 +175,36 @@ fn airlock_recipe_lock(text: &str) -> airlock_recipe::Lock {
 }
 
 #[test]
+fn version_names_the_binary_by_its_sha256() {
+    use sha2::Digest;
+    let binary = env!("CARGO_BIN_EXE_airlock");
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(binary).unwrap()));
+    for flag in ["--version", "-V"] {
+        let output = Command::new(binary).arg(flag).output().unwrap();
+        assert_exit(&output, 0);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            format!("airlock {} (sha256 {digest})", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    // The digest is the binary's, not a constant: a copy with one byte
+    // appended (still a valid ELF) names another.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("airlock");
+    let mut bytes = std::fs::read(binary).unwrap();
+    bytes.push(0);
+    std::fs::write(&copy, &bytes).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = Command::new(&copy).arg("--version").output().unwrap();
+    let other = hex::encode(sha2::Sha256::digest(&bytes));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(&other),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
 fn lock_resolves_alternatives_virtuals_and_the_base_set_deterministically() {
     let env = Env::new();
     let output = env.lock(&["--json"]);

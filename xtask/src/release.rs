@@ -1,0 +1,131 @@
+//! `cargo xtask release`: the airlock binary built so that anyone can build
+//! it again, byte for byte, from the same source release.
+//!
+//! What would otherwise make two builds differ, and what this pins:
+//! - the toolchain: rust-toolchain.toml names one rustc; the build refuses
+//!   to run under another;
+//! - the dependencies: `--locked`, from Cargo.lock;
+//! - the paths: rustc and the C compiler record source paths (panic
+//!   messages, line tables, `file!()`); the workspace, the cargo home and
+//!   the target folder are remapped to fixed names (/airlock, /cargo), so
+//!   the folder you cloned into and your user's home never reach the
+//!   binary;
+//! - the flags: RUSTFLAGS and CFLAGS are set here, not taken from the
+//!   environment or a user's cargo config; incremental compilation is off;
+//! - the target: the target folder is `target/reproducible`, whatever
+//!   CARGO_TARGET_DIR says, so no other build's artifacts mix in.
+//!
+//! The binary is `target/reproducible/airlock`, and its sha256 is printed
+//! and written beside it (`airlock.sha256`, in sha256sum's format).
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, root, run};
+
+/// The toolchain rust-toolchain.toml pins (its `channel`).
+fn pinned_toolchain(root: &Path) -> Result<String, String> {
+    let file = root.join("rust-toolchain.toml");
+    let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.trim().strip_prefix('='))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .next()
+        .ok_or_else(|| format!("{}: no channel", file.display()))
+}
+
+/// The cargo home cargo uses (CARGO_HOME, or ~/.cargo).
+fn cargo_home() -> Result<PathBuf, String> {
+    if let Some(home) = env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cargo"))
+        .ok_or_else(|| "neither CARGO_HOME nor HOME is set".to_owned())
+}
+
+/// The one command that builds the release binary, with every setting that
+/// decides its bytes.
+fn build_command(root: &Path, target: &Path, cargo_home: &Path) -> Command {
+    let (root, target, home) = (root.display(), target.display(), cargo_home.display());
+    // The longest prefix first: the target folder lies inside the workspace.
+    let rustflags = format!(
+        "--remap-path-prefix={target}=/airlock/target \
+         --remap-path-prefix={root}=/airlock \
+         --remap-path-prefix={home}=/cargo"
+    );
+    let cflags = format!(
+        "-ffile-prefix-map={target}=/airlock/target \
+         -ffile-prefix-map={root}=/airlock \
+         -ffile-prefix-map={home}=/cargo"
+    );
+    let mut command = cargo();
+    command
+        .args(["build", "--locked", "--release", "--package", "airlock"])
+        .arg("--target-dir")
+        .arg(target.to_string())
+        .env("RUSTFLAGS", rustflags)
+        .env("CFLAGS", cflags)
+        .env("CARGO_INCREMENTAL", "0")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR");
+    command
+}
+
+/// Builds target/reproducible/airlock and returns its path and sha256.
+pub fn release() -> Result<(PathBuf, String), String> {
+    let root = root();
+    let pinned = pinned_toolchain(&root)?;
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("rustc: {e}"))?;
+    let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_owned();
+    if !rustc.starts_with(&format!("rustc {pinned} ")) {
+        return Err(format!(
+            "rust-toolchain.toml pins {pinned}, but rustc here is {rustc:?}; \
+             a reproducible airlock needs the pinned toolchain (rustup installs it)"
+        ));
+    }
+    let target = root.join("target/reproducible");
+    run(&mut build_command(&root, &target, &cargo_home()?))?;
+    let binary = target.join("release/airlock");
+    let digest = sha256(&binary)?;
+    let published = target.join("airlock");
+    fs::copy(&binary, &published).map_err(|e| format!("{}: {e}", published.display()))?;
+    fs::write(
+        target.join("airlock.sha256"),
+        format!("{digest}  airlock\n"),
+    )
+    .map_err(|e| format!("{}: {e}", target.display()))?;
+    eprintln!("{rustc}");
+    // The one line on stdout: what `sha256sum -c` and scripts read.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{digest}  {}", published.display());
+    }
+    Ok((published, digest))
+}
+
+/// sha256 of a file, with coreutils (the xtask uses only the standard
+/// library).
+pub fn sha256(file: &Path) -> Result<String, String> {
+    let output = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("sha256sum {}: {}", file.display(), output.status));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("sha256sum {}: no digest", file.display()))
+}
