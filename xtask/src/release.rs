@@ -2,8 +2,9 @@
 //! it again, byte for byte, from the same source release.
 //!
 //! What would otherwise make two builds differ, and what this pins:
-//! - the toolchain: rust-toolchain.toml names one rustc; the build refuses
-//!   to run under another;
+//! - the toolchain: rust-toolchain.toml names one rustc; every rustc the
+//!   build runs is that one (RUSTUP_TOOLCHAIN), and the build refuses to
+//!   run under another;
 //! - the dependencies: `--locked`, from Cargo.lock;
 //! - the paths: rustc and the C compiler record source paths (panic
 //!   messages, line tables, `file!()`); the workspace, the cargo home and
@@ -49,28 +50,42 @@ fn cargo_home() -> Result<PathBuf, String> {
 
 /// The one command that builds the release binary, with every setting that
 /// decides its bytes.
-fn build_command(root: &Path, target: &Path, cargo_home: &Path) -> Command {
-    let (root, target, home) = (root.display(), target.display(), cargo_home.display());
-    // The longest prefix first: the target folder lies inside the workspace.
-    let rustflags = format!(
-        "--remap-path-prefix={target}=/airlock/target \
-         --remap-path-prefix={root}=/airlock \
-         --remap-path-prefix={home}=/cargo"
-    );
-    let cflags = format!(
-        "-ffile-prefix-map={target}=/airlock/target \
-         -ffile-prefix-map={root}=/airlock \
-         -ffile-prefix-map={home}=/cargo"
-    );
+fn build_command(root: &Path, target: &Path, cargo_home: &Path, toolchain: &str) -> Command {
+    // The target folder lies inside the workspace, so /airlock covers it.
+    // Both folders arrive resolved (release() canonicalizes them, and the
+    // build runs with that CARGO_HOME), so each has one spelling and the
+    // flags have the same shape from any folder.
+    let maps = [(cargo_home, "/cargo"), (root, "/airlock")];
+    let rustflags: Vec<String> = maps
+        .iter()
+        .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
+        .collect();
+    let cflags: Vec<String> = maps
+        .iter()
+        .map(|(from, to)| format!("-ffile-prefix-map={}={to}", from.display()))
+        .collect();
+    // Cargo's encoded form keeps a path with spaces in one flag; the C
+    // compiler's CFLAGS cannot (release() refuses such folders).
+    let (rustflags, cflags) = (rustflags.join("\u{1f}"), cflags.join(" "));
     let mut command = cargo();
     command
+        .current_dir(root)
         .args(["build", "--locked", "--release", "--package", "airlock"])
         .arg("--target-dir")
-        .arg(target.to_string())
-        .env("RUSTFLAGS", rustflags)
+        .arg(target)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .env("CFLAGS", cflags)
         .env("CARGO_INCREMENTAL", "0")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // A cargo home reached through a symlink would otherwise give the
+        // registry's sources a second spelling in the compilers' paths.
+        .env("CARGO_HOME", cargo_home)
+        // rustup's rustc picks its toolchain by the folder it runs in, and
+        // cargo runs it inside each crate's source, where a crate's own
+        // rust-toolchain file could name another; this names the pinned
+        // one for every invocation (without rustup it is ignored, and the
+        // version check above stands).
+        .env("RUSTUP_TOOLCHAIN", toolchain)
+        .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR");
@@ -84,6 +99,7 @@ pub fn release() -> Result<(PathBuf, String), String> {
     let rustc = Command::new("rustc")
         .arg("--version")
         .current_dir(&root)
+        .env("RUSTUP_TOOLCHAIN", &pinned)
         .output()
         .map_err(|e| format!("rustc: {e}"))?;
     let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_owned();
@@ -93,8 +109,21 @@ pub fn release() -> Result<(PathBuf, String), String> {
              a reproducible airlock needs the pinned toolchain (rustup installs it)"
         ));
     }
+    let cargo_home = cargo_home()?;
+    let cargo_home =
+        fs::canonicalize(&cargo_home).map_err(|e| format!("{}: {e}", cargo_home.display()))?;
+    let root = fs::canonicalize(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    for folder in [&root, &cargo_home] {
+        if folder.display().to_string().contains(char::is_whitespace) {
+            return Err(format!(
+                "{}: a reproducible build needs folders without spaces (the C compiler's \
+                 path remapping cannot carry them)",
+                folder.display()
+            ));
+        }
+    }
     let target = root.join("target/reproducible");
-    run(&mut build_command(&root, &target, &cargo_home()?))?;
+    run(&mut build_command(&root, &target, &cargo_home, &pinned))?;
     let binary = target.join("release/airlock");
     let digest = sha256(&binary)?;
     let published = target.join("airlock");
