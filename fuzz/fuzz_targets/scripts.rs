@@ -1,6 +1,7 @@
 //! Maintainer scripts, which come from packages and are read as data, never
-//! run: the splitter into simple commands, the `setcap` calls airlock
-//! applies, and the capability texts and xattr values they produce.
+//! run: the shell parser and the walk of a fresh install, the splitter into
+//! simple commands, the `setcap` calls airlock applies, and the capability
+//! texts and xattr values they produce.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -8,7 +9,26 @@ use std::collections::BTreeMap;
 use airlock_image::capability::FileCaps;
 use airlock_image::configure::{capabilities, scripts};
 use airlock_tree::{Content, Kind, Node, Tree};
+use airlock_maintscript::{Phase, Stat};
 use libfuzzer_sys::fuzz_target;
+
+/// An image with one directory and one program, for the scripts' tests.
+struct Image;
+
+impl airlock_maintscript::Image for Image {
+    fn stat(&self, path: &str) -> Option<Stat> {
+        let (kind, mode) = match path {
+            "/etc" => (airlock_maintscript::Kind::Dir, 0o755),
+            "/usr/sbin/adduser" => (airlock_maintscript::Kind::File, 0o755),
+            _ => return None,
+        };
+        Some(Stat { kind, mode, size: 1 })
+    }
+
+    fn is_symlink(&self, _: &str) -> bool {
+        false
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(caps) = FileCaps::from_xattr(data) {
@@ -20,6 +40,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let lines = text.lines().count().max(1);
+    for phase in [Phase::Preinst, Phase::Postinst] {
+        if let Ok(walk) = airlock_maintscript::walk(text, phase, "fuzz", &Image) {
+            for invocation in &walk.invocations {
+                assert!(!invocation.words.is_empty(), "an empty command from {text:?}");
+                assert!(invocation.line >= 1 && invocation.line <= lines + 1, "line {} of {lines}", invocation.line);
+            }
+        }
+    }
     for command in scripts::commands(text) {
         assert!(!command.words.is_empty(), "an empty command from {text:?}");
     }

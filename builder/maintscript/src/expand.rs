@@ -1,0 +1,360 @@
+//! Word expansion as far as it can be known without running anything:
+//! quotes removed, known parameters substituted, unquoted results split
+//! into fields. Anything else (a command substitution, arithmetic, a tilde,
+//! a glob, an unknown parameter) makes the word [`Arg::Unknown`].
+
+use std::collections::BTreeMap;
+
+use brush_parser::word::{
+    Parameter, ParameterExpr, ParameterTestType, SpecialParameter, WordPiece,
+};
+
+/// One word after expansion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// Its value.
+    Known(String),
+    /// A word whose value depends on something the walk does not know; the
+    /// text as written.
+    Unknown(String),
+}
+
+impl Arg {
+    /// The value, if known.
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            Arg::Known(value) => Some(value),
+            Arg::Unknown(_) => None,
+        }
+    }
+}
+
+/// What a variable holds: a value, or not known.
+pub type Value = Option<String>;
+
+/// The variables and positional parameters a word is expanded with.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Variables the script assigned, and what dpkg sets.
+    pub vars: BTreeMap<String, Value>,
+    /// $1, $2, …
+    pub positional: Vec<Value>,
+}
+
+/// One stretch of an expanded word: its text and whether it was quoted
+/// (quoted text is not split into fields or globbed).
+struct Piece {
+    text: String,
+    quoted: bool,
+}
+
+impl Scope {
+    fn parameter(&self, parameter: &Parameter) -> Value {
+        match parameter {
+            Parameter::Positional(0) => None,
+            Parameter::Positional(n) => self
+                .positional
+                .get(*n as usize - 1)
+                .cloned()
+                .unwrap_or(Some(String::new())),
+            Parameter::Special(SpecialParameter::PositionalParameterCount) => {
+                Some(self.positional.len().to_string())
+            }
+            // `$*`, and `$@` other than as the whole of "$@" (see fields).
+            Parameter::Special(SpecialParameter::AllPositionalParameters { .. }) => self
+                .positional
+                .iter()
+                .cloned()
+                .collect::<Option<Vec<String>>>()
+                .map(|all| all.join(" ")),
+            Parameter::Special(_) => None,
+            // A variable the script never assigned is unset: the walk is of
+            // a script run in an image build's clean environment, where
+            // dpkg sets only its own variables.
+            Parameter::Named(name) => self.vars.get(name).cloned().unwrap_or(Some(String::new())),
+            _ => None,
+        }
+    }
+
+    /// A default or alternative value in `${…}`: literal text only.
+    fn literal(text: Option<&String>) -> Value {
+        let text = text.map_or("", String::as_str);
+        if text.contains(['$', '`', '\\', '\'', '"', '~', '*', '?', '[']) {
+            None
+        } else {
+            Some(text.to_owned())
+        }
+    }
+
+    fn parameter_expression(&self, expression: &ParameterExpr) -> Value {
+        let present = |value: &Value, test: &ParameterTestType| match (value, test) {
+            (None, _) => None,
+            (Some(v), ParameterTestType::UnsetOrNull) => Some(!v.is_empty()),
+            // The walk does not tell unset from empty.
+            (Some(v), ParameterTestType::Unset) => (!v.is_empty()).then_some(true),
+        };
+        match expression {
+            ParameterExpr::Parameter {
+                parameter,
+                indirect: false,
+            } => self.parameter(parameter),
+            ParameterExpr::UseDefaultValues {
+                parameter,
+                indirect: false,
+                test_type,
+                default_value,
+            } => {
+                let value = self.parameter(parameter);
+                match present(&value, test_type)? {
+                    true => value,
+                    false => Self::literal(default_value.as_ref()),
+                }
+            }
+            ParameterExpr::UseAlternativeValue {
+                parameter,
+                indirect: false,
+                test_type,
+                alternative_value,
+            } => {
+                let value = self.parameter(parameter);
+                match present(&value, test_type)? {
+                    true => Self::literal(alternative_value.as_ref()),
+                    false => Some(String::new()),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn pieces(&self, pieces: &[WordPiece], quoted: bool, out: &mut Vec<Piece>) -> Option<()> {
+        for piece in pieces {
+            match piece {
+                WordPiece::Text(text) => out.push(Piece {
+                    text: text.clone(),
+                    quoted,
+                }),
+                WordPiece::SingleQuotedText(text) | WordPiece::AnsiCQuotedText(text) => {
+                    out.push(Piece {
+                        text: text.clone(),
+                        quoted: true,
+                    });
+                }
+                WordPiece::EscapeSequence(text) => out.push(Piece {
+                    text: text.strip_prefix('\\').unwrap_or(text).to_owned(),
+                    quoted: true,
+                }),
+                WordPiece::DoubleQuotedSequence(inner)
+                | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                    let inner: Vec<WordPiece> = inner.iter().map(|p| p.piece.clone()).collect();
+                    // An empty "" is still a word.
+                    out.push(Piece {
+                        text: String::new(),
+                        quoted: true,
+                    });
+                    self.pieces(&inner, true, out)?;
+                }
+                WordPiece::ParameterExpansion(expression) => out.push(Piece {
+                    text: self.parameter_expression(expression)?,
+                    quoted,
+                }),
+                WordPiece::TildeExpansion(_)
+                | WordPiece::CommandSubstitution(_)
+                | WordPiece::BackquotedCommandSubstitution(_)
+                | WordPiece::ArithmeticExpression(_) => return None,
+            }
+        }
+        Some(())
+    }
+
+    fn parse(word: &str) -> Option<Vec<WordPiece>> {
+        let pieces = brush_parser::word::parse(word, &crate::walk::options()).ok()?;
+        Some(pieces.into_iter().map(|p| p.piece).collect())
+    }
+
+    /// The word as fields, the way a command's arguments are expanded.
+    pub fn fields(&self, word: &str) -> Vec<Arg> {
+        let unknown = || vec![Arg::Unknown(word.to_owned())];
+        let Some(parsed) = Self::parse(word) else {
+            return unknown();
+        };
+        // "$@": each positional parameter, one field each.
+        if let [WordPiece::DoubleQuotedSequence(inner)] = parsed.as_slice()
+            && let [only] = inner.as_slice()
+            && let WordPiece::ParameterExpansion(ParameterExpr::Parameter {
+                parameter:
+                    Parameter::Special(SpecialParameter::AllPositionalParameters { concatenate: false }),
+                indirect: false,
+            }) = &only.piece
+        {
+            return self
+                .positional
+                .iter()
+                .map(|value| value.clone().map_or_else(unknown_one(word), Arg::Known))
+                .collect();
+        }
+        let mut pieces = Vec::new();
+        if self.pieces(&parsed, false, &mut pieces).is_none() {
+            return unknown();
+        }
+        if pieces.iter().any(|p| !p.quoted && is_glob(&p.text)) {
+            return unknown();
+        }
+        let mut fields = Vec::new();
+        let mut current: Option<String> = None;
+        for piece in pieces {
+            if piece.quoted {
+                current
+                    .get_or_insert_with(String::new)
+                    .push_str(&piece.text);
+                continue;
+            }
+            for (i, part) in piece.text.split([' ', '\t', '\n']).enumerate() {
+                if i > 0
+                    && let Some(done) = current.take()
+                {
+                    fields.push(Arg::Known(done));
+                }
+                if !part.is_empty() {
+                    current.get_or_insert_with(String::new).push_str(part);
+                }
+            }
+        }
+        fields.extend(current.map(Arg::Known));
+        fields
+    }
+
+    /// The word as one value, the way an assignment or a `case` subject is
+    /// expanded (no field splitting, no globbing).
+    pub fn single(&self, word: &str) -> Arg {
+        let Some(parsed) = Self::parse(word) else {
+            return Arg::Unknown(word.to_owned());
+        };
+        let mut pieces = Vec::new();
+        match self.pieces(&parsed, true, &mut pieces) {
+            Some(()) => Arg::Known(pieces.into_iter().map(|p| p.text).collect()),
+            None => Arg::Unknown(word.to_owned()),
+        }
+    }
+
+    /// A `case` pattern: its pieces, with which of them are quoted (quoted
+    /// text matches literally).
+    pub fn pattern(&self, word: &str) -> Option<Vec<(String, bool)>> {
+        let parsed = Self::parse(word)?;
+        let mut pieces = Vec::new();
+        self.pieces(&parsed, false, &mut pieces)?;
+        Some(pieces.into_iter().map(|p| (p.text, p.quoted)).collect())
+    }
+}
+
+fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
+    move || Arg::Unknown(word.to_owned())
+}
+
+/// Whether unquoted text would be a pathname pattern.
+fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?']) || text.find('[').is_some_and(|i| text[i + 1..].contains(']'))
+}
+
+/// Whether `value` matches a `case` pattern (`*`, `?`, `[…]` in the
+/// unquoted pieces).
+pub fn matches(value: &str, pattern: &[(String, bool)]) -> bool {
+    // Tokens: Some(c) a literal char, None a star, and classes.
+    let mut tokens = Vec::new();
+    for (text, quoted) in pattern {
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' if !quoted => tokens.push(Token::Star),
+                '?' if !quoted => tokens.push(Token::Any),
+                '[' if !quoted => {
+                    let mut class = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == ']' && !class.is_empty() {
+                            closed = true;
+                            break;
+                        }
+                        class.push(c);
+                    }
+                    if closed {
+                        tokens.push(Token::Class(class));
+                    } else {
+                        tokens.push(Token::Char('['));
+                        tokens.extend(class.chars().map(Token::Char));
+                    }
+                }
+                c => tokens.push(Token::Char(c)),
+            }
+        }
+    }
+    let value: Vec<char> = value.chars().collect();
+    glob(&tokens, &value)
+}
+
+#[derive(Debug)]
+enum Token {
+    Char(char),
+    Any,
+    Star,
+    Class(String),
+}
+
+fn in_class(class: &str, c: char) -> bool {
+    let (negated, class) = match class.strip_prefix(['!', '^']) {
+        Some(rest) => (true, rest),
+        None => (false, class),
+    };
+    let chars: Vec<char> = class.chars().collect();
+    let mut found = false;
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            found |= (chars[i]..=chars[i + 2]).contains(&c);
+            i += 3;
+        } else {
+            found |= chars[i] == c;
+            i += 1;
+        }
+    }
+    found != negated
+}
+
+fn glob(tokens: &[Token], value: &[char]) -> bool {
+    // Iterative matching with one backtrack point per star.
+    let (mut t, mut v) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match tokens.get(t) {
+            Some(Token::Star) => {
+                star = Some((t, v));
+                t += 1;
+                continue;
+            }
+            Some(Token::Any) => {
+                t += 1;
+                v += 1;
+                continue;
+            }
+            Some(Token::Char(c)) if *c == value[v] => {
+                t += 1;
+                v += 1;
+                continue;
+            }
+            Some(Token::Class(class)) if in_class(class, value[v]) => {
+                t += 1;
+                v += 1;
+                continue;
+            }
+            _ => {}
+        }
+        match star {
+            Some((star_t, star_v)) => {
+                t = star_t + 1;
+                v = star_v + 1;
+                star = Some((star_t, star_v + 1));
+            }
+            None => return false,
+        }
+    }
+    tokens[t..].iter().all(|token| matches!(token, Token::Star))
+}

@@ -1,0 +1,761 @@
+//! The walk: a script's syntax tree followed the way dpkg's run of it would
+//! go on a fresh install, as far as that can be decided without running
+//! anything (see the crate's documentation for what is decided and how).
+
+use std::collections::BTreeMap;
+
+use brush_parser::ParserOptions;
+use brush_parser::ast::{
+    self, AndOr, Command, CommandPrefixOrSuffixItem, CompoundCommand, CompoundList,
+    IoFileRedirectKind, IoFileRedirectTarget, IoRedirect, SourceLocation,
+};
+
+use crate::condition::{self, Status};
+use crate::expand::{Arg, Scope, Value, matches};
+use crate::{Image, Invocation, Phase, Unreadable, Walk};
+
+/// The parser's settings: POSIX sh and bash syntax, no extended globs
+/// (dpkg runs scripts with /bin/sh or bash, neither with extglob on).
+pub fn options() -> ParserOptions {
+    ParserOptions {
+        enable_extended_globbing: false,
+        ..ParserOptions::default()
+    }
+}
+
+/// The most iterations a `for` loop over known words is unrolled to, and
+/// the deepest function calls are followed.
+const MAX_UNROLL: usize = 256;
+const MAX_DEPTH: usize = 32;
+
+/// How a command list ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// It ran to its end with this status.
+    Next(Status),
+    /// `exit`: the script ends.
+    Exit,
+    /// `return`: the function ends.
+    Return,
+    /// `break` and `continue` in a loop.
+    Break,
+    Continue,
+}
+
+/// One way a branch point can go.
+enum Branch<'a> {
+    List(&'a CompoundList),
+    Elses(&'a [ast::ElseClause]),
+    Pipeline(&'a ast::Pipeline),
+    Nothing,
+}
+
+pub struct Walker<'a> {
+    image: &'a dyn Image,
+    scope: Scope,
+    functions: BTreeMap<String, ast::FunctionBody>,
+    /// How many undecided conditions the walk is inside.
+    maybe: usize,
+    /// Whether the script may already have ended (an `exit` or `return`
+    /// under an undecided condition): everything after is conditional.
+    may_have_ended: bool,
+    depth: usize,
+    line: usize,
+    out: Walk,
+}
+
+fn line_of(node: &dyn SourceLocation) -> Option<usize> {
+    node.location().map(|span| span.start.line)
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(image: &'a dyn Image, phase: Phase, package: &str) -> Self {
+        let mut vars = BTreeMap::new();
+        for (name, value) in [
+            ("DPKG_MAINTSCRIPT_PACKAGE", package),
+            ("DPKG_MAINTSCRIPT_NAME", phase.script()),
+            ("DPKG_ROOT", ""),
+            ("DPKG_ADMINDIR", "/var/lib/dpkg"),
+        ] {
+            vars.insert(name.to_owned(), Some(value.to_owned()));
+        }
+        let positional = phase
+            .arguments()
+            .iter()
+            .map(|a| Some((*a).to_owned()))
+            .collect();
+        Walker {
+            image,
+            scope: Scope { vars, positional },
+            functions: BTreeMap::new(),
+            maybe: 0,
+            may_have_ended: false,
+            depth: 0,
+            line: 1,
+            out: Walk::default(),
+        }
+    }
+
+    pub fn program(mut self, program: &ast::Program) -> Walk {
+        for command in &program.complete_commands {
+            if self.list(command) == Flow::Exit {
+                break;
+            }
+        }
+        self.out
+    }
+
+    fn unreadable(&mut self, line: Option<usize>, text: String, why: &str) {
+        self.out.unreadable.push(Unreadable {
+            line: line.unwrap_or(self.line),
+            text,
+            why: why.to_owned(),
+        });
+    }
+
+    fn list(&mut self, list: &CompoundList) -> Flow {
+        let mut flow = Flow::Next(Status::True);
+        for ast::CompoundListItem(and_or, _) in &list.0 {
+            flow = self.and_or(and_or);
+            if !matches!(flow, Flow::Next(_)) {
+                return flow;
+            }
+        }
+        flow
+    }
+
+    fn and_or(&mut self, list: &ast::AndOrList) -> Flow {
+        let mut flow = self.pipeline(&list.first);
+        for next in &list.additional {
+            let Flow::Next(status) = flow else {
+                return flow;
+            };
+            let (pipeline, runs_on) = match next {
+                AndOr::And(p) => (p, Status::True),
+                AndOr::Or(p) => (p, Status::False),
+            };
+            flow = match status {
+                Status::Unknown => self.branches(&[Branch::Pipeline(pipeline), Branch::Nothing]),
+                s if s == runs_on => self.pipeline(pipeline),
+                s => Flow::Next(s),
+            };
+        }
+        flow
+    }
+
+    fn pipeline(&mut self, pipeline: &ast::Pipeline) -> Flow {
+        if let Some(line) = line_of(pipeline) {
+            self.line = line;
+        }
+        // Each part of a longer pipeline runs in a subshell: what it
+        // assigns is lost.
+        let saved = (pipeline.seq.len() > 1).then(|| self.scope.clone());
+        let mut flow = Flow::Next(Status::True);
+        for command in &pipeline.seq {
+            flow = self.command(command);
+            if saved.is_some() && flow == Flow::Exit {
+                flow = Flow::Next(Status::Unknown);
+            }
+        }
+        if let Some(saved) = saved {
+            self.scope = saved;
+        }
+        match flow {
+            Flow::Next(status) if pipeline.bang => Flow::Next(status.not()),
+            flow => flow,
+        }
+    }
+
+    fn command(&mut self, command: &Command) -> Flow {
+        match command {
+            Command::Simple(simple) => self.simple(simple),
+            Command::Compound(compound, redirects) => {
+                if let Some(redirects) = redirects {
+                    let writes = redirects
+                        .0
+                        .iter()
+                        .filter_map(|r| self.written(r))
+                        .collect::<Vec<_>>();
+                    if !writes.is_empty() {
+                        self.unreadable(
+                            line_of(compound),
+                            command.to_string(),
+                            "the output of a compound command is redirected into a file",
+                        );
+                    }
+                }
+                self.compound(compound)
+            }
+            Command::Function(definition) => {
+                self.functions
+                    .insert(definition.fname.value.clone(), definition.body.clone());
+                Flow::Next(Status::True)
+            }
+            // `[[ … ]]`: bash's test; nothing runs, its result is not
+            // decided here.
+            Command::ExtendedTest(..) => Flow::Next(Status::Unknown),
+        }
+    }
+
+    /// The file a redirection writes into, if any (not /dev/null).
+    fn written(&self, redirect: &IoRedirect) -> Option<Arg> {
+        let target = match redirect {
+            IoRedirect::File(
+                _,
+                IoFileRedirectKind::Write
+                | IoFileRedirectKind::Append
+                | IoFileRedirectKind::Clobber
+                | IoFileRedirectKind::ReadAndWrite,
+                IoFileRedirectTarget::Filename(word),
+            ) => self.scope.single(&word.value),
+            IoRedirect::OutputAndError(word, _) => self.scope.single(&word.value),
+            _ => return None,
+        };
+        (target.known() != Some("/dev/null")).then_some(target)
+    }
+
+    fn compound(&mut self, compound: &CompoundCommand) -> Flow {
+        let line = line_of(compound);
+        match compound {
+            CompoundCommand::BraceGroup(group) => self.list(&group.list),
+            CompoundCommand::Subshell(subshell) => {
+                let saved = self.scope.clone();
+                let flow = self.list(&subshell.list);
+                self.scope = saved;
+                match flow {
+                    Flow::Next(status) => Flow::Next(status),
+                    _ => Flow::Next(Status::Unknown),
+                }
+            }
+            CompoundCommand::IfClause(clause) => {
+                self.if_clause(&clause.condition, &clause.then, clause.elses.as_deref())
+            }
+            CompoundCommand::CaseClause(clause) => self.case(clause),
+            CompoundCommand::ForClause(clause) => self.for_clause(clause),
+            CompoundCommand::WhileClause(ast::WhileOrUntilClauseCommand(condition, body, _)) => {
+                self.while_clause(condition, &body.list, Status::True)
+            }
+            CompoundCommand::UntilClause(ast::WhileOrUntilClauseCommand(condition, body, _)) => {
+                self.while_clause(condition, &body.list, Status::False)
+            }
+            CompoundCommand::Arithmetic(_)
+            | CompoundCommand::ArithmeticForClause(_)
+            | CompoundCommand::Coprocess(_) => {
+                self.unreadable(
+                    line,
+                    compound.to_string(),
+                    "arithmetic and coprocesses are not followed",
+                );
+                Flow::Next(Status::Unknown)
+            }
+        }
+    }
+
+    fn if_clause(
+        &mut self,
+        condition: &CompoundList,
+        then: &CompoundList,
+        elses: Option<&[ast::ElseClause]>,
+    ) -> Flow {
+        let Flow::Next(status) = self.list(condition) else {
+            return self.list(condition);
+        };
+        let elses = elses.unwrap_or(&[]);
+        match status {
+            Status::True => self.list(then),
+            Status::False => self.elses(elses),
+            Status::Unknown => self.branches(&[Branch::List(then), Branch::Elses(elses)]),
+        }
+    }
+
+    fn elses(&mut self, elses: &[ast::ElseClause]) -> Flow {
+        match elses.split_first() {
+            None => Flow::Next(Status::True),
+            Some((first, rest)) => match &first.condition {
+                None => self.list(&first.body),
+                Some(condition) => self.if_clause(condition, &first.body, Some(rest)),
+            },
+        }
+    }
+
+    fn case(&mut self, clause: &ast::CaseClauseCommand) -> Flow {
+        let subject = self.scope.single(&clause.value.value);
+        let mut undecided = Vec::new();
+        for item in &clause.cases {
+            let mut hit = Status::False;
+            for pattern in &item.patterns {
+                let pattern = self.scope.pattern(&pattern.value);
+                let status = match (&subject, pattern) {
+                    (Arg::Known(value), Some(pattern)) => {
+                        Status::from_bool(matches(value, &pattern))
+                    }
+                    _ => Status::Unknown,
+                };
+                if status == Status::True {
+                    hit = Status::True;
+                    break;
+                }
+                if status == Status::Unknown {
+                    hit = Status::Unknown;
+                }
+            }
+            match hit {
+                Status::False => {}
+                Status::True if undecided.is_empty() => {
+                    return match &item.cmd {
+                        Some(list) => self.list(list),
+                        None => Flow::Next(Status::True),
+                    };
+                }
+                _ => {
+                    undecided.push(item.cmd.as_ref().map_or(Branch::Nothing, Branch::List));
+                    if hit == Status::True {
+                        // This one matches if none before it did: the walk
+                        // goes no further.
+                        return self.branches(&undecided);
+                    }
+                }
+            }
+        }
+        if undecided.is_empty() {
+            return Flow::Next(Status::True);
+        }
+        undecided.push(Branch::Nothing);
+        self.branches(&undecided)
+    }
+
+    fn for_clause(&mut self, clause: &ast::ForClauseCommand) -> Flow {
+        let values: Vec<Arg> = match &clause.values {
+            Some(words) => words
+                .iter()
+                .flat_map(|w| self.scope.fields(&w.value))
+                .collect(),
+            None => self
+                .scope
+                .positional
+                .iter()
+                .map(|v| {
+                    v.clone()
+                        .map_or_else(|| Arg::Unknown("$@".into()), Arg::Known)
+                })
+                .collect(),
+        };
+        let known: Option<Vec<String>> = values
+            .iter()
+            .map(|a| a.known().map(str::to_owned))
+            .collect();
+        let name = clause.variable_name.clone();
+        match known {
+            Some(values) if values.len() <= MAX_UNROLL => {
+                let mut flow = Flow::Next(Status::True);
+                for value in values {
+                    self.scope.vars.insert(name.clone(), Some(value));
+                    flow = self.list(&clause.body.list);
+                    match flow {
+                        Flow::Break => return Flow::Next(Status::True),
+                        Flow::Exit | Flow::Return => return flow,
+                        _ => {}
+                    }
+                }
+                match flow {
+                    Flow::Continue => Flow::Next(Status::True),
+                    flow => flow,
+                }
+            }
+            _ => {
+                // Not known how many times, or with what: the body once,
+                // as a branch that may or may not run.
+                self.scope.vars.insert(name.clone(), None);
+                let flow = self.branches(&[Branch::List(&clause.body.list), Branch::Nothing]);
+                self.scope.vars.insert(name, None);
+                flow
+            }
+        }
+    }
+
+    fn while_clause(
+        &mut self,
+        condition: &CompoundList,
+        body: &CompoundList,
+        runs_on: Status,
+    ) -> Flow {
+        let Flow::Next(status) = self.list(condition) else {
+            return Flow::Next(Status::Unknown);
+        };
+        if status != Status::Unknown && status != runs_on {
+            return Flow::Next(Status::True);
+        }
+        // Once, as a branch: what the loop reads each time round (`read`,
+        // a counter) is not known.
+        let flow = self.branches(&[Branch::List(body), Branch::Nothing]);
+        match flow {
+            Flow::Break | Flow::Continue => Flow::Next(Status::True),
+            flow => flow,
+        }
+    }
+
+    /// A branch point the walk cannot decide: every way is walked as
+    /// conditional, and what they assign is merged (a variable the ways
+    /// disagree on is no longer known).
+    fn branches(&mut self, ways: &[Branch<'_>]) -> Flow {
+        let start = self.scope.clone();
+        let mut ended = None;
+        let mut continuing: Vec<(Scope, Status)> = Vec::new();
+        self.maybe += 1;
+        for way in ways {
+            self.scope = start.clone();
+            let flow = match way {
+                Branch::List(list) => self.list(list),
+                Branch::Elses(elses) => self.elses(elses),
+                Branch::Pipeline(pipeline) => self.pipeline(pipeline),
+                Branch::Nothing => Flow::Next(Status::Unknown),
+            };
+            match flow {
+                Flow::Next(status) => continuing.push((self.scope.clone(), status)),
+                Flow::Break | Flow::Continue => {
+                    continuing.push((self.scope.clone(), Status::Unknown));
+                }
+                Flow::Exit | Flow::Return => {
+                    ended.get_or_insert(flow);
+                }
+            }
+        }
+        self.maybe -= 1;
+        if ended.is_some() {
+            self.may_have_ended = true;
+        }
+        let Some(((first, status), rest)) = continuing.split_first() else {
+            self.scope = start;
+            return ended.unwrap_or(Flow::Next(Status::Unknown));
+        };
+        let mut merged = first.clone();
+        let mut status = *status;
+        for (scope, other) in rest {
+            if *other != status {
+                status = Status::Unknown;
+            }
+            let names: Vec<String> = merged
+                .vars
+                .keys()
+                .chain(scope.vars.keys())
+                .cloned()
+                .collect();
+            for name in names {
+                let (a, b) = (merged.vars.get(&name), scope.vars.get(&name));
+                if a != b {
+                    merged.vars.insert(name, None);
+                }
+            }
+            if merged.positional != scope.positional {
+                let n = merged.positional.len().max(scope.positional.len());
+                merged.positional = vec![None; n];
+            }
+        }
+        self.scope = merged;
+        Flow::Next(status)
+    }
+
+    fn simple(&mut self, command: &ast::SimpleCommand) -> Flow {
+        let line = line_of(command);
+        if let Some(line) = line {
+            self.line = line;
+        }
+        let mut words: Vec<Arg> = Vec::new();
+        let mut raw: Vec<&str> = Vec::new();
+        let mut assignments: Vec<(String, Arg)> = Vec::new();
+        let mut writes = Vec::new();
+        let mut stdin = None;
+        // The prefix holds assignments and redirections, the suffix the
+        // arguments (and redirections); the name comes between them.
+        let prefix = command
+            .prefix
+            .iter()
+            .flat_map(|p| p.0.iter())
+            .map(|i| (false, i));
+        let suffix = command
+            .suffix
+            .iter()
+            .flat_map(|s| s.0.iter())
+            .map(|i| (true, i));
+        for (in_suffix, item) in prefix.chain(suffix) {
+            match item {
+                CommandPrefixOrSuffixItem::Word(word) => {
+                    raw.push(&word.value);
+                    words.extend(self.scope.fields(&word.value));
+                }
+                CommandPrefixOrSuffixItem::AssignmentWord(assignment, word) => {
+                    if !in_suffix {
+                        let value = match &assignment.value {
+                            ast::AssignmentValue::Scalar(value) => self.scope.single(&value.value),
+                            ast::AssignmentValue::Array(_) => Arg::Unknown(word.value.clone()),
+                        };
+                        if let ast::AssignmentName::VariableName(name) = &assignment.name {
+                            assignments.push((name.clone(), value));
+                        }
+                    } else {
+                        // After the command name it is an argument
+                        // (`export A=b`, `local x=1`).
+                        raw.push(&word.value);
+                        words.extend(self.scope.fields(&word.value));
+                    }
+                }
+                CommandPrefixOrSuffixItem::IoRedirect(redirect) => match redirect {
+                    IoRedirect::HereDocument(_, doc) => {
+                        let text = &doc.doc.value;
+                        stdin = Some(
+                            if !doc.requires_expansion || !text.contains(['$', '`', '\\']) {
+                                Arg::Known(text.clone())
+                            } else {
+                                Arg::Unknown(text.clone())
+                            },
+                        );
+                    }
+                    IoRedirect::HereString(_, word) => stdin = Some(self.scope.single(&word.value)),
+                    IoRedirect::File(_, _, IoFileRedirectTarget::ProcessSubstitution(..)) => {
+                        self.unreadable(line, command.to_string(), "process substitution");
+                        return Flow::Next(Status::Unknown);
+                    }
+                    redirect => writes.extend(self.written(redirect)),
+                },
+                CommandPrefixOrSuffixItem::ProcessSubstitution(..) => {
+                    self.unreadable(line, command.to_string(), "process substitution");
+                    return Flow::Next(Status::Unknown);
+                }
+            }
+        }
+        if let Some(name) = &command.word_or_name {
+            let mut name_fields = self.scope.fields(&name.value);
+            name_fields.extend(words);
+            words = name_fields;
+            raw.insert(0, &name.value);
+        }
+        if words.is_empty() {
+            // Only assignments (and redirections).
+            for (name, value) in assignments {
+                self.scope
+                    .vars
+                    .insert(name, value.known().map(str::to_owned));
+            }
+            if !writes.is_empty() {
+                self.record(
+                    line,
+                    command.to_string(),
+                    vec![Arg::Known(":".into())],
+                    writes,
+                    stdin,
+                );
+            }
+            // `x=$(cmd)` has the substitution's status.
+            return Flow::Next(Status::Unknown);
+        }
+        self.dispatch(line, command, words, &raw, writes, stdin)
+    }
+
+    fn record(
+        &mut self,
+        line: Option<usize>,
+        text: String,
+        words: Vec<Arg>,
+        writes: Vec<Arg>,
+        stdin: Option<Arg>,
+    ) {
+        self.out.invocations.push(Invocation {
+            line: line.unwrap_or(self.line),
+            text,
+            words,
+            writes,
+            stdin,
+            conditional: self.maybe > 0 || self.may_have_ended,
+        });
+    }
+
+    fn known(words: &[Arg]) -> Option<Vec<&str>> {
+        words.iter().map(Arg::known).collect()
+    }
+
+    fn dispatch(
+        &mut self,
+        line: Option<usize>,
+        command: &ast::SimpleCommand,
+        words: Vec<Arg>,
+        raw: &[&str],
+        writes: Vec<Arg>,
+        stdin: Option<Arg>,
+    ) -> Flow {
+        let text = command.to_string();
+        let Some(name) = words[0].known().map(str::to_owned) else {
+            self.record(line, text, words, writes, stdin);
+            return Flow::Next(Status::Unknown);
+        };
+        let args = &words[1..];
+        match name.as_str() {
+            "exit" => return Flow::Exit,
+            "return" => return Flow::Return,
+            "break" => return Flow::Break,
+            "continue" => return Flow::Continue,
+            ":" | "true" if writes.is_empty() => return Flow::Next(Status::True),
+            "false" => return Flow::Next(Status::False),
+            "set" => {
+                if let Some(position) = raw.iter().position(|w| *w == "--") {
+                    self.scope.positional = words[position..]
+                        .iter()
+                        .skip(1)
+                        .map(|a| a.known().map(str::to_owned))
+                        .collect();
+                }
+                return Flow::Next(Status::True);
+            }
+            "shift" => {
+                let n = args
+                    .first()
+                    .and_then(Arg::known)
+                    .map_or(Some(1), |n| n.parse::<usize>().ok());
+                match n {
+                    Some(n) => {
+                        let n = n.min(self.scope.positional.len());
+                        self.scope.positional.drain(..n);
+                    }
+                    None => self.scope.positional = vec![None; self.scope.positional.len()],
+                }
+                return Flow::Next(Status::True);
+            }
+            "export" | "local" | "readonly" | "declare" | "typeset" => {
+                for word in &raw[1..] {
+                    if let Some((var, value)) = word.split_once('=')
+                        && is_name(var)
+                    {
+                        let value = self.scope.single(value).known().map(str::to_owned);
+                        self.scope.vars.insert(var.to_owned(), value);
+                    } else if is_name(word) && name == "local" {
+                        self.scope
+                            .vars
+                            .insert((*word).to_owned(), Some(String::new()));
+                    }
+                }
+                return Flow::Next(Status::True);
+            }
+            "unset" => {
+                for var in Self::known(args).unwrap_or_default() {
+                    if is_name(var) {
+                        self.scope.vars.insert(var.to_owned(), Some(String::new()));
+                    }
+                }
+                return Flow::Next(Status::True);
+            }
+            "[" | "test" => {
+                let status = match Self::known(args) {
+                    Some(mut args) => {
+                        if name == "[" {
+                            if args.last() != Some(&"]") {
+                                return Flow::Next(Status::Unknown);
+                            }
+                            args.pop();
+                        }
+                        condition::test(self.image, &args)
+                    }
+                    None => Status::Unknown,
+                };
+                if writes.is_empty() {
+                    return Flow::Next(status);
+                }
+            }
+            "command" | "which" | "type" | "hash" => {
+                let lookup = match (name.as_str(), Self::known(args).as_deref()) {
+                    ("command", Some(["-v" | "-V", rest @ ..])) => Some(rest.to_vec()),
+                    ("which", Some(rest)) => Some(
+                        rest.iter()
+                            .copied()
+                            .filter(|w| !w.starts_with('-'))
+                            .collect(),
+                    ),
+                    ("type" | "hash", Some(rest)) => Some(rest.to_vec()),
+                    _ => None,
+                };
+                match lookup {
+                    Some(names) => {
+                        let status = names.iter().all(|n| {
+                            condition::found(self.image, n, self.functions.contains_key(*n))
+                        });
+                        return Flow::Next(Status::from_bool(status && !names.is_empty()));
+                    }
+                    None if name == "command"
+                        && args
+                            .first()
+                            .and_then(Arg::known)
+                            .is_some_and(|a| !a.starts_with('-')) =>
+                    {
+                        return self.dispatch(
+                            line,
+                            command,
+                            args.to_vec(),
+                            &raw[1..],
+                            writes,
+                            stdin,
+                        );
+                    }
+                    None => {}
+                }
+            }
+            "eval" => {
+                self.unreadable(
+                    line,
+                    text,
+                    "eval runs text the walk cannot read as a script",
+                );
+                return Flow::Next(Status::Unknown);
+            }
+            "dpkg" if args.first().and_then(Arg::known) == Some("--compare-versions") => {
+                let status = Self::known(&args[1..])
+                    .map_or(Status::Unknown, |a| condition::compare_versions(&a));
+                return Flow::Next(status);
+            }
+            "read" => {
+                for var in Self::known(args).unwrap_or_default() {
+                    if is_name(var) {
+                        self.scope.vars.insert(var.to_owned(), None);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(body) = self.functions.get(&name).cloned() {
+            return self.call(line, text, &body, args);
+        }
+        self.record(line, text, words, writes, stdin);
+        Flow::Next(Status::Unknown)
+    }
+
+    fn call(
+        &mut self,
+        line: Option<usize>,
+        text: String,
+        body: &ast::FunctionBody,
+        args: &[Arg],
+    ) -> Flow {
+        if self.depth >= MAX_DEPTH {
+            self.unreadable(line, text, "functions call each other too deeply to follow");
+            return Flow::Next(Status::Unknown);
+        }
+        let positional = args
+            .iter()
+            .map(|a| a.known().map(str::to_owned))
+            .collect::<Vec<Value>>();
+        let saved = std::mem::replace(&mut self.scope.positional, positional);
+        self.depth += 1;
+        let flow = self.compound(&body.0);
+        self.depth -= 1;
+        self.scope.positional = saved;
+        match flow {
+            Flow::Return => Flow::Next(Status::Unknown),
+            flow => flow,
+        }
+    }
+}
+
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

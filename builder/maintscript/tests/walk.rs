@@ -1,0 +1,319 @@
+//! Walks of scripts written the way Debian's packages write them.
+
+use airlock_maintscript::{Arg, Image, Invocation, Kind, Phase, Stat, Walk, walk};
+
+/// An image with a few files: what the scripts' tests look at.
+struct Image1;
+
+impl Image for Image1 {
+    fn stat(&self, path: &str) -> Option<Stat> {
+        let (kind, mode) = match path {
+            "/usr/sbin/adduser" | "/usr/bin/deb-systemd-helper" | "/usr/bin/ucf" => {
+                (Kind::File, 0o755)
+            }
+            "/etc/ssh" | "/etc" => (Kind::Dir, 0o755),
+            "/etc/ssh/sshd_config" => (Kind::File, 0o644),
+            _ => return None,
+        };
+        Some(Stat {
+            kind,
+            mode,
+            size: 1,
+        })
+    }
+
+    fn is_symlink(&self, _: &str) -> bool {
+        false
+    }
+}
+
+fn postinst(script: &str) -> Walk {
+    walk(script, Phase::Postinst, "example", &Image1).unwrap()
+}
+
+/// Each invocation as its known words joined by spaces ("?" for an
+/// unknown word), with "(maybe)" for a conditional one.
+fn summary(walk: &Walk) -> Vec<String> {
+    walk.invocations.iter().map(one).collect()
+}
+
+fn one(invocation: &Invocation) -> String {
+    let words: Vec<&str> = invocation
+        .words
+        .iter()
+        .map(|w| w.known().unwrap_or("?"))
+        .collect();
+    let mut text = words.join(" ");
+    if invocation.conditional {
+        text.push_str(" (maybe)");
+    }
+    text
+}
+
+#[test]
+fn debhelpers_systemd_section_on_a_fresh_install() {
+    let script = r#"#!/bin/sh
+set -e
+# Automatically added by dh_installsystemd/13.11.4
+if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] || [ "$1" = "abort-deconfigure" ] || [ "$1" = "abort-remove" ] ; then
+	# The following line should be removed in trixie or trixie+1
+	deb-systemd-helper unmask 'ssh.service' >/dev/null || true
+
+	# was-enabled defaults to true, so new installations run enable.
+	if deb-systemd-helper --quiet was-enabled 'ssh.service'; then
+		deb-systemd-helper enable 'ssh.service' >/dev/null || true
+	else
+		deb-systemd-helper update-state 'ssh.service' >/dev/null || true
+	fi
+fi
+# End automatically added section
+if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] ; then
+	if [ -d /run/systemd/system ]; then
+		systemctl --system daemon-reload >/dev/null || true
+		if [ -n "$2" ]; then
+			_dh_action=restart
+		else
+			_dh_action=start
+		fi
+		deb-systemd-invoke $_dh_action 'ssh.service' >/dev/null || true
+	fi
+fi
+"#;
+    let walk = postinst(script);
+    assert_eq!(
+        summary(&walk),
+        [
+            "deb-systemd-helper unmask ssh.service",
+            "deb-systemd-helper --quiet was-enabled ssh.service",
+            "deb-systemd-helper enable ssh.service (maybe)",
+            "deb-systemd-helper update-state ssh.service (maybe)",
+        ]
+    );
+    assert!(walk.unreadable.is_empty());
+    assert_eq!(walk.invocations[2].line, 10);
+    // /dev/null is not a file written.
+    assert!(walk.invocations[0].writes.is_empty());
+}
+
+#[test]
+fn case_on_the_action_takes_the_configure_branch_only() {
+    let script = r#"#!/bin/sh
+set -e
+case "$1" in
+    configure)
+        adduser --system --group --home /var/lib/example \
+            --no-create-home --quiet _example
+        ;;
+    abort-upgrade|abort-remove|abort-deconfigure)
+        rm -f /etc/never
+        ;;
+    *)
+        echo "postinst called with unknown argument \`$1'" >&2
+        exit 1
+        ;;
+esac
+ldconfig
+exit 0
+echo unreachable
+"#;
+    assert_eq!(
+        summary(&postinst(script)),
+        [
+            "adduser --system --group --home /var/lib/example --no-create-home --quiet _example",
+            "ldconfig",
+        ]
+    );
+    let preinst = walk(script, Phase::Preinst, "example", &Image1).unwrap();
+    // `install` matches no listed action: the `*)` branch exits.
+    assert_eq!(
+        summary(&preinst),
+        ["echo postinst called with unknown argument `install'"]
+    );
+}
+
+#[test]
+fn variables_defaults_functions_and_loops_are_followed() {
+    let script = r#"#!/bin/sh
+set -e
+ALT=/usr/bin/example.real
+PRIORITY=${PRIORITY:-50}
+update-alternatives --install /usr/bin/example example "$ALT" $PRIORITY \
+    --slave /usr/share/man/man1/example.1.gz example.1.gz /usr/share/man/man1/example.real.1.gz
+make_dirs() {
+    for d in "$@"; do
+        mkdir -p "/var/lib/$DPKG_MAINTSCRIPT_PACKAGE/$d"
+    done
+}
+make_dirs cache "state files"
+for unit in a.service b.timer; do
+    deb-systemd-helper enable $unit
+done
+"#;
+    assert_eq!(
+        summary(&postinst(script)),
+        [
+            "update-alternatives --install /usr/bin/example example /usr/bin/example.real 50 --slave /usr/share/man/man1/example.1.gz example.1.gz /usr/share/man/man1/example.real.1.gz",
+            "mkdir -p /var/lib/example/cache",
+            "mkdir -p /var/lib/example/state files",
+            "deb-systemd-helper enable a.service",
+            "deb-systemd-helper enable b.timer",
+        ]
+    );
+}
+
+#[test]
+fn a_fresh_install_has_no_old_version() {
+    let script = r#"#!/bin/sh
+if [ -z "$2" ]; then
+    echo fresh
+fi
+if dpkg --compare-versions "$2" lt 1:9.0-1; then
+    dpkg-maintscript-helper rm_conffile /etc/example/old.conf 1:9.0-1 -- "$@"
+fi
+if [ -n "$2" ] && dpkg --compare-versions "$2" lt-nl 2.0; then
+    echo upgrade only
+fi
+"#;
+    let walk = postinst(script);
+    assert_eq!(
+        summary(&walk),
+        [
+            "echo fresh",
+            "dpkg-maintscript-helper rm_conffile /etc/example/old.conf 1:9.0-1 -- configure ",
+        ]
+    );
+    // "$@" is the script's own two arguments.
+    let words = &walk.invocations[1].words;
+    assert_eq!(
+        words[words.len() - 2..],
+        [Arg::Known("configure".into()), Arg::Known(String::new())]
+    );
+}
+
+#[test]
+fn the_image_decides_file_tests_and_command_lookups() {
+    let script = r#"#!/bin/sh
+if [ -x /usr/bin/ucf ]; then
+    ucf /usr/share/example/conf /etc/example.conf
+fi
+if ! command -v gone >/dev/null 2>&1; then
+    echo no gone
+fi
+which adduser >/dev/null && adduser --system _x
+[ -f /etc/ssh/sshd_config ] || cp /usr/share/openssh/sshd_config /etc/ssh/sshd_config
+test -e /etc/missing && echo never
+"#;
+    assert_eq!(
+        summary(&postinst(script)),
+        [
+            "ucf /usr/share/example/conf /etc/example.conf",
+            "echo no gone",
+            "adduser --system _x",
+        ]
+    );
+}
+
+#[test]
+fn what_cannot_be_decided_is_conditional_and_what_cannot_be_known_is_unknown() {
+    let script = r#"#!/bin/sh
+set -e
+if ! getent passwd _chrony >/dev/null; then
+    adduser --system --quiet _chrony
+    HOME_DIR=/var/lib/chrony
+else
+    HOME_DIR=/srv/chrony
+fi
+chown _chrony: "$HOME_DIR"
+KEY=$(cat /etc/machine-id)
+echo "$KEY" > /etc/example.key
+"#;
+    let walk = postinst(script);
+    assert_eq!(
+        summary(&walk),
+        [
+            "getent passwd _chrony",
+            "adduser --system --quiet _chrony (maybe)",
+            "chown _chrony: ?",
+            "echo ?",
+        ]
+    );
+    assert_eq!(
+        walk.invocations[2].words[2],
+        Arg::Unknown("\"$HOME_DIR\"".to_owned())
+    );
+    assert_eq!(
+        walk.invocations[3].writes,
+        [Arg::Known("/etc/example.key".to_owned())]
+    );
+}
+
+#[test]
+fn an_exit_under_an_undecided_condition_makes_the_rest_conditional() {
+    let script = r#"#!/bin/sh
+if [ "$(cat /etc/example.state)" = done ]; then
+    exit 0
+fi
+ldconfig
+"#;
+    assert_eq!(summary(&postinst(script)), ["ldconfig (maybe)"]);
+}
+
+#[test]
+fn eval_arithmetic_and_redirected_groups_are_unreadable_with_their_line() {
+    let script = r#"#!/bin/sh
+eval "$(cat /etc/example)"
+count=$((1 + 2))
+{
+    echo a
+} > /etc/generated
+"#;
+    let walk = postinst(script);
+    let lines: Vec<(usize, &str)> = walk
+        .unreadable
+        .iter()
+        .map(|u| (u.line, u.why.as_str()))
+        .collect();
+    assert_eq!(lines.len(), 2, "{:?}", walk.unreadable);
+    assert_eq!(lines[0].0, 2);
+    assert!(lines[0].1.contains("eval"));
+    assert_eq!(lines[1].0, 4);
+    // The arithmetic made a value that is not known, which is not an
+    // error until something uses it.
+    assert_eq!(summary(&walk), ["echo a"]);
+}
+
+#[test]
+fn here_documents_are_the_commands_input() {
+    let script = "#!/bin/sh\ncat > /etc/example.conf <<EOF\nport 22\nEOF\n";
+    let walk = postinst(script);
+    assert_eq!(summary(&walk), ["cat"]);
+    assert_eq!(
+        walk.invocations[0].stdin,
+        Some(Arg::Known("port 22\n".to_owned()))
+    );
+    assert_eq!(
+        walk.invocations[0].writes,
+        [Arg::Known("/etc/example.conf".to_owned())]
+    );
+}
+
+#[test]
+fn a_script_that_is_not_shell_is_an_error() {
+    let error = walk("if then fi (", Phase::Postinst, "example", &Image1).unwrap_err();
+    assert!(error.to_string().contains("postinst"), "{error}");
+}
+
+#[test]
+fn deeply_nested_scripts_are_refused_not_a_crash() {
+    for depth in [100, 199, 5_000] {
+        let script = format!(
+            "{}true{}",
+            "if true; then ".repeat(depth),
+            "; fi".repeat(depth)
+        );
+        match walk(&script, Phase::Postinst, "example", &Image1) {
+            Ok(walk) => assert!(walk.invocations.is_empty()),
+            Err(error) => assert!(error.to_string().contains("nest"), "{error}"),
+        }
+    }
+}
