@@ -1589,6 +1589,120 @@ fn build_refuses_a_stale_lock_and_a_failed_build_leaves_nothing() {
     );
 }
 
+/// A maintainer-script step airlock does not do is named in the build
+/// report (package, script, line, command), and the recipe's acknowledgement
+/// says why it does not matter.
+#[test]
+fn a_script_step_airlock_does_not_do_is_named_and_can_be_acknowledged() {
+    let env = Env::with(|spec| {
+        spec.packages = build_packages();
+        spec.packages
+            .push(DebSpec::new("gizmo", "1.0").control_file(
+            "postinst",
+            b"#!/bin/sh\nset -e\ngizmo-setup --now /etc/gizmo\nadduser --system --group gizmo\n",
+        ));
+        spec.packages.push(
+            DebSpec::new("broken", "1.0").control_file("postinst", b"#!/bin/sh\nif then ( fi\n"),
+        );
+    });
+    let recipe_text = build_recipe(r#"["tar"]"#).replace(
+        "install = [\"daemon\"]",
+        "install = [\"daemon\", \"gizmo\", \"broken\"]",
+    );
+    env.write_recipe(&recipe_text);
+    let recipe = env.recipe();
+    let recipe = recipe.to_str().unwrap();
+    assert_exit(&env.lock(&[]), 0);
+    let notes = |output: &str| -> Vec<String> {
+        let build = env.airlock(&[
+            "build",
+            recipe,
+            "--output",
+            env.path(output).to_str().unwrap(),
+            "--mirror",
+            env.server.url(),
+        ]);
+        assert_exit(&build, 0);
+        let folder = std::fs::read_dir(env.path(output).join("fixture"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let report: serde_json::Value =
+            serde_json::from_str(&read_to_string(&folder.join("build-report.json"))).unwrap();
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let plain = notes("out-a");
+    let named: Vec<&String> = plain.iter().filter(|n| n.contains("gizmo")).collect();
+    assert_eq!(
+        named.len(),
+        1,
+        "the adduser is done, the setup is not: {plain:?}"
+    );
+    assert!(
+        named[0].contains("gizmo postinst line 3: `gizmo-setup --now /etc/gizmo`"),
+        "{named:?}"
+    );
+    // A script that is not shell at all: nothing of it is done, and it says so.
+    assert!(
+        plain.iter().any(
+            |n| n.contains("broken postinst line 1: `(the whole script)`")
+                && n.contains("not valid shell")
+        ),
+        "{plain:?}"
+    );
+    let rootfs = std::fs::read_dir(env.path("out-a/fixture"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("rootfs.tar.zst");
+    let listing = Command::new("tar")
+        .arg("-xOf")
+        .arg(&rootfs)
+        .arg("etc/passwd")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("\ngizmo:x:"),
+        "the script's adduser is done: {}",
+        String::from_utf8_lossy(&listing.stdout)
+    );
+
+    env.write_recipe(&recipe_text.replace(
+        "install = [\"daemon\", \"gizmo\", \"broken\"]",
+        "install = [\"daemon\", \"gizmo\", \"broken\"]\nacknowledge = { gizmo = \"the setup only prints a banner\" }",
+    ));
+    assert_exit(&env.lock(&["--update"]), 0);
+    let acknowledged = notes("out-b");
+    assert!(
+        acknowledged
+            .iter()
+            .any(|n| n
+                .contains("(acknowledged: the setup only prints a banner): gizmo postinst line 3")),
+        "{acknowledged:?}"
+    );
+
+    env.write_recipe(&recipe_text.replace(
+        "install = [\"daemon\", \"gizmo\", \"broken\"]",
+        "install = [\"daemon\", \"gizmo\", \"broken\"]\nacknowledge = { gizmo = \" \" }",
+    ));
+    let empty = env.airlock(&["lock", recipe, "--update"]);
+    assert_exit(&empty, 2);
+    assert!(
+        stderr(&empty).contains("acknowledge gizmo"),
+        "{}",
+        stderr(&empty)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The trust chain: keygen, export, sign, verify, diff.
 

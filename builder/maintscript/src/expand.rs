@@ -157,10 +157,12 @@ impl Scope {
                     text: self.parameter_expression(expression)?,
                     quoted,
                 }),
-                WordPiece::TildeExpansion(_)
-                | WordPiece::CommandSubstitution(_)
-                | WordPiece::BackquotedCommandSubstitution(_)
-                | WordPiece::ArithmeticExpression(_) => return None,
+                WordPiece::CommandSubstitution(command)
+                | WordPiece::BackquotedCommandSubstitution(command) => out.push(Piece {
+                    text: truename(command)?,
+                    quoted,
+                }),
+                WordPiece::TildeExpansion(_) | WordPiece::ArithmeticExpression(_) => return None,
             }
         }
         Some(())
@@ -248,6 +250,25 @@ impl Scope {
 
 fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
     move || Arg::Unknown(word.to_owned())
+}
+
+/// The one command substitution with a value known without running
+/// anything: `dpkg-divert --truename PATH` with a literal absolute PATH is
+/// PATH, since the walk reads scripts before any diversion is made (the
+/// caller refuses `dpkg-divert --add`, so none is).
+fn truename(command: &str) -> Option<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    match words[..] {
+        ["dpkg-divert", "--truename", path]
+            if path.starts_with('/')
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c)) =>
+        {
+            Some(path.to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Whether unquoted text would be a pathname pattern.

@@ -9,8 +9,9 @@
 //! - `case "$1"` and tests on `$1` and `$2` are decided by the arguments;
 //! - variables assigned literal values (also from other variables and
 //!   `${VAR:-default}`) are known; a value from a command substitution or
-//!   arithmetic is not; a variable the script never assigns is unset, as in
-//!   the clean environment of an image build, where dpkg sets only its own
+//!   arithmetic is not, except `$(dpkg-divert --truename PATH)`, which is
+//!   PATH (scripts are read before any diversion exists); a variable the
+//!   script never assigns is unset, as in the clean environment of an image build, where dpkg sets only its own
 //!   (`DPKG_MAINTSCRIPT_PACKAGE`, `DPKG_MAINTSCRIPT_NAME`, `DPKG_ROOT`,
 //!   `DPKG_ADMINDIR`);
 //! - file tests (`[ -x /usr/sbin/foo ]`, `test -d`, `command -v foo`) are

@@ -317,3 +317,21 @@ fn deeply_nested_scripts_are_refused_not_a_crash() {
         }
     }
 }
+
+#[test]
+fn a_truename_is_the_path_itself() {
+    let script = "#!/bin/sh\nPROGRAM=$(dpkg-divert --truename /bin/ping)\nsetcap cap_net_raw+ep \"$PROGRAM\"\nX=$(uname -r)\nls \"$X\"\n";
+    let walk = walk(script, Phase::Postinst, "iputils-ping", &Image1).unwrap();
+    let words: Vec<Vec<Option<&str>>> = walk
+        .invocations
+        .iter()
+        .map(|i| i.words.iter().map(|w| w.known()).collect())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            vec![Some("setcap"), Some("cap_net_raw+ep"), Some("/bin/ping")],
+            vec![Some("ls"), None],
+        ]
+    );
+}

@@ -135,6 +135,12 @@ pub struct Packages {
     /// bound its own Installed-Size sets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_unpacked_size: Option<ByteSize>,
+    /// Maintainer-script steps airlock does not do, accepted by the
+    /// recipe: package name → the reason the step does not matter for this
+    /// image. Every one is a note in the build report; a step of a package
+    /// not named here fails the build.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub acknowledge: BTreeMap<PackageName, String>,
 }
 
 impl Packages {

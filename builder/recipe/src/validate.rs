@@ -59,6 +59,14 @@ impl Recipe {
                 ));
             }
         }
+        for (package, reason) in &self.packages.acknowledge {
+            if reason.trim().is_empty() {
+                problems.push(format!(
+                    "[packages] acknowledge {package}: give the reason its unhandled \
+                     maintainer-script steps do not matter for this image"
+                ));
+            }
+        }
         self.validate_agent(&mut problems);
         self.validate_firewall_and_audit(&mut problems);
         let signers = self.signing.signers.len() as u32;

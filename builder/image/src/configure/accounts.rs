@@ -6,8 +6,14 @@
 //! 2. every `sysusers.d` file of the image (`usr/lib/sysusers.d`, then
 //!    `etc/sysusers.d` overriding by file name), files in name order, lines
 //!    in order: `u`, `g` and `m` lines; `r` is ignored;
-//! 3. system groups that maintainer scripts create with `addgroup --system
-//!    NAME` or `groupadd --system NAME` (read as text; see `scripts`);
+//! 3. what the maintainer scripts' `adduser`, `addgroup`, `useradd`,
+//!    `groupadd`, `usermod` and `gpasswd -a` would do, read as data (see
+//!    `scripts`), package by package in name order, preinst before
+//!    postinst. A command under a condition the walk cannot decide is done
+//!    all the same: the conditions scripts put around these commands are
+//!    whether the account exists already, and an existing account is kept.
+//!    A home adduser would make is made (mode 0755, owned by the user)
+//!    unless a package ships it;
 //! 4. the recipe's `[[users]]`.
 //!
 //! An account that already exists is kept. A dynamic system id is the
@@ -245,49 +251,36 @@ impl Accounts {
         if self.uid(name).is_some() {
             return Err(format!("[[users]] {name}: the image already has this user"));
         }
-        let uid = match user.uid {
-            Some(uid) => {
-                if self.users.iter().any(|u| u.uid == uid) {
-                    return Err(format!("[[users]] {name}: uid {uid} is taken"));
-                }
-                uid
-            }
-            None if user.system => self
-                .free_system_id()
-                .ok_or_else(|| format!("[[users]] {name}: no free system uid"))?,
-            None => self
-                .free_regular_id()
-                .ok_or_else(|| format!("[[users]] {name}: no free uid"))?,
-        };
-        let gid = match &user.group {
-            Some(group) => self
-                .gid(group.as_str())
-                .ok_or_else(|| format!("[[users]] {name}: group {group} does not exist"))?,
-            None => {
-                let free = !self.groups.iter().any(|g| g.gid == uid);
-                self.add_group(name, free.then_some(uid))?
-            }
-        };
-        let home = match &user.home {
-            Some(home) => home.to_string(),
-            None if user.system => "/nonexistent".to_owned(),
-            None => format!("/home/{name}"),
-        };
-        self.users.push(Account {
+        if let Some(uid) = user.uid
+            && self.users.iter().any(|u| u.uid == uid)
+        {
+            return Err(format!("[[users]] {name}: uid {uid} is taken"));
+        }
+        let new = NewUser {
             name: name.to_owned(),
-            uid,
-            gid,
-            gecos: user.comment.clone(),
-            home,
+            uid: user.uid,
+            system: user.system,
+            group: user
+                .group
+                .as_ref()
+                .map_or(Primary::Own, |g| Primary::Named(g.to_string())),
+            groups: user.groups.iter().map(|g| g.to_string()).collect(),
+            home: match &user.home {
+                Some(home) => home.to_string(),
+                None if user.system => "/nonexistent".to_owned(),
+                None => format!("/home/{name}"),
+            },
+            // `configure` makes a regular user's home itself.
+            create_home: false,
             shell: user
                 .shell
                 .as_ref()
                 .map_or("/usr/sbin/nologin".to_owned(), |s| s.to_string()),
-        });
-        for group in &user.groups {
-            self.add_member(name, group.as_str())?;
-        }
-        Ok(())
+            gecos: user.comment.clone(),
+        };
+        self.new_user(&new)
+            .map(drop)
+            .map_err(|e| format!("[[users]] {name}: {e}"))
     }
 
     /// The four files' contents: passwd, group, shadow, gshadow.
@@ -395,11 +388,18 @@ pub fn configure(
             accounts.sysusers(name, &text).map_err(fail)?;
         }
     }
-    for commands in scripts.values() {
+    let mut homes = Vec::new();
+    for (package, commands) in scripts {
         for command in commands {
-            if let Some(group) = system_group(command) {
-                accounts.add_group(&group, None).map_err(fail)?;
-            }
+            let Some(op) = parse(command) else {
+                continue;
+            };
+            let failed = |message: String| BuildError::Package {
+                package: package.clone(),
+                message: format!("{}: `{}`: {message}", command.place(), command.text),
+            };
+            let op = op.map_err(failed)?;
+            homes.extend(accounts.apply(&op).map_err(failed)?);
         }
     }
     for user in users {
@@ -413,6 +413,16 @@ pub fn configure(
         let mut node = generated(text, 0o640);
         node.gid = shadow_gid;
         put(tree, path, node)?;
+    }
+    // A home a script's adduser makes, unless a package ships it.
+    for (home, uid, gid) in homes {
+        let path = home.trim_start_matches('/');
+        if !path.is_empty() && tree.lookup(path).is_none() {
+            let mut node = airlock_tree::Node::new(airlock_tree::Kind::Directory, 0o755);
+            node.uid = uid;
+            node.gid = gid;
+            put(tree, path, node)?;
+        }
     }
     for user in users {
         let account = accounts
@@ -430,20 +440,559 @@ pub fn configure(
     Ok(accounts)
 }
 
-/// `addgroup [--quiet] --system NAME` or `groupadd --system NAME`.
-fn system_group(command: &Command) -> Option<String> {
-    let program = command.words.first()?.rsplit('/').next()?;
-    if !matches!(program, "addgroup" | "groupadd") || command.expands {
+/// What an account command in a maintainer script does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Make a group (kept if it exists).
+    Group {
+        /// Its name.
+        name: String,
+        /// A fixed gid.
+        gid: Option<u32>,
+        /// A system group (a dynamic id below 1000).
+        system: bool,
+    },
+    /// Make a user (kept if it exists).
+    User(NewUser),
+    /// Add a user to a group.
+    Member {
+        /// The user.
+        user: String,
+        /// The group.
+        group: String,
+    },
+    /// Change a user.
+    Modify {
+        /// The user.
+        user: String,
+        /// A new shell.
+        shell: Option<String>,
+        /// A new home (not moved).
+        home: Option<String>,
+        /// A new GECOS.
+        gecos: Option<String>,
+        /// A new primary group.
+        group: Option<String>,
+        /// Supplementary groups to add to.
+        groups: Vec<String>,
+    },
+    /// Nothing to do in an image (locking an account that is locked).
+    Nothing,
+}
+
+/// A user a script makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    /// Its name.
+    pub name: String,
+    /// A fixed uid.
+    pub uid: Option<u32>,
+    /// A system user.
+    pub system: bool,
+    /// Its primary group.
+    pub group: Primary,
+    /// Supplementary groups.
+    pub groups: Vec<String>,
+    /// Its home.
+    pub home: String,
+    /// Whether the home is made (when missing).
+    pub create_home: bool,
+    /// Its shell.
+    pub shell: String,
+    /// GECOS.
+    pub gecos: String,
+}
+
+/// A new user's primary group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Primary {
+    /// A group of the user's name, made with the user's id when free.
+    Own,
+    /// An existing group, by name.
+    Named(String),
+    /// An existing group, by id.
+    Id(u32),
+}
+
+/// Options and operands of one command line, with the options' values.
+struct Line<'a> {
+    flags: BTreeSet<&'a str>,
+    values: BTreeMap<&'a str, &'a str>,
+    operands: Vec<&'a str>,
+}
+
+/// Splits `args` by a table of options: `with_value` take one (as the next
+/// word or after `=`; short ones also attached, `-gfoo`), `flags` none.
+/// Anything else starting with `-` is an error.
+fn options<'a>(
+    args: &'a [String],
+    with_value: &[&'a str],
+    flags: &[&'a str],
+) -> Result<Line<'a>, String> {
+    let mut line = Line {
+        flags: BTreeSet::new(),
+        values: BTreeMap::new(),
+        operands: Vec::new(),
+    };
+    let mut words = args.iter().map(String::as_str);
+    let mut only_operands = false;
+    while let Some(word) = words.next() {
+        if only_operands || !word.starts_with('-') || word == "-" {
+            line.operands.push(word);
+            continue;
+        }
+        if word == "--" {
+            only_operands = true;
+            continue;
+        }
+        if let Some(&flag) = flags.iter().find(|f| **f == word) {
+            line.flags.insert(flag);
+            continue;
+        }
+        let (name, attached) = match word.split_once('=') {
+            Some((name, value)) if word.starts_with("--") => (name, Some(value)),
+            _ => match with_value
+                .iter()
+                .find(|o| !o.starts_with("--") && word.len() > 2 && word.starts_with(*o))
+            {
+                Some(short) => (*short, Some(&word[2..])),
+                None => (word, None),
+            },
+        };
+        let Some(&option) = with_value.iter().find(|o| **o == name) else {
+            return Err(format!("option {word} is not one airlock knows"));
+        };
+        let value = match attached {
+            Some(value) => value,
+            None => words
+                .next()
+                .ok_or_else(|| format!("option {word} needs a value"))?,
+        };
+        line.values.insert(option, value);
+    }
+    Ok(line)
+}
+
+impl Line<'_> {
+    fn flag(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.flags.contains(n))
+    }
+
+    fn value(&self, names: &[&str]) -> Option<String> {
+        names
+            .iter()
+            .find_map(|n| self.values.get(n))
+            .map(|v| (*v).to_owned())
+    }
+
+    fn id(&self, names: &[&str]) -> Result<Option<u32>, String> {
+        self.value(names)
+            .map(|id| id.parse().map_err(|_| format!("{id:?} is not an id")))
+            .transpose()
+    }
+}
+
+/// The account commands airlock does natively.
+pub const COMMANDS: &[&str] = &[
+    "adduser", "addgroup", "useradd", "groupadd", "usermod", "gpasswd",
+];
+
+/// Reads an account command: `None` if `command` is not one of
+/// [`COMMANDS`], `Err` if it is one airlock cannot read exactly.
+pub fn parse(command: &Command) -> Option<Result<Op, String>> {
+    let program = command.name().rsplit('/').next()?;
+    if !COMMANDS.contains(&program) {
         return None;
+    }
+    if command.expands {
+        return Some(Err(
+            "a word's value is not known without running the script".to_owned(),
+        ));
     }
     let args = &command.words[1..];
-    if !args.iter().any(|a| a == "--system" || a == "-r") {
-        return None;
+    Some(match program {
+        "adduser" | "addgroup" => adduser(program == "addgroup", args),
+        "useradd" => useradd(args),
+        "groupadd" => groupadd(args),
+        "usermod" => usermod(args),
+        _ => gpasswd(args),
+    })
+}
+
+/// Debian's adduser and addgroup (adduser 3.13x): a system user, a group,
+/// a user added to a group, or a regular user.
+fn adduser(addgroup: bool, args: &[String]) -> Result<Op, String> {
+    let line = options(
+        args,
+        &[
+            "--home",
+            "--shell",
+            "--ingroup",
+            "--gecos",
+            "--comment",
+            "--uid",
+            "--gid",
+            "--firstuid",
+            "--lastuid",
+            "--firstgid",
+            "--lastgid",
+            "--conf",
+            "-c",
+        ],
+        &[
+            "--system",
+            "--group",
+            "--quiet",
+            "-q",
+            "--disabled-password",
+            "--disabled-login",
+            "--no-create-home",
+            "--force-badname",
+            "--allow-badname",
+            "--allow-all-names",
+            "--debug",
+            "--verbose",
+            "--add-extra-groups",
+            "--add_extra_groups",
+            "--encrypt-home",
+        ],
+    )?;
+    let system = line.flag(&["--system"]);
+    let group_only = addgroup || (line.flag(&["--group"]) && !system);
+    if group_only {
+        let [name] = line.operands[..] else {
+            return Err("expected one group name".to_owned());
+        };
+        return Ok(Op::Group {
+            name: name.to_owned(),
+            gid: line.id(&["--gid"])?,
+            system,
+        });
     }
-    let rest: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    match rest[..] {
-        [name] => Some(name.clone()),
-        _ => None,
+    match line.operands[..] {
+        [user, group] if !system => Ok(Op::Member {
+            user: user.to_owned(),
+            group: group.to_owned(),
+        }),
+        [name] => {
+            let group = if line.flag(&["--group"]) {
+                Primary::Own
+            } else if let Some(group) = line.value(&["--ingroup"]) {
+                Primary::Named(group)
+            } else if let Some(gid) = line.id(&["--gid"])? {
+                Primary::Id(gid)
+            } else if system {
+                Primary::Named("nogroup".to_owned())
+            } else {
+                Primary::Own
+            };
+            let home = line.value(&["--home"]);
+            Ok(Op::User(NewUser {
+                name: name.to_owned(),
+                uid: line.id(&["--uid"])?,
+                system,
+                group,
+                groups: Vec::new(),
+                create_home: !line.flag(&["--no-create-home"])
+                    && home.as_deref() != Some("/nonexistent")
+                    && (home.is_some() || !system),
+                home: home.unwrap_or_else(|| {
+                    if system {
+                        "/nonexistent".to_owned()
+                    } else {
+                        format!("/home/{name}")
+                    }
+                }),
+                shell: line.value(&["--shell"]).unwrap_or_else(|| {
+                    if system {
+                        "/usr/sbin/nologin"
+                    } else {
+                        "/bin/bash"
+                    }
+                    .to_owned()
+                }),
+                gecos: line
+                    .value(&["--gecos", "--comment", "-c"])
+                    .unwrap_or_default(),
+            }))
+        }
+        _ => Err("expected a user name (and a group)".to_owned()),
+    }
+}
+
+/// shadow's useradd, with /etc/login.defs's USERGROUPS_ENAB yes and
+/// /etc/default/useradd's SHELL=/bin/sh as Debian ships them.
+fn useradd(args: &[String]) -> Result<Op, String> {
+    let line = options(
+        args,
+        &[
+            "-d",
+            "--home-dir",
+            "-s",
+            "--shell",
+            "-g",
+            "--gid",
+            "-G",
+            "--groups",
+            "-c",
+            "--comment",
+            "-u",
+            "--uid",
+            "-K",
+            "--key",
+            "-p",
+            "--password",
+        ],
+        &[
+            "-r",
+            "--system",
+            "-m",
+            "--create-home",
+            "-M",
+            "--no-create-home",
+            "-U",
+            "--user-group",
+            "-N",
+            "--no-user-group",
+            "-o",
+            "--non-unique",
+            "-l",
+            "--no-log-init",
+        ],
+    )?;
+    if let Some(password) = line.value(&["-p", "--password"])
+        && !matches!(password.as_str(), "*" | "!" | "")
+    {
+        return Err("a password set by a package is refused".to_owned());
+    }
+    let [name] = line.operands[..] else {
+        return Err("expected one user name".to_owned());
+    };
+    let group = match line.value(&["-g", "--gid"]) {
+        Some(group) => match group.parse() {
+            Ok(gid) => Primary::Id(gid),
+            Err(_) => Primary::Named(group),
+        },
+        None if line.flag(&["-N", "--no-user-group"]) => Primary::Named("users".to_owned()),
+        None => Primary::Own,
+    };
+    Ok(Op::User(NewUser {
+        name: name.to_owned(),
+        uid: line.id(&["-u", "--uid"])?,
+        system: line.flag(&["-r", "--system"]),
+        group,
+        groups: line
+            .value(&["-G", "--groups"])
+            .map(|g| {
+                g.split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        home: line
+            .value(&["-d", "--home-dir"])
+            .unwrap_or_else(|| format!("/home/{name}")),
+        create_home: line.flag(&["-m", "--create-home"]),
+        shell: line
+            .value(&["-s", "--shell"])
+            .unwrap_or_else(|| "/bin/sh".to_owned()),
+        gecos: line.value(&["-c", "--comment"]).unwrap_or_default(),
+    }))
+}
+
+fn groupadd(args: &[String]) -> Result<Op, String> {
+    let line = options(
+        args,
+        &["-g", "--gid", "-K", "--key"],
+        &["-r", "--system", "-f", "--force", "-o", "--non-unique"],
+    )?;
+    let [name] = line.operands[..] else {
+        return Err("expected one group name".to_owned());
+    };
+    Ok(Op::Group {
+        name: name.to_owned(),
+        gid: line.id(&["-g", "--gid"])?,
+        system: line.flag(&["-r", "--system"]),
+    })
+}
+
+fn usermod(args: &[String]) -> Result<Op, String> {
+    let line = options(
+        args,
+        &[
+            "-s",
+            "--shell",
+            "-d",
+            "--home",
+            "-c",
+            "--comment",
+            "-g",
+            "--gid",
+            "-G",
+            "--groups",
+        ],
+        &["-a", "--append", "-L", "--lock", "-aG"],
+    )?;
+    let [user] = line.operands[..] else {
+        return Err("expected one user name".to_owned());
+    };
+    let mut groups: Vec<String> = line
+        .value(&["-G", "--groups"])
+        .map(|g| {
+            g.split(',')
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if line.flag(&["-aG"]) {
+        // `-aG LIST` reads as the flag and LIST as an operand.
+        return Err("write -a -G LIST".to_owned());
+    }
+    if !groups.is_empty() && !line.flag(&["-a", "--append"]) {
+        return Err("usermod -G without -a replaces the user's groups".to_owned());
+    }
+    let op = Op::Modify {
+        user: user.to_owned(),
+        shell: line.value(&["-s", "--shell"]),
+        home: line.value(&["-d", "--home"]),
+        gecos: line.value(&["-c", "--comment"]),
+        group: line.value(&["-g", "--gid"]),
+        groups: std::mem::take(&mut groups),
+    };
+    Ok(match op {
+        Op::Modify {
+            shell: None,
+            home: None,
+            gecos: None,
+            group: None,
+            ref groups,
+            ..
+        } if groups.is_empty() => Op::Nothing,
+        op => op,
+    })
+}
+
+/// `gpasswd -a USER GROUP`.
+fn gpasswd(args: &[String]) -> Result<Op, String> {
+    match args {
+        [flag, user, group] if flag == "-a" || flag == "--add" => Ok(Op::Member {
+            user: user.clone(),
+            group: group.clone(),
+        }),
+        _ => Err("only gpasswd -a USER GROUP is read".to_owned()),
+    }
+}
+
+impl Accounts {
+    /// Does one account command; returns the home to make, if any, as
+    /// (path, uid, gid).
+    fn apply(&mut self, op: &Op) -> Result<Option<(String, u32, u32)>, String> {
+        match op {
+            Op::Group { name, gid, system } => {
+                if self.gid(name).is_none() {
+                    let gid = match gid {
+                        Some(gid) => Some(*gid),
+                        None if *system => None,
+                        None => Some(
+                            self.free_regular_id()
+                                .ok_or_else(|| format!("no free gid for group {name}"))?,
+                        ),
+                    };
+                    self.add_group(name, gid)?;
+                }
+                Ok(None)
+            }
+            Op::User(user) => self.new_user(user),
+            Op::Member { user, group } => {
+                if self.uid(user).is_none() {
+                    return Err(format!("user {user} does not exist"));
+                }
+                self.add_member(user, group).map(|()| None)
+            }
+            Op::Modify {
+                user,
+                shell,
+                home,
+                gecos,
+                group,
+                groups,
+            } => {
+                let gid = match group {
+                    Some(group) => Some(match group.parse::<u32>() {
+                        Ok(gid) => gid,
+                        Err(_) => self
+                            .gid(group)
+                            .ok_or_else(|| format!("group {group} does not exist"))?,
+                    }),
+                    None => None,
+                };
+                let account = self
+                    .users
+                    .iter_mut()
+                    .find(|a| a.name == *user)
+                    .ok_or_else(|| format!("user {user} does not exist"))?;
+                if let Some(shell) = shell {
+                    account.shell.clone_from(shell);
+                }
+                if let Some(home) = home {
+                    account.home.clone_from(home);
+                }
+                if let Some(gecos) = gecos {
+                    account.gecos.clone_from(gecos);
+                }
+                if let Some(gid) = gid {
+                    account.gid = gid;
+                }
+                for group in groups {
+                    self.add_member(user, group)?;
+                }
+                Ok(None)
+            }
+            Op::Nothing => Ok(None),
+        }
+    }
+
+    fn new_user(&mut self, user: &NewUser) -> Result<Option<(String, u32, u32)>, String> {
+        let name = user.name.as_str();
+        if self.uid(name).is_some() {
+            return Ok(None);
+        }
+        let uid = match user.uid {
+            Some(uid) => uid,
+            None if user.system => self
+                .free_system_id()
+                .ok_or_else(|| format!("no free system uid for {name}"))?,
+            None => self
+                .free_regular_id()
+                .ok_or_else(|| format!("no free uid for {name}"))?,
+        };
+        let gid = match &user.group {
+            Primary::Own => match self.gid(name) {
+                Some(gid) => gid,
+                None => {
+                    let free = !self.groups.iter().any(|g| g.gid == uid);
+                    self.add_group(name, free.then_some(uid))?
+                }
+            },
+            Primary::Named(group) => self
+                .gid(group)
+                .ok_or_else(|| format!("user {name}: group {group} does not exist"))?,
+            Primary::Id(gid) => *gid,
+        };
+        self.users.push(Account {
+            name: name.to_owned(),
+            uid,
+            gid,
+            gecos: user.gecos.clone(),
+            home: user.home.clone(),
+            shell: user.shell.clone(),
+        });
+        for group in &user.groups {
+            self.add_member(name, group)?;
+        }
+        Ok(user.create_home.then(|| (user.home.clone(), uid, gid)))
     }
 }
 
@@ -495,12 +1044,92 @@ mod tests {
         assert!(accounts.recipe_user(&bad).unwrap_err().contains("nope"));
     }
 
+    fn ops(script: &str) -> Vec<Result<Op, String>> {
+        super::super::scripts::postinst(script)
+            .iter()
+            .filter_map(parse)
+            .collect()
+    }
+
     #[test]
-    fn only_literal_system_groups_are_taken_from_scripts() {
-        let commands = super::super::scripts::commands(
-            "addgroup --quiet --system input\ngroupadd --system $G\naddgroup users2\n",
+    fn the_account_commands_of_real_scripts_are_read() {
+        let ops = ops(
+            "adduser --quiet --system --group --no-create-home --home /run/sshd \\\n  --shell /usr/sbin/nologin sshd\naddgroup --quiet --system input\nadduser --system --quiet --home /var/lib/chrony --gecos 'Chrony daemon' --ingroup _chrony _chrony\ngroupadd -r -g 42 fixed\nuseradd --system -d /var/lib/x -s /bin/false -G a,b -c 'X user' x\nusermod -a -G input sshd\nadduser sshd input\ngroupadd --system \"$(cat /g)\"\nadduser --frobnicate y\n",
         );
-        let groups: Vec<_> = commands.iter().filter_map(system_group).collect();
-        assert_eq!(groups, ["input"]);
+        let user = |op: &Result<Op, String>| match op {
+            Ok(Op::User(user)) => user.clone(),
+            other => panic!("not a user: {other:?}"),
+        };
+        let sshd = user(&ops[0]);
+        assert_eq!(
+            (
+                sshd.system,
+                &sshd.group,
+                sshd.home.as_str(),
+                sshd.create_home
+            ),
+            (true, &Primary::Own, "/run/sshd", false)
+        );
+        assert_eq!(sshd.shell, "/usr/sbin/nologin");
+        assert_eq!(
+            ops[1],
+            Ok(Op::Group {
+                name: "input".to_owned(),
+                gid: None,
+                system: true
+            })
+        );
+        let chrony = user(&ops[2]);
+        assert_eq!(chrony.gecos, "Chrony daemon");
+        assert_eq!(chrony.group, Primary::Named("_chrony".to_owned()));
+        assert!(chrony.create_home);
+        assert_eq!(
+            ops[3],
+            Ok(Op::Group {
+                name: "fixed".to_owned(),
+                gid: Some(42),
+                system: true
+            })
+        );
+        let x = user(&ops[4]);
+        assert_eq!(
+            (x.shell.as_str(), x.groups.len(), x.create_home),
+            ("/bin/false", 2, false)
+        );
+        assert!(matches!(&ops[5], Ok(Op::Modify { groups, .. }) if groups == &["input"]));
+        assert!(
+            matches!(&ops[6], Ok(Op::Member { user, group }) if user == "sshd" && group == "input")
+        );
+        assert!(ops[7].as_ref().unwrap_err().contains("not known"));
+        assert!(ops[8].as_ref().unwrap_err().contains("--frobnicate"));
+    }
+
+    #[test]
+    fn script_accounts_are_made_once_with_stable_ids() {
+        let mut accounts = Accounts::default();
+        accounts
+            .base_passwd(
+                "root:*:0:0:root:/root:/bin/bash\n",
+                "root:*:0:\nnogroup:*:65534:\n",
+            )
+            .unwrap();
+        for op in ops(
+            "adduser --system --group --home /run/sshd --no-create-home sshd\nadduser --system --group sshd\nadduser --system --home /var/lib/d d\nusermod -s /bin/sh sshd\n",
+        ) {
+            accounts.apply(&op.unwrap()).unwrap();
+        }
+        let [passwd, group, ..] = accounts.render(0);
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/bin/bash\nsshd:x:999:999::/run/sshd:/bin/sh\nd:x:998:65534::/var/lib/d:/usr/sbin/nologin\n"
+        );
+        assert_eq!(group, "root:x:0:\nnogroup:x:65534:\nsshd:x:999:\n");
+        let error = accounts
+            .apply(&Op::Member {
+                user: "nobody".to_owned(),
+                group: "root".to_owned(),
+            })
+            .unwrap_err();
+        assert!(error.contains("nobody"), "{error}");
     }
 }

@@ -176,13 +176,13 @@ mod tests {
         let mut scripts = BTreeMap::new();
         scripts.insert(
             "mawk".to_owned(),
-            super::super::scripts::commands(
+            super::super::scripts::postinst(
                 "update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/mawk.1.gz\n",
             ),
         );
         scripts.insert(
             "gawk".to_owned(),
-            super::super::scripts::commands(
+            super::super::scripts::postinst(
                 "update-alternatives --install /usr/bin/awk awk /usr/bin/gawk 10\nupdate-alternatives --install $L x /y 1\n",
             ),
         );

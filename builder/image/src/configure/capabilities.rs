@@ -4,16 +4,18 @@
 //!
 //! The scripts guard the call with `command -v setcap` and fall back to a
 //! setuid bit when it is missing or fails; airlock always applies the
-//! capability, the narrower privilege the package asks for first. Plain
-//! assignments before the call (`PROGRAM=/bin/ping`, and
-//! `PROGRAM=$(dpkg-divert --truename /bin/ping)`, which is the path itself
-//! in an image without diversions) are substituted; any other expansion
-//! fails the build, naming the package and the command.
+//! capability, the narrower privilege the package asks for first (to the
+//! scripts' tests `setcap` is always there, see `scripts`, and the
+//! fallback is not taken). The words come from the walk of the script, so
+//! `PROGRAM=$(dpkg-divert --truename /bin/ping)` before the call is the
+//! path itself; any word the walk does not know fails the build, naming
+//! the package, the line and the command.
 
 use std::collections::BTreeMap;
 
 use airlock_tree::{Kind, Tree};
 
+use super::scripts::Command;
 use crate::BuildError;
 use crate::capability::{FileCaps, XATTR};
 
@@ -28,44 +30,28 @@ pub struct Granted {
     pub caps: FileCaps,
 }
 
-/// Applies every `setcap` of every package's postinst (`scripts`: package
-/// name → postinst text), in package order.
+/// Applies every `setcap` of every package's postinst, in package order.
 pub fn configure(
     tree: &mut Tree,
-    scripts: &BTreeMap<String, String>,
+    scripts: &BTreeMap<String, Vec<Command>>,
 ) -> Result<Vec<Granted>, BuildError> {
     let mut granted = Vec::new();
-    for (package, script) in scripts {
-        let fail = |message: String| BuildError::Package {
-            package: package.clone(),
-            message: format!("postinst: {message}"),
-        };
-        let variables = assignments(script);
-        for command in super::scripts::commands(script) {
-            // The splitter leaves `if`, `elif`, `while`, `until` and a
-            // `!` after them in front of the command they test.
-            let start = command
-                .words
-                .iter()
-                .position(|w| !matches!(w.as_str(), "if" | "elif" | "while" | "until" | "!"))
-                .unwrap_or(command.words.len());
-            let Some(first) = command.words.get(start) else {
-                continue;
-            };
-            if first.rsplit('/').next() != Some("setcap") {
+    for (package, commands) in scripts {
+        for command in commands {
+            if command.script != "postinst" || command.name().rsplit('/').next() != Some("setcap") {
                 continue;
             }
-            let words: Vec<String> = command.words[start..]
-                .iter()
-                .map(|word| substitute(word, &variables))
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    fail(format!(
-                        "`{}`: a word airlock cannot expand without running the script",
-                        command.words.join(" ")
-                    ))
-                })?;
-            for (text, file) in setcap_pairs(&words).map_err(&fail)? {
+            let fail = |message: String| BuildError::Package {
+                package: package.clone(),
+                message: format!("{}: {message}", command.place()),
+            };
+            if command.expands {
+                return Err(fail(format!(
+                    "`{}`: a word airlock cannot expand without running the script",
+                    command.text
+                )));
+            }
+            for (text, file) in setcap_pairs(&command.words).map_err(&fail)? {
                 let caps = if text.is_empty() {
                     FileCaps::default() // setcap -r
                 } else {
@@ -134,80 +120,17 @@ fn setcap_pairs(words: &[String]) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-/// `NAME=value` lines whose value needs no shell: a literal, or
-/// `$(dpkg-divert --truename PATH)`.
-fn assignments(script: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in script.lines() {
-        let line = line.trim();
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        let valid_name = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            continue;
-        }
-        let value = value.trim().trim_matches('"');
-        let literal = if let Some(inner) = value
-            .strip_prefix("$(dpkg-divert --truename ")
-            .and_then(|v| v.strip_suffix(')'))
-        {
-            Some(inner.trim().to_owned())
-        } else if value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:".contains(c))
-        {
-            Some(value.to_owned())
-        } else {
-            None
-        };
-        match literal {
-            Some(literal) if !literal.is_empty() => {
-                out.insert(name.to_owned(), literal);
-            }
-            // Assigned something airlock cannot know: forget it, so a use
-            // of it fails rather than taking an older value.
-            _ => {
-                out.remove(name);
-            }
-        }
-    }
-    out
-}
-
-/// `word` with `$NAME` and `${NAME}` replaced, or `None` if something is
-/// left that needs the shell.
-fn substitute(word: &str, variables: &BTreeMap<String, String>) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = word;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
-            let end = braced.find('}')?;
-            (&braced[..end], &braced[end + 1..])
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        out.push_str(variables.get(name)?);
-        rest = tail;
-    }
-    if rest.contains('`') {
-        return None;
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use airlock_tree::{Content, Node};
+
+    fn walked(scripts: BTreeMap<String, String>) -> BTreeMap<String, Vec<Command>> {
+        scripts
+            .into_iter()
+            .map(|(package, text)| (package, super::super::scripts::postinst(&text)))
+            .collect()
+    }
 
     fn tree() -> Tree {
         let mut tree = Tree::merged_usr();
@@ -229,7 +152,7 @@ mod tests {
                     .to_owned(),
             ),
         ]);
-        let granted = configure(&mut tree, &scripts).unwrap();
+        let granted = configure(&mut tree, &walked(scripts)).unwrap();
         assert_eq!(granted.len(), 2);
         assert_eq!(granted[0].path, "usr/bin/ping");
         assert_eq!(granted[0].caps.to_string(), "cap_net_raw=ep");
@@ -263,9 +186,11 @@ mod tests {
             ),
         ] {
             let scripts = BTreeMap::from([("p".to_owned(), script.to_owned())]);
-            let error = configure(&mut tree(), &scripts).unwrap_err().to_string();
+            let error = configure(&mut tree(), &walked(scripts))
+                .unwrap_err()
+                .to_string();
             assert!(
-                error.starts_with("p: postinst: ") && error.contains(expected),
+                error.starts_with("p: postinst line ") && error.contains(expected),
                 "{script:?}: {error}"
             );
         }
@@ -284,7 +209,7 @@ mod tests {
                 "setcap -v cap_sys_admin+ep /usr/bin/ping\nsetcap -r /usr/bin/ping\n".to_owned(),
             ),
         ]);
-        configure(&mut tree, &scripts).unwrap();
+        configure(&mut tree, &walked(scripts)).unwrap();
         assert!(tree.get("usr/bin/ping").unwrap().xattrs.is_empty());
     }
 }

@@ -58,6 +58,16 @@ const RECORDS: &[(&str, u32)] = &[
     ("var/log/lastlog", 0o664),
 ];
 
+/// Whether `path` (relative) is one the table writes: a script step on it
+/// is done here.
+pub fn covers(path: &str) -> bool {
+    FROM_DEFAULTS.iter().any(|(_, d)| *d == path)
+        || DIRECTORIES.iter().any(|(d, _, _)| *d == path)
+        || LINKS.iter().any(|(l, _)| *l == path)
+        || RECORDS.iter().any(|(r, _)| *r == path)
+        || path == "etc/dpkg/origins/default"
+}
+
 /// Applies the table.
 pub fn configure(tree: &mut Tree, accounts: &Accounts) -> Result<(), BuildError> {
     for (default, destination) in FROM_DEFAULTS {

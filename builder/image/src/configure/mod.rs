@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod dpkg;
 pub mod files;
 pub mod firewall;
+pub mod maintscripts;
 pub mod modules;
 pub mod pam;
 pub mod scripts;
@@ -65,29 +66,6 @@ pub(crate) fn put(tree: &mut Tree, path: &str, node: Node) -> Result<(), BuildEr
             package: "airlock".to_owned(),
             source,
         })
-}
-
-/// The postinst of every package that has one, as text, by package name.
-pub fn postinst_texts(
-    packages: &[crate::extract::Unpacked],
-) -> std::collections::BTreeMap<String, String> {
-    packages
-        .iter()
-        .filter_map(|p| {
-            let text = p.control_files.get("postinst")?;
-            Some((p.name.clone(), String::from_utf8_lossy(text).into_owned()))
-        })
-        .collect()
-}
-
-/// The postinst commands of every package, by package name.
-pub fn postinst_commands(
-    texts: &std::collections::BTreeMap<String, String>,
-) -> std::collections::BTreeMap<String, Vec<scripts::Command>> {
-    texts
-        .iter()
-        .map(|(name, text)| (name.clone(), scripts::commands(text)))
-        .collect()
 }
 
 /// `[firewall]`, `[audit]` and `[agent]`: writes their files and returns
@@ -175,12 +153,14 @@ pub fn configure(
     recipe: &airlock_recipe::Recipe,
     added: &[files::Added],
 ) -> Result<Configured, BuildError> {
-    let postinsts = postinst_texts(packages);
-    let scripts = postinst_commands(&postinsts);
+    let scripts = scripts::read(tree, packages);
+    let installed: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    let mut notes =
+        maintscripts::account(tree, &scripts, &installed, &recipe.packages.acknowledge)?;
     let epoch = recipe.image.epoch;
     // Before the recipe's files: a file the recipe replaces keeps none of
     // the package's capabilities.
-    let capabilities = capabilities::configure(tree, &postinsts)?;
+    let capabilities = capabilities::configure(tree, &scripts.commands)?;
     files::apply(tree, added)?;
     let mut users = recipe.users.clone();
     if let Some(agent) = &recipe.agent {
@@ -195,12 +175,17 @@ pub fn configure(
             system: true,
         });
     }
-    let accounts = accounts::configure(tree, blobs, &scripts, &users, epoch)?;
+    let accounts = accounts::configure(tree, blobs, &scripts.commands, &users, epoch)?;
     files::set_owners(tree, added, &accounts)?;
     defaults::configure(tree, &accounts)?;
-    let mut notes = alternatives::configure(tree, &scripts)?;
+    notes.extend(alternatives::configure(tree, &scripts.commands)?);
     let services = sovereign(tree, blobs, recipe, added, &accounts)?;
-    notes.extend(systemd::configure(tree, blobs, &scripts, &services)?);
+    notes.extend(systemd::configure(
+        tree,
+        blobs,
+        &scripts.commands,
+        &services,
+    )?);
     system::configure(tree, &recipe.image)?;
     pam::configure(tree, blobs)?;
     let kernels = modules::configure(tree, blobs)?;

@@ -1,94 +1,214 @@
-//! Reading maintainer scripts as text (never running them): the simple
-//! commands they contain, as words. Only a few commands are looked for
-//! (`deb-systemd-helper enable`, `systemctl enable`, `update-alternatives
-//! --install`, `addgroup --system`); a command whose words use shell
-//! expansion (`$`, backquotes) is reported as not understood.
+//! Maintainer scripts read as data, never run: each package's `preinst`
+//! and `postinst` walked by `airlock-maintscript` as dpkg would run them on
+//! a fresh install, against the tree as it stands once every package is
+//! unpacked. The result is every command the scripts would (or might) run,
+//! with its package, script and line, for the native modules to do and
+//! for [`super::maintscripts`] to account for, one by one.
 
-/// One simple command from a script.
+use std::collections::BTreeMap;
+
+use airlock_maintscript::{Arg, Image, Phase, Stat, Unreadable};
+use airlock_tree::{Kind, Tree};
+
+use crate::BuildError;
+
+/// One command from a maintainer script.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
-    /// Its words, quotes removed.
+    /// The script it is in: `preinst` or `postinst`.
+    pub script: &'static str,
+    /// Its line (1-based).
+    pub line: usize,
+    /// The command as written.
+    pub text: String,
+    /// Its words after expansion; a word whose value is not known is kept
+    /// as written (and `expands` is set).
     pub words: Vec<String>,
-    /// Whether any word needs the shell to expand it.
+    /// Whether any word's value is not known.
     pub expands: bool,
+    /// Whether it runs only under a condition the walk could not decide.
+    pub conditional: bool,
+    /// Files its output is redirected into, as written or expanded.
+    pub writes: Vec<String>,
 }
 
-/// The state of splitting one line into commands.
-#[derive(Default)]
-struct Splitter {
-    out: Vec<Command>,
-    words: Vec<String>,
-    word: String,
-    in_word: bool,
-    expands: bool,
+impl Command {
+    /// The command's name (its first word).
+    pub fn name(&self) -> &str {
+        self.words.first().map_or("", String::as_str)
+    }
+
+    /// Where it is, for messages: `postinst line 12`.
+    pub fn place(&self) -> String {
+        format!("{} line {}", self.script, self.line)
+    }
 }
 
-impl Splitter {
-    fn push(&mut self, c: char) {
-        if c == '$' || c == '`' {
-            self.expands = true;
-        }
-        self.word.push(c);
-        self.in_word = true;
-    }
+/// Every package's scripts, read.
+#[derive(Clone, Debug, Default)]
+pub struct Scripts {
+    /// The commands, by package, preinst before postinst.
+    pub commands: BTreeMap<String, Vec<Command>>,
+    /// What could not be followed, by package: (script, place).
+    pub unreadable: BTreeMap<String, Vec<(&'static str, Unreadable)>>,
+}
 
-    fn end_word(&mut self) {
-        if self.in_word {
-            self.words.push(std::mem::take(&mut self.word));
-            self.in_word = false;
-        }
-    }
-
-    fn end_command(&mut self) {
-        self.end_word();
-        let words = std::mem::take(&mut self.words);
-        // Keywords that start a command list.
-        let start = words
+impl Scripts {
+    /// Every command with its package.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Command)> {
+        self.commands
             .iter()
-            .position(|w| !matches!(w.as_str(), "then" | "do" | "else" | "!" | "{"))
-            .unwrap_or(words.len());
-        if start < words.len() {
-            self.out.push(Command {
-                words: words[start..].to_vec(),
-                expands: self.expands,
+            .flat_map(|(package, commands)| commands.iter().map(move |c| (package.as_str(), c)))
+    }
+}
+
+/// The tree as the scripts' file tests see it.
+struct TreeImage<'a>(&'a Tree);
+
+impl Image for TreeImage<'_> {
+    fn stat(&self, path: &str) -> Option<Stat> {
+        // airlock grants file capabilities natively, so to the scripts'
+        // `command -v setcap` it is always there, and their setuid
+        // fallback is not taken (see `capabilities`).
+        if matches!(path, "/usr/sbin/setcap" | "/sbin/setcap") {
+            return Some(Stat {
+                kind: airlock_maintscript::Kind::File,
+                mode: 0o755,
+                size: 0,
             });
         }
-        self.expands = false;
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let (_, node) = self.0.lookup(&path)?;
+        let (kind, size) = match &node.kind {
+            Kind::Directory => (airlock_maintscript::Kind::Dir, 0),
+            Kind::File(content) => (airlock_maintscript::Kind::File, content.size()),
+            Kind::Hardlink(target) => {
+                let size = match self.0.get(target).map(|n| &n.kind) {
+                    Some(Kind::File(content)) => content.size(),
+                    _ => 0,
+                };
+                (airlock_maintscript::Kind::File, size)
+            }
+            _ => (airlock_maintscript::Kind::Other, 0),
+        };
+        Some(Stat {
+            kind,
+            mode: node.mode & 0o7777,
+            size,
+        })
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        airlock_tree::normalize_lexically(path.trim_start_matches('/'))
+            .and_then(|path| self.0.canonical(&path).ok())
+            .and_then(|path| self.0.get(&path))
+            .is_some_and(|node| matches!(node.kind, Kind::Symlink(_)))
     }
 }
 
-/// Splits a shell script into simple commands: lines joined at a trailing
-/// backslash, comments dropped, split at `;`, `|`, `&&`, `||` and keywords
-/// such as `then` and `do`, words unquoted.
-pub fn commands(script: &str) -> Vec<Command> {
-    let joined = script.replace("\\\n", " ");
-    let mut split = Splitter::default();
-    for line in joined.lines() {
-        let mut quote: Option<char> = None;
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match (quote, c) {
-                (Some(q), c) if c == q => quote = None,
-                (Some('\''), c) => split.word.push(c),
-                (Some(_), c) => split.push(c),
-                (None, '\'' | '"') => {
-                    quote = Some(c);
-                    split.in_word = true;
-                }
-                (None, '#') if !split.in_word => break,
-                (None, ' ' | '\t') => split.end_word(),
-                (None, ';' | '|' | '&' | '(' | ')') => {
-                    while chars.peek().is_some_and(|n| matches!(n, '|' | '&' | ';')) {
-                        chars.next();
-                    }
-                    split.end_command();
-                }
-                (None, c) => split.push(c),
+fn text(arg: &Arg) -> (String, bool) {
+    match arg {
+        Arg::Known(value) => (value.clone(), false),
+        Arg::Unknown(written) => (written.clone(), true),
+    }
+}
+
+/// Walks one script of `package` against `tree`.
+pub fn walk(
+    tree: &Tree,
+    package: &str,
+    phase: Phase,
+    script: &str,
+) -> Result<(Vec<Command>, Vec<Unreadable>), BuildError> {
+    let walk =
+        airlock_maintscript::walk(script, phase, package, &TreeImage(tree)).map_err(|error| {
+            BuildError::Package {
+                package: package.to_owned(),
+                message: error.to_string(),
+            }
+        })?;
+    let commands = walk
+        .invocations
+        .into_iter()
+        .map(|invocation| {
+            let mut expands = false;
+            let words = invocation
+                .words
+                .iter()
+                .map(|word| {
+                    let (word, unknown) = text(word);
+                    expands |= unknown;
+                    word
+                })
+                .collect();
+            Command {
+                script: phase.script(),
+                line: invocation.line,
+                text: invocation.text,
+                words,
+                expands,
+                conditional: invocation.conditional,
+                writes: invocation.writes.iter().map(|w| text(w).0).collect(),
+            }
+        })
+        .collect();
+    Ok((commands, walk.unreadable))
+}
+
+/// Walks the `preinst` and `postinst` of every package against `tree`
+/// (every package unpacked, nothing configured yet). A script that cannot
+/// be read at all is one entry of `unreadable`.
+pub fn read(tree: &Tree, packages: &[crate::extract::Unpacked]) -> Scripts {
+    let mut scripts = Scripts::default();
+    for package in packages {
+        for phase in [Phase::Preinst, Phase::Postinst] {
+            let Some(bytes) = package.control_files.get(phase.script()) else {
+                continue;
+            };
+            // A script that is not text or not shell is a gap like any
+            // other step airlock cannot read: nothing of it is done.
+            let walked = match std::str::from_utf8(bytes) {
+                Ok(text) => walk(tree, &package.name, phase, text),
+                Err(_) => Err(BuildError::Package {
+                    package: package.name.clone(),
+                    message: format!("{} is not UTF-8 text", phase.script()),
+                }),
+            };
+            let (commands, unreadable) = walked.unwrap_or_else(|error| {
+                let why = match error {
+                    BuildError::Package { message, .. } => message,
+                    other => other.to_string(),
+                };
+                (
+                    Vec::new(),
+                    vec![Unreadable {
+                        line: 1,
+                        text: "(the whole script)".to_owned(),
+                        why,
+                    }],
+                )
+            });
+            scripts
+                .commands
+                .entry(package.name.clone())
+                .or_default()
+                .extend(commands);
+            if !unreadable.is_empty() {
+                scripts
+                    .unreadable
+                    .entry(package.name.clone())
+                    .or_default()
+                    .extend(unreadable.into_iter().map(|u| (phase.script(), u)));
             }
         }
-        split.end_command();
     }
-    split.out
+    scripts
+}
+
+/// The commands of one postinst walked against an empty tree: for tests.
+#[cfg(test)]
+pub(crate) fn postinst(text: &str) -> Vec<Command> {
+    walk(&Tree::new(), "test", Phase::Postinst, text).unwrap().0
 }
 
 #[cfg(test)]
@@ -96,9 +216,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_joins_and_unquotes() {
-        let script = "#!/bin/sh\nif true; then\n\tupdate-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n\t  --slave '/usr/bin/nawk' nawk \"/usr/bin/mawk\" # comment\nfi\nadduser --home $HOME x || true\n";
-        let commands = commands(script);
+    fn a_postinst_is_walked_for_a_fresh_install() {
+        let script = "#!/bin/sh\nset -e\nALT=/usr/bin/mawk\ncase \"$1\" in\n configure)\n\tupdate-alternatives --install /usr/bin/awk awk \"$ALT\" 5 \\\n\t  --slave '/usr/bin/nawk' nawk \"/usr/bin/mawk\" # comment\n  ;;\n abort-upgrade) rm -f /etc/gone ;;\nesac\nif [ -x /usr/sbin/absent ]; then absent --now; fi\nadduser --home \"$(pwd)\" x || true\n";
+        let commands = postinst(script);
         let words: Vec<Vec<&str>> = commands
             .iter()
             .map(|c| c.words.iter().map(String::as_str).collect())
@@ -106,7 +226,6 @@ mod tests {
         assert_eq!(
             words,
             vec![
-                vec!["if", "true"],
                 vec![
                     "update-alternatives",
                     "--install",
@@ -119,12 +238,28 @@ mod tests {
                     "nawk",
                     "/usr/bin/mawk"
                 ],
-                vec!["fi"],
-                vec!["adduser", "--home", "$HOME", "x"],
-                vec!["true"],
+                vec!["adduser", "--home", "\"$(pwd)\"", "x"],
             ]
         );
-        assert!(!commands[1].expands);
-        assert!(commands[3].expands);
+        assert_eq!((commands[0].line, commands[0].expands), (6, false));
+        assert!(commands[1].expands);
+        assert_eq!(commands[1].place(), "postinst line 12");
+    }
+
+    #[test]
+    fn file_tests_see_the_tree() {
+        let mut tree = Tree::merged_usr();
+        tree.put(
+            "usr/sbin/present",
+            airlock_tree::Node::new(
+                Kind::File(airlock_tree::Content::Inline(b"x".to_vec())),
+                0o755,
+            ),
+        )
+        .unwrap();
+        let script = "#!/bin/sh\nif [ -x /sbin/present ]; then present; fi\nif [ -x /usr/sbin/absent ]; then absent; fi\n[ -L /bin ] && linked\n";
+        let (commands, _) = walk(&tree, "p", Phase::Postinst, script).unwrap();
+        let names: Vec<&str> = commands.iter().map(Command::name).collect();
+        assert_eq!(names, ["present", "linked"]);
     }
 }

@@ -360,7 +360,7 @@ mod tests {
         let mut scripts = BTreeMap::new();
         scripts.insert(
             "nftables".to_owned(),
-            super::super::scripts::commands(
+            super::super::scripts::postinst(
                 "if [ \"$1\" = \"configure\" ] ; then\n\tif deb-systemd-helper debian-installed 'nftables.service'; then\n\t\tif deb-systemd-helper --quiet was-enabled 'nftables.service'; then\n\t\t\tdeb-systemd-helper enable 'nftables.service' >/dev/null || true\n\t\tfi\n\tfi\n\tdeb-systemd-helper update-state 'nftables.service' >/dev/null || true\nfi\n",
             ),
         );
@@ -372,7 +372,7 @@ mod tests {
         let mut scripts = BTreeMap::new();
         scripts.insert(
             "x".to_owned(),
-            super::super::scripts::commands(
+            super::super::scripts::postinst(
                 "if deb-systemd-helper --quiet was-enabled 'a.timer'; then\n  deb-systemd-helper enable 'a.timer' >/dev/null || true\nfi\nsystemctl ${DPKG_ROOT:+--root=$DPKG_ROOT} enable b.service\nsystemctl enable getty@tty1.service || true\n",
             ),
         );

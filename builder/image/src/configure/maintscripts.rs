@@ -1,0 +1,657 @@
+//! Every command the maintainer scripts would run on a fresh install,
+//! accounted for. airlock runs none of them; each is one of:
+//!
+//! - **native**: a module of `configure` does what it would (accounts,
+//!   alternatives, unit enablement, file capabilities, PAM, module
+//!   indexes, the files it names);
+//! - **inert**: it has no effect on a freshly built image, for a stated
+//!   reason (it starts a service, which happens at boot; it acts only on an
+//!   upgrade from an older version; it only asks something);
+//! - **at boot**: a unit of the image does it when the host first boots
+//!   (`systemd-tmpfiles-setup.service`, the empty machine-id);
+//! - **unhandled**: anything else, and any command airlock cannot read
+//!   exactly (a word whose value the walk does not know, an option it does
+//!   not know).
+//!
+//! Every unhandled step is a note of the build report naming the package,
+//! the script, the line and the command; the recipe's `[packages]
+//! acknowledge` names a package with the reason its steps do not matter,
+//! and the note says so. Nothing is skipped silently. Once airlock does the
+//! file-system steps of the base packages natively ([`STRICT`]), an
+//! unacknowledged step fails the build instead.
+
+use std::collections::BTreeMap;
+
+use airlock_tree::Tree;
+
+use super::scripts::{Command, Scripts};
+use super::{accounts, alternatives, defaults};
+use crate::BuildError;
+
+/// What airlock does about one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A module of airlock does it.
+    Native(&'static str),
+    /// It has no effect on a built image, for this reason.
+    Inert(&'static str),
+    /// The image does it when it first boots.
+    AtBoot(&'static str),
+    /// airlock does not do it, for this reason.
+    Unhandled(String),
+}
+
+/// Commands that only read (the system, a file, the package database): on
+/// a fresh image their answers only steer the script, whose effects are
+/// walked either way.
+const QUERIES: &[&str] = &[
+    "[",
+    "basename",
+    "cmp",
+    "cut",
+    "diff",
+    "dirname",
+    "dpkg-query",
+    "env",
+    "getent",
+    "grep",
+    "egrep",
+    "fgrep",
+    "head",
+    "id",
+    "ischroot",
+    "ls",
+    "md5sum",
+    "nproc",
+    "pidof",
+    "pwd",
+    "readlink",
+    "realpath",
+    "sha256sum",
+    "sort",
+    "stat",
+    "tail",
+    "test",
+    "tr",
+    "uname",
+    "wc",
+    "which",
+    "whoami",
+    "runlevel",
+    "dpkg-architecture",
+    "lsb_release",
+];
+
+/// Commands that only print or wait (when their output goes nowhere).
+const OUTPUT: &[&str] = &[
+    "echo", "printf", "true", "false", ":", "sleep", "logger", "cat",
+];
+
+/// Commands that change files, done natively when every path they name is
+/// one a module of airlock writes.
+const FILE_COMMANDS: &[&str] = &[
+    "mkdir", "chmod", "chown", "chgrp", "ln", "install", "touch", "rm", "rmdir", "mv", "cp",
+];
+
+/// Whether a unhandled step fails the build. Off until airlock does the
+/// literal file-system steps of the base packages (`mkdir`, `chown`, …)
+/// natively; until then each is a note.
+pub const STRICT: bool = false;
+
+/// The module that writes `path` (absolute) itself, if one does.
+fn writer(path: &str) -> Option<&'static str> {
+    let relative = path.trim_start_matches('/');
+    if matches!(
+        relative,
+        "etc/passwd" | "etc/group" | "etc/shadow" | "etc/gshadow"
+    ) {
+        Some("accounts")
+    } else if matches!(
+        relative,
+        "etc/localtime" | "etc/localtime.dpkg-new" | "etc/timezone" | "etc/machine-id"
+    ) {
+        Some("system (time zone and identity)")
+    } else if defaults::covers(relative) {
+        Some("defaults (base-files' first-install table)")
+    } else {
+        None
+    }
+}
+
+/// Classifies one command of `package`'s scripts, with the tree as it is
+/// once every package is unpacked.
+pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
+    let name = command.name();
+    let program = name.rsplit('/').next().unwrap_or(name);
+    let args: Vec<&str> = command.words[1..].iter().map(String::as_str).collect();
+    let first = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .copied()
+        .unwrap_or("");
+    if name.is_empty() {
+        return Verdict::Unhandled("the command's name is not known".to_owned());
+    }
+    if !command.writes.is_empty() {
+        if !command.expands
+            && let Some(module) = only_writer(&command.writes)
+        {
+            return Verdict::Native(module);
+        }
+        return Verdict::Unhandled(format!(
+            "writes {} through a redirection",
+            command.writes.join(", ")
+        ));
+    }
+    if OUTPUT.contains(&program) || QUERIES.contains(&program) {
+        return Verdict::Inert("only prints, waits or asks; it changes nothing");
+    }
+    if program.starts_with("db_") || (program == "." && first.ends_with("debconf/confmodule")) {
+        return Verdict::Inert(
+            "debconf: every question takes its default (the noninteractive frontend), and \
+             what the script does with the answer is walked",
+        );
+    }
+    match program {
+        "adduser" | "addgroup" | "useradd" | "groupadd" | "usermod" | "gpasswd" => {
+            return match accounts::parse(command) {
+                Some(Ok(_)) => Verdict::Native("accounts"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("an account command"),
+            };
+        }
+        "systemd-sysusers" => return Verdict::Native("accounts (sysusers.d)"),
+        "update-alternatives" => {
+            return match first_flag(&args) {
+                Some("--install") => match alternatives::parse(package, command) {
+                    Some(Ok(_)) => Verdict::Native("alternatives"),
+                    Some(Err(why)) => Verdict::Unhandled(why),
+                    None => Verdict::Unhandled("not an --install".to_owned()),
+                },
+                Some("--remove" | "--remove-all") => Verdict::Inert(
+                    "on a fresh install nothing is registered under an older version's name",
+                ),
+                Some("--query" | "--list" | "--display" | "--get-selections") => {
+                    Verdict::Inert("only asks")
+                }
+                _ => Verdict::Unhandled("only --install and --remove are read".to_owned()),
+            };
+        }
+        "deb-systemd-helper" => {
+            return match first {
+                "enable" => Verdict::Native("systemd (unit enablement)"),
+                "unmask" | "update-state" | "debian-installed" | "was-enabled" | "is-enabled"
+                | "purge" | "reenable" => Verdict::Inert(
+                    "deb-systemd-helper's own state, for upgrades and purges; airlock \
+                     enables from the [Install] sections",
+                ),
+                other => Verdict::Unhandled(format!("deb-systemd-helper {other}")),
+            };
+        }
+        "systemctl" => {
+            return match first {
+                "enable" => Verdict::Native("systemd (unit enablement)"),
+                "daemon-reload"
+                | "start"
+                | "restart"
+                | "try-restart"
+                | "reload"
+                | "reload-or-restart"
+                | "try-reload-or-restart"
+                | "stop"
+                | "is-active"
+                | "is-enabled"
+                | "is-system-running"
+                | "show"
+                | "status"
+                | "--version" => {
+                    Verdict::Inert("no service runs while the image is built; units start at boot")
+                }
+                other => Verdict::Unhandled(format!("systemctl {other}")),
+            };
+        }
+        "deb-systemd-invoke" | "invoke-rc.d" | "service" | "telinit" => {
+            return Verdict::Inert(
+                "starts or reloads a service; none runs while the image is built",
+            );
+        }
+        "update-rc.d" => return update_rc_d(tree, &args),
+        "setcap" => return Verdict::Native("capabilities"),
+        "pam-auth-update" => return Verdict::Native("pam (common-* from pam-configs)"),
+        "depmod" => return Verdict::Native("modules (depmod's indexes)"),
+        "systemd-tmpfiles" => {
+            return Verdict::AtBoot(
+                "systemd-tmpfiles-setup.service applies tmpfiles.d at every boot",
+            );
+        }
+        "systemd-machine-id-setup" => {
+            return Verdict::AtBoot(
+                "the image's /etc/machine-id is empty and systemd fills it at first boot",
+            );
+        }
+        "dpkg-maintscript-helper" => {
+            return match first {
+                "rm_conffile" | "mv_conffile" | "symlink_to_dir" | "dir_to_symlink"
+                | "supports" => Verdict::Inert("acts only when upgrading from an older version"),
+                other => Verdict::Unhandled(format!("dpkg-maintscript-helper {other}")),
+            };
+        }
+        "update-initramfs" => {
+            return Verdict::Inert("airlock builds the image's initrd itself");
+        }
+        "linux-update-symlinks" => {
+            return Verdict::Inert("airlock picks the kernel and writes its boot entries itself");
+        }
+        "shadowconfig" if first == "on" => {
+            return Verdict::Inert("airlock writes shadow passwords already");
+        }
+        "update-menus" | "update-mime" | "update-desktop-database" | "install-docs" => {
+            return Verdict::Inert("a desktop or documentation index an image does not use");
+        }
+        "py3compile" | "pycompile" | "py3clean" | "pyclean" => {
+            return Verdict::Inert(
+                "Python byte code: compiled at first import, kept in memory on a read-only root",
+            );
+        }
+        "python3" | "python3.11" | "python3.12" | "python3.13"
+            if args
+                .iter()
+                .any(|a| a.ends_with("py_compile.py") || *a == "py_compile") =>
+        {
+            return Verdict::Inert(
+                "Python byte code: compiled at first import, kept in memory on a read-only root",
+            );
+        }
+        "perl" if args == ["-e", ""] => return Verdict::Inert("only asks whether perl runs"),
+        "mountpoint" => return Verdict::Inert("only asks"),
+        "umask" => return Verdict::Inert("only sets the mode of what the script makes next"),
+        "dpkg-trigger" => {
+            return match args.iter().rfind(|a| !a.starts_with('-')) {
+                Some(&"update-initramfs") => {
+                    Verdict::Inert("airlock builds the image's initrd itself")
+                }
+                _ => Verdict::Unhandled("a trigger whose effect airlock does not make".to_owned()),
+            };
+        }
+        "run-parts" if args.iter().any(|a| a.starts_with("/etc/kernel/")) => {
+            return Verdict::Inert(
+                "kernel hooks (initramfs, boot loader): airlock builds the initrd and the boot \
+                 entries itself",
+            );
+        }
+        "journalctl" if args.contains(&"--update-catalog") => {
+            return unit_at_boot(
+                tree,
+                "systemd-journal-catalog-update.service",
+                "systemd-journal-catalog-update.service builds the catalog at first boot",
+            );
+        }
+        "systemd-hwdb" | "udevadm" if args.contains(&"update") || args.contains(&"hwdb") => {
+            return unit_at_boot(
+                tree,
+                "systemd-hwdb-update.service",
+                "systemd-hwdb-update.service builds hwdb.bin at first boot",
+            );
+        }
+        "augenrules" => {
+            return unit_at_boot(
+                tree,
+                "auditd.service",
+                "auditd.service runs augenrules --load each time it starts",
+            );
+        }
+        _ => {}
+    }
+    if FILE_COMMANDS.contains(&program) {
+        if command.expands {
+            return Verdict::Unhandled(
+                "a word's value is not known without running the script".to_owned(),
+            );
+        }
+        let paths: Vec<String> = args
+            .iter()
+            .filter(|a| a.starts_with('/'))
+            .map(|a| (*a).to_owned())
+            .collect();
+        let target = match program {
+            // The last path is what changes; a source is only read.
+            "cp" | "mv" | "ln" | "install" => paths.last().cloned().into_iter().collect(),
+            _ => paths,
+        };
+        if let Some(module) = only_writer(&target) {
+            return Verdict::Native(module);
+        }
+        return Verdict::Unhandled("a file-system step airlock does not do yet".to_owned());
+    }
+    Verdict::Unhandled("a command airlock does not do natively".to_owned())
+}
+
+/// The one module that writes every path of `paths`, if there is one.
+fn only_writer(paths: &[String]) -> Option<&'static str> {
+    let mut modules = paths.iter().map(|p| writer(p));
+    let first = modules.next()??;
+    modules.all(|m| m == Some(first)).then_some(first)
+}
+
+/// At boot, if the image has the unit that does it.
+fn unit_at_boot(tree: &Tree, unit: &str, why: &'static str) -> Verdict {
+    if has_unit(tree, unit) {
+        Verdict::AtBoot(why)
+    } else {
+        Verdict::Unhandled(format!("the image has no {unit} to do it at boot"))
+    }
+}
+
+/// Whether the image has `unit`, masked or not.
+fn has_unit(tree: &Tree, unit: &str) -> bool {
+    ["etc/systemd/system", "usr/lib/systemd/system"]
+        .iter()
+        .any(|dir| {
+            tree.canonical(&format!("{dir}/{unit}"))
+                .is_ok_and(|path| tree.get(&path).is_some())
+        })
+}
+
+fn first_flag<'a>(args: &[&'a str]) -> Option<&'a str> {
+    args.iter()
+        .copied()
+        .find(|a| a.starts_with("--") && !matches!(*a, "--quiet" | "--force"))
+}
+
+/// `update-rc.d NAME defaults|enable|…`: the SysV links only matter for a
+/// service with no unit of its own (systemd's sysv generator reads them).
+fn update_rc_d(tree: &Tree, args: &[&str]) -> Verdict {
+    let Some(name) = args.iter().find(|a| !a.starts_with('-')) else {
+        return Verdict::Unhandled("update-rc.d without a name".to_owned());
+    };
+    let name = name.trim_end_matches(".sh");
+    let has_unit = ["service", "socket"]
+        .iter()
+        .any(|suffix| has_unit(tree, &format!("{name}.{suffix}")));
+    if has_unit || args.contains(&"remove") {
+        Verdict::Inert("SysV links for a service systemd starts from its own unit")
+    } else {
+        Verdict::Unhandled(format!(
+            "{name} has only a SysV init script: airlock does not write rc.d links"
+        ))
+    }
+}
+
+/// One step airlock does not do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The package.
+    pub package: String,
+    /// `preinst` or `postinst`.
+    pub script: &'static str,
+    /// The line.
+    pub line: usize,
+    /// The command as written.
+    pub text: String,
+    /// Why it is not done.
+    pub why: String,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} line {}: `{}`: {}",
+            self.package,
+            self.script,
+            self.line,
+            one_line(&self.text),
+            self.why
+        )
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 120 {
+        format!("{}…", joined.chars().take(120).collect::<String>())
+    } else {
+        joined
+    }
+}
+
+/// Every step of every script that airlock does not do, in package order.
+pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
+    let mut gaps = Vec::new();
+    for (package, command) in scripts.iter() {
+        if let Verdict::Unhandled(why) = classify(tree, package, command) {
+            gaps.push(Gap {
+                package: package.to_owned(),
+                script: command.script,
+                line: command.line,
+                text: command.text.clone(),
+                why,
+            });
+        }
+    }
+    for (package, places) in &scripts.unreadable {
+        for (script, place) in places {
+            gaps.push(Gap {
+                package: package.clone(),
+                script,
+                line: place.line,
+                text: place.text.clone(),
+                why: place.why.clone(),
+            });
+        }
+    }
+    gaps.sort_by(|a, b| {
+        (&a.package, a.script, a.line, &a.text).cmp(&(&b.package, b.script, b.line, &b.text))
+    });
+    // A function called several times shows the same step once.
+    gaps.dedup();
+    gaps
+}
+
+/// Checks the scripts against the recipe's acknowledgements: fails on a
+/// gap of a package the recipe does not acknowledge, listing every such
+/// gap; returns a note for each acknowledged one.
+pub fn account(
+    tree: &Tree,
+    scripts: &Scripts,
+    installed: &[&str],
+    acknowledge: &BTreeMap<airlock_recipe::PackageName, String>,
+) -> Result<Vec<String>, BuildError> {
+    let config = |message: String| BuildError::Config {
+        what: "[packages] acknowledge".to_owned(),
+        message,
+    };
+    for package in acknowledge.keys() {
+        if !installed.contains(&package.as_str()) {
+            return Err(config(format!("{package} is not in the image")));
+        }
+    }
+    let reason = |package: &str| {
+        acknowledge
+            .iter()
+            .find(|(name, _)| name.as_str() == package)
+            .map(|(_, reason)| reason.as_str())
+    };
+    let gaps = gaps(tree, scripts);
+    let refused: Vec<&Gap> = gaps
+        .iter()
+        .filter(|g| reason(&g.package).is_none())
+        .collect();
+    if STRICT && !refused.is_empty() {
+        let mut message = format!(
+            "{} maintainer-script step(s) airlock does not do natively:",
+            refused.len()
+        );
+        for gap in &refused {
+            message += &format!("\n  {gap}");
+        }
+        message += "\nairlock never runs a package's scripts. If these steps do not matter \
+                    for this image, say why in the recipe:\n  [packages]\n  acknowledge = { ";
+        let mut packages: Vec<&str> = refused.iter().map(|g| g.package.as_str()).collect();
+        packages.dedup();
+        message += &packages
+            .iter()
+            .map(|p| format!("\"{p}\" = \"why it does not matter\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        message += " }";
+        return Err(BuildError::Config {
+            what: "maintainer scripts".to_owned(),
+            message,
+        });
+    }
+    let mut notes: Vec<String> = gaps
+        .iter()
+        .map(|gap| match reason(&gap.package) {
+            Some(reason) => {
+                format!("maintainer script step not done (acknowledged: {reason}): {gap}")
+            }
+            None => format!("maintainer script step not done: {gap}"),
+        })
+        .collect();
+    for package in acknowledge.keys() {
+        if !gaps.iter().any(|g| g.package == package.as_str()) {
+            notes.push(format!(
+                "[packages] acknowledge {package}: every step of its scripts is done or inert; \
+                 the acknowledgement can go"
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_maintscript::Phase;
+    use airlock_tree::{Content, Kind, Node};
+
+    fn tree() -> Tree {
+        let mut tree = Tree::merged_usr();
+        tree.put(
+            "usr/lib/systemd/system/ssh.service",
+            Node::new(Kind::File(Content::Inline(b"[Unit]\n".to_vec())), 0o644),
+        )
+        .unwrap();
+        tree
+    }
+
+    fn walked(package: &str, postinst: &str) -> Scripts {
+        let tree = tree();
+        let (commands, unreadable) =
+            super::super::scripts::walk(&tree, package, Phase::Postinst, postinst).unwrap();
+        let mut scripts = Scripts::default();
+        scripts.commands.insert(package.to_owned(), commands);
+        if !unreadable.is_empty() {
+            scripts.unreadable.insert(
+                package.to_owned(),
+                unreadable.into_iter().map(|u| ("postinst", u)).collect(),
+            );
+        }
+        scripts
+    }
+
+    const POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  adduser --system --group --no-create-home sshd\n  deb-systemd-helper enable ssh.service\n  deb-systemd-invoke start ssh.service\n  update-rc.d ssh defaults\n  dpkg-maintscript-helper rm_conffile /etc/old -- \"$@\"\n  frobnicate --all /etc/ssh\nfi\n";
+
+    #[test]
+    fn every_step_is_native_inert_or_a_gap_by_name() {
+        let tree = tree();
+        let scripts = walked("openssh-server", POSTINST);
+        let verdicts: Vec<Verdict> = scripts
+            .iter()
+            .map(|(package, command)| classify(&tree, package, command))
+            .collect();
+        assert!(
+            matches!(verdicts[0], Verdict::Native("accounts")),
+            "{verdicts:?}"
+        );
+        assert!(matches!(verdicts[1], Verdict::Native(_)));
+        assert!(matches!(verdicts[2], Verdict::Inert(_)));
+        assert!(matches!(verdicts[3], Verdict::Inert(_)), "ssh has a unit");
+        assert!(matches!(verdicts[4], Verdict::Inert(_)));
+        assert!(matches!(verdicts[5], Verdict::Unhandled(_)));
+        let gaps = gaps(&tree, &scripts);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(
+            gaps[0].to_string(),
+            "openssh-server postinst line 9: `frobnicate --all /etc/ssh`: a command airlock \
+             does not do natively"
+        );
+    }
+
+    #[test]
+    fn a_gap_is_a_note_and_an_acknowledged_gap_says_why() {
+        let tree = tree();
+        let scripts = walked("openssh-server", POSTINST);
+        let notes = account(&tree, &scripts, &["openssh-server"], &BTreeMap::new()).unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("maintainer script step not done: openssh-server postinst line 9"),
+            "{notes:?}"
+        );
+        let acknowledge = BTreeMap::from([(
+            "openssh-server".parse().unwrap(),
+            "frobnication is cosmetic".to_owned(),
+        )]);
+        let notes = account(&tree, &scripts, &["openssh-server"], &acknowledge).unwrap();
+        assert!(
+            notes[0].contains("(acknowledged: frobnication is cosmetic)")
+                && notes[0].contains("`frobnicate --all /etc/ssh`"),
+            "{notes:?}"
+        );
+        // A package that is not in the image cannot be acknowledged.
+        let error = account(&tree, &scripts, &["dash"], &acknowledge).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("openssh-server is not in the image")
+        );
+        // One whose steps are all done is told its acknowledgement can go.
+        let clean = walked("dash", "#!/bin/sh\necho hi\n");
+        let acknowledge = BTreeMap::from([("dash".parse().unwrap(), "why".to_owned())]);
+        let notes = account(&tree, &clean, &["dash"], &acknowledge).unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("can go"), "{notes:?}");
+    }
+
+    #[test]
+    fn what_the_walk_cannot_read_or_know_is_a_gap() {
+        let tree = tree();
+        let scripts = walked(
+            "p",
+            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\necho x > /etc/motd.tail\nupdate-rc.d sysv-only defaults\n",
+        );
+        let gaps = gaps(&tree, &scripts);
+        let whys: Vec<&str> = gaps.iter().map(|g| g.why.as_str()).collect();
+        assert_eq!(gaps.len(), 4, "{whys:?}");
+        assert!(whys.iter().any(|w| w.contains("not known")), "{whys:?}");
+        assert!(
+            whys.iter().any(|w| w.contains("/etc/motd.tail")),
+            "{whys:?}"
+        );
+        assert!(
+            whys.iter().any(|w| w.contains("only a SysV init script")),
+            "{whys:?}"
+        );
+    }
+
+    #[test]
+    fn steps_on_paths_a_module_writes_are_native() {
+        let tree = tree();
+        let scripts = walked(
+            "base-files",
+            "#!/bin/sh\n: > /var/log/wtmp\nchmod 664 /var/log/wtmp\ncp /usr/share/base-passwd/passwd.master /etc/passwd\nchmod 644 /var/log/wtmp /etc/other\n",
+        );
+        let verdicts: Vec<Verdict> = scripts
+            .iter()
+            .map(|(package, command)| classify(&tree, package, command))
+            .collect();
+        assert!(matches!(verdicts[0], Verdict::Native(m) if m.starts_with("defaults")));
+        assert!(matches!(verdicts[1], Verdict::Native(m) if m.starts_with("defaults")));
+        assert!(matches!(verdicts[2], Verdict::Native("accounts")));
+        assert!(
+            matches!(verdicts[3], Verdict::Unhandled(_)),
+            "one path is not written"
+        );
+    }
+}
