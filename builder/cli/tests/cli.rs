@@ -1129,6 +1129,7 @@ install = ["daemon"]
 name = "operator1"
 system = false
 groups = ["daemon"]
+authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops@lab"]
 
 [files.inline."/etc/motd"]
 content = "authorized use only\n"
@@ -1389,6 +1390,43 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
         "{passwd}"
     );
     assert!(read("etc/group").contains("daemon:x:1:operator1\n"));
+    // The operator's key, as sshd's StrictModes wants it: theirs, 0700/0600.
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            read("home/operator1/.ssh/authorized_keys"),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops@lab\n"
+        );
+        for (path, mode) in [
+            ("home/operator1", 0o750),
+            ("home/operator1/.ssh", 0o700),
+            ("home/operator1/.ssh/authorized_keys", 0o600),
+        ] {
+            let meta = std::fs::symlink_metadata(root.join(path)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{path}");
+        }
+        // The owners, from the archive's headers.
+        let file = std::fs::File::open(a.join("rootfs.tar.zst")).unwrap();
+        let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
+        let owners: Vec<(String, u64, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let path = entry.path().unwrap().display().to_string();
+                let header = entry.header();
+                (path, header.uid().unwrap(), header.gid().unwrap())
+            })
+            .filter(|(path, _, _)| path.starts_with("home/operator1"))
+            .collect();
+        assert_eq!(owners.len(), 3, "{owners:?}");
+        assert!(
+            owners
+                .iter()
+                .all(|(_, uid, gid)| (*uid, *gid) == (1000, 1000)),
+            "{owners:?}"
+        );
+    }
     assert!(read("etc/shadow").contains("operator1:*:19675:0:99999:7:::\n"));
     let link = |path: &str| {
         std::fs::read_link(root.join(path))

@@ -190,6 +190,52 @@ pub struct User {
     /// System account (uid below 1000).
     #[serde(default = "yes")]
     pub system: bool,
+    /// OpenSSH public keys that may log in as this user, one per entry
+    /// (`ssh-ed25519 AAAA… comment`): written to HOME/.ssh/authorized_keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorized_keys: Vec<String>,
+}
+
+/// The OpenSSH public key types an authorized key may have.
+pub const SSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Checks one authorized key: `TYPE BASE64 [COMMENT]` on one line, the
+/// type one of [`SSH_KEY_TYPES`], and the base64 a key blob of that type
+/// (its first field names the type again). Key options (`from="…"`) are
+/// not accepted.
+pub fn check_authorized_key(key: &str) -> Result<(), String> {
+    use base64::Engine;
+    if key.contains(['\n', '\r', '\0']) {
+        return Err("a key is one line".to_owned());
+    }
+    let mut words = key.split_whitespace();
+    let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
+        return Err("expected `TYPE BASE64 [COMMENT]`".to_owned());
+    };
+    if !SSH_KEY_TYPES.contains(&kind) {
+        return Err(format!(
+            "{kind:?} is not an OpenSSH public key type (options before the key are not accepted)"
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .map_err(|_| "the key is not base64".to_owned())?;
+    let named = bytes
+        .get(..4)
+        .map(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize)
+        .and_then(|n| bytes.get(4..4 + n));
+    if named != Some(kind.as_bytes()) {
+        return Err(format!("the key's blob is not a {kind} key"));
+    }
+    Ok(())
 }
 
 fn yes() -> bool {

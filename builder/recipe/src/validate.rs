@@ -59,6 +59,27 @@ impl Recipe {
                 ));
             }
         }
+        for user in &self.users {
+            for (n, key) in user.authorized_keys.iter().enumerate() {
+                if let Err(why) = crate::schema::check_authorized_key(key) {
+                    problems.push(format!(
+                        "[[users]] {} authorized_keys[{n}]: {why}",
+                        user.name
+                    ));
+                }
+            }
+            if !user.authorized_keys.is_empty()
+                && user
+                    .home
+                    .as_ref()
+                    .map_or(user.system, |h| h.as_str() == "/nonexistent")
+            {
+                problems.push(format!(
+                    "[[users]] {}: authorized_keys need a home; give `home`",
+                    user.name
+                ));
+            }
+        }
         for (package, reason) in &self.packages.acknowledge {
             if reason.trim().is_empty() {
                 problems.push(format!(

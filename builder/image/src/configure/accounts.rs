@@ -430,11 +430,41 @@ pub fn configure(
             .iter()
             .find(|a| a.name == user.name.as_str())
             .expect("added above");
-        if !user.system && account.home != "/nonexistent" {
-            let mut node = airlock_tree::Node::new(airlock_tree::Kind::Directory, 0o750);
+        let home = account.home.trim_start_matches('/');
+        let owned = |kind, mode| {
+            let mut node = airlock_tree::Node::new(kind, mode);
             node.uid = account.uid;
             node.gid = account.gid;
-            put(tree, account.home.trim_start_matches('/'), node)?;
+            node
+        };
+        // A regular user's home is made (or made theirs); a system user's
+        // only when it needs one for its keys and none is there.
+        let wants_home =
+            !user.system || (!user.authorized_keys.is_empty() && tree.lookup(home).is_none());
+        if wants_home && account.home != "/nonexistent" {
+            put(tree, home, owned(airlock_tree::Kind::Directory, 0o750))?;
+        }
+        if !user.authorized_keys.is_empty() {
+            // What sshd's StrictModes accepts: the user owns .ssh (0700)
+            // and the file (0600).
+            put(
+                tree,
+                &format!("{home}/.ssh"),
+                owned(airlock_tree::Kind::Directory, 0o700),
+            )?;
+            let keys: String = user
+                .authorized_keys
+                .iter()
+                .map(|key| format!("{}\n", key.trim()))
+                .collect();
+            put(
+                tree,
+                &format!("{home}/.ssh/authorized_keys"),
+                owned(
+                    airlock_tree::Kind::File(airlock_tree::Content::Inline(keys.into_bytes())),
+                    0o600,
+                ),
+            )?;
         }
     }
     Ok(accounts)

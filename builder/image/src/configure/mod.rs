@@ -173,6 +173,7 @@ pub fn configure(
             shell: None,
             comment: "airlock agent".to_owned(),
             system: true,
+            authorized_keys: Vec::new(),
         });
     }
     let accounts = accounts::configure(tree, blobs, &scripts.commands, &users, epoch)?;

@@ -420,3 +420,31 @@ fn includes_just_inside_the_depth_limit_load() {
     let loaded = load_from(&borrowed, "r/main.toml").unwrap();
     assert_eq!(loaded.files.len(), MAX_INCLUDE_DEPTH);
 }
+
+/// A well-formed ed25519 public key (its 32 key bytes are 0..32).
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops@lab";
+
+#[test]
+fn authorized_keys_must_be_openssh_public_keys_with_a_home() {
+    let user = |keys: &str, rest: &str| {
+        format!("{BASE}\n[[users]]\nname = \"ops\"\n{rest}authorized_keys = [{keys}]\n")
+    };
+    let good = user(&format!("\"{KEY}\""), "system = false\n");
+    let loaded = load_from(&[("r/main.toml", &good)], "r/main.toml").unwrap();
+    assert_eq!(loaded.recipe.users[0].authorized_keys, [KEY]);
+    check_error(
+        &[(
+            "r/main.toml",
+            &user(
+                &format!(
+                    "\"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\", \"from=\\\"10.0.0.1\\\" {KEY}\", \"ssh-ed25519 !!!\", \"{KEY}\""
+                ),
+                "",
+            ),
+        )],
+        expect![[
+            r#"r/main.toml: [[users]] ops authorized_keys[0]: the key's blob is not a ssh-rsa key; [[users]] ops authorized_keys[1]: "from=\"10.0.0.1\"" is not an OpenSSH public key type (options before the key are not accepted); [[users]] ops authorized_keys[2]: the key is not base64; [[users]] ops: authorized_keys need a home; give `home`"#
+        ]],
+    );
+}
