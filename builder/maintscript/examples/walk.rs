@@ -31,6 +31,10 @@ impl Image for Root {
         std::fs::symlink_metadata(self.0.join(path.trim_start_matches('/')))
             .is_ok_and(|m| m.file_type().is_symlink())
     }
+
+    fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(path.trim_start_matches('/'))).ok()
+    }
 }
 
 fn main() {

@@ -20,7 +20,11 @@
 //! - `dpkg --compare-versions "$2" lt X` with no old version is decided as
 //!   dpkg decides it;
 //! - shell functions are followed into, `for` loops over known words are
-//!   unrolled, and `exit` ends the walk.
+//!   unrolled, and `exit` ends the walk;
+//! - a shell library the script sources (`. /usr/share/dpkg/sh/…`) is
+//!   walked in the script's scope when the image has it (its commands carry
+//!   the line of the `.`); debconf's confmodule is not followed (a caller
+//!   treats `db_*` as debconf questions).
 //!
 //! What cannot be decided is not guessed: every branch that might run is
 //! walked and its commands are marked [`Invocation::conditional`]; a word
@@ -92,6 +96,13 @@ pub trait Image {
     fn stat(&self, path: &str) -> Option<Stat>;
     /// Whether `path` (absolute) is itself a symlink.
     fn is_symlink(&self, path: &str) -> bool;
+    /// The text of a shell library at `path` (absolute) that a script
+    /// sources with `.`; None if there is none (the `.` is then a command
+    /// like any other).
+    fn read(&self, path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
 }
 
 /// One command the script would (or might) run, as words.
@@ -162,22 +173,24 @@ pub fn walk(
     package: &str,
     image: &dyn Image,
 ) -> Result<Walk, ParseError> {
+    let program = parse(script).map_err(|message| ParseError {
+        script: phase.script().to_owned(),
+        message,
+    })?;
+    Ok(walk::Walker::new(image, phase, package).program(&program))
+}
+
+/// Parses shell text, refusing what nests too deeply first.
+fn parse(script: &str) -> Result<brush_parser::ast::Program, String> {
     if let Some(line) = too_deep(script) {
-        return Err(ParseError {
-            script: phase.script().to_owned(),
-            message: format!(
-                "compound commands nest more than {MAX_NESTING} deep by line {line}; \
-                 refused rather than followed"
-            ),
-        });
+        return Err(format!(
+            "compound commands nest more than {MAX_NESTING} deep by line {line}; \
+             refused rather than followed"
+        ));
     }
     let options = walk::options();
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(script), &options);
-    let program = parser.parse_program().map_err(|error| ParseError {
-        script: phase.script().to_owned(),
-        message: error.to_string(),
-    })?;
-    Ok(walk::Walker::new(image, phase, package).program(&program))
+    parser.parse_program().map_err(|error| error.to_string())
 }
 
 /// The deepest nesting of compound commands a script may have. Real

@@ -53,7 +53,9 @@ enum Branch<'a> {
 pub struct Walker<'a> {
     image: &'a dyn Image,
     scope: Scope,
-    functions: BTreeMap<String, ast::FunctionBody>,
+    /// Functions defined so far, with the line of the `.` that sourced
+    /// their definition (None: the script's own).
+    functions: BTreeMap<String, (ast::FunctionBody, Option<usize>)>,
     /// How many undecided conditions the walk is inside.
     maybe: usize,
     /// Whether the script may already have ended (an `exit` or `return`
@@ -61,6 +63,8 @@ pub struct Walker<'a> {
     may_have_ended: bool,
     depth: usize,
     line: usize,
+    /// While a file the script sources is walked: the line of the `.`.
+    sourced: Option<usize>,
     out: Walk,
 }
 
@@ -92,6 +96,7 @@ impl<'a> Walker<'a> {
             may_have_ended: false,
             depth: 0,
             line: 1,
+            sourced: None,
             out: Walk::default(),
         }
     }
@@ -107,7 +112,7 @@ impl<'a> Walker<'a> {
 
     fn unreadable(&mut self, line: Option<usize>, text: String, why: &str) {
         self.out.unreadable.push(Unreadable {
-            line: line.unwrap_or(self.line),
+            line: self.sourced.or(line).unwrap_or(self.line),
             text,
             why: why.to_owned(),
         });
@@ -187,8 +192,10 @@ impl<'a> Walker<'a> {
                 self.compound(compound)
             }
             Command::Function(definition) => {
-                self.functions
-                    .insert(definition.fname.value.clone(), definition.body.clone());
+                self.functions.insert(
+                    definition.fname.value.clone(),
+                    (definition.body.clone(), self.sourced),
+                );
                 Flow::Next(Status::True)
             }
             // `[[ … ]]`: bash's test; nothing runs, its result is not
@@ -560,7 +567,7 @@ impl<'a> Walker<'a> {
         stdin: Option<Arg>,
     ) {
         self.out.invocations.push(Invocation {
-            line: line.unwrap_or(self.line),
+            line: self.sourced.or(line).unwrap_or(self.line),
             text,
             words,
             writes,
@@ -696,6 +703,17 @@ impl<'a> Walker<'a> {
                     None => {}
                 }
             }
+            "." | "source"
+                if args
+                    .first()
+                    .and_then(Arg::known)
+                    .is_some_and(|path| !path.ends_with("/confmodule")) =>
+            {
+                let path = args[0].known().expect("known").to_owned();
+                if let Some(flow) = self.source(line, &text, &path) {
+                    return flow;
+                }
+            }
             "eval" => {
                 self.unreadable(
                     line,
@@ -718,11 +736,56 @@ impl<'a> Walker<'a> {
             }
             _ => {}
         }
-        if let Some(body) = self.functions.get(&name).cloned() {
-            return self.call(line, text, &body, args);
+        if let Some((body, origin)) = self.functions.get(&name).cloned() {
+            // A library's function runs at the line of the script's call.
+            let saved = match origin {
+                Some(_) => self
+                    .sourced
+                    .replace(self.sourced.or(line).unwrap_or(self.line)),
+                None => self.sourced,
+            };
+            let flow = self.call(line, text, &body, args);
+            self.sourced = saved;
+            return flow;
         }
         self.record(line, text, words, writes, stdin);
         Flow::Next(Status::Unknown)
+    }
+
+    /// Walks a shell library the script sources (`. /usr/share/dpkg/sh/
+    /// dpkg-error.sh`), in the script's own scope, its steps at the line of
+    /// the `.`; None (recorded as a command) when the image has no such
+    /// file.
+    fn source(&mut self, line: Option<usize>, text: &str, path: &str) -> Option<Flow> {
+        let library = self.image.read(path)?;
+        if self.depth >= MAX_DEPTH {
+            self.unreadable(line, text.to_owned(), "files source each other too deeply");
+            return Some(Flow::Next(Status::Unknown));
+        }
+        let program = match crate::parse(&library) {
+            Ok(program) => program,
+            Err(message) => {
+                self.unreadable(line, text.to_owned(), &format!("{path}: {message}"));
+                return Some(Flow::Next(Status::Unknown));
+            }
+        };
+        let saved = self
+            .sourced
+            .replace(self.sourced.or(line).unwrap_or(self.line));
+        self.depth += 1;
+        let mut flow = Flow::Next(Status::True);
+        for command in &program.complete_commands {
+            flow = self.list(command);
+            if !matches!(flow, Flow::Next(_)) {
+                break;
+            }
+        }
+        self.depth -= 1;
+        self.sourced = saved;
+        Some(match flow {
+            Flow::Return => Flow::Next(Status::Unknown),
+            flow => flow,
+        })
     }
 
     fn call(

@@ -25,6 +25,17 @@ impl Image for Image1 {
     fn is_symlink(&self, _: &str) -> bool {
         false
     }
+
+    fn read(&self, path: &str) -> Option<String> {
+        match path {
+            "/usr/share/lib/error.sh" => {
+                Some("warning() {\n  echo \"warning: $*\" >&2\n}\nLIBVAR=from-library\n".to_owned())
+            }
+            "/usr/share/lib/loop.sh" => Some(". /usr/share/lib/loop.sh\n".to_owned()),
+            "/usr/share/lib/broken.sh" => Some("if then fi (\n".to_owned()),
+            _ => None,
+        }
+    }
 }
 
 fn postinst(script: &str) -> Walk {
@@ -334,4 +345,31 @@ fn a_truename_is_the_path_itself() {
             vec![Some("ls"), None],
         ]
     );
+}
+
+#[test]
+fn a_sourced_library_is_walked_in_the_scripts_scope_at_the_line_of_the_dot() {
+    let walk = postinst(
+        "#!/bin/sh\n. /usr/share/lib/error.sh\nwarning careful\nmkdir \"/var/$LIBVAR\"\n. /usr/share/lib/absent.sh\n. /usr/share/lib/loop.sh\n. /usr/share/lib/broken.sh\n. /usr/share/debconf/confmodule\n",
+    );
+    let lines: Vec<(usize, String)> = walk.invocations.iter().map(|i| (i.line, one(i))).collect();
+    assert_eq!(
+        lines,
+        [
+            (3, "echo warning: careful".to_owned()),
+            (4, "mkdir /var/from-library".to_owned()),
+            (5, ". /usr/share/lib/absent.sh".to_owned()),
+            (8, ". /usr/share/debconf/confmodule".to_owned()),
+        ]
+    );
+    let whys: Vec<(usize, &str)> = walk
+        .unreadable
+        .iter()
+        .map(|u| (u.line, u.why.as_str()))
+        .collect();
+    assert_eq!(whys.len(), 2, "{whys:?}");
+    assert_eq!(whys[0].0, 6);
+    assert!(whys[0].1.contains("too deeply"), "{whys:?}");
+    assert_eq!(whys[1].0, 7);
+    assert!(whys[1].1.contains("broken.sh"), "{whys:?}");
 }

@@ -265,6 +265,11 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
         "perl" if args == ["-e", ""] => return Verdict::Inert("only asks whether perl runs"),
         "mountpoint" => return Verdict::Inert("only asks"),
         "umask" => return Verdict::Inert("only sets the mode of what the script makes next"),
+        "cd" | "pushd" | "popd" => {
+            return Verdict::Inert(
+                "only changes the directory (a later step on a relative path is a gap)",
+            );
+        }
         "dpkg-trigger" => {
             return match args.iter().rfind(|a| !a.starts_with('-')) {
                 Some(&"update-initramfs") => {
@@ -539,7 +544,7 @@ mod tests {
     fn walked(package: &str, postinst: &str) -> Scripts {
         let tree = tree();
         let (commands, unreadable) =
-            super::super::scripts::walk(&tree, package, Phase::Postinst, postinst).unwrap();
+            super::super::scripts::walk(&tree, None, package, Phase::Postinst, postinst).unwrap();
         let mut scripts = Scripts::default();
         scripts.commands.insert(package.to_owned(), commands);
         if !unreadable.is_empty() {

@@ -153,7 +153,7 @@ pub fn configure(
     recipe: &airlock_recipe::Recipe,
     added: &[files::Added],
 ) -> Result<Configured, BuildError> {
-    let scripts = scripts::read(tree, packages);
+    let scripts = scripts::read(tree, blobs, packages);
     let installed: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
     let mut notes =
         maintscripts::account(tree, &scripts, &installed, &recipe.packages.acknowledge)?;

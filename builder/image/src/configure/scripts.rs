@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use airlock_maintscript::{Arg, Image, Phase, Stat, Unreadable};
+use airlock_store::Store;
 use airlock_tree::{Kind, Tree};
 
 use crate::BuildError;
@@ -62,8 +63,12 @@ impl Scripts {
     }
 }
 
-/// The tree as the scripts' file tests see it.
-struct TreeImage<'a>(&'a Tree);
+/// The tree as the scripts' file tests see it, and the store its files'
+/// bytes are in (for the shell libraries scripts source).
+struct TreeImage<'a>(&'a Tree, Option<&'a Store>);
+
+/// The largest shell library a script may source.
+const MAX_LIBRARY: u64 = 256 << 10;
 
 impl Image for TreeImage<'_> {
     fn stat(&self, path: &str) -> Option<Stat> {
@@ -104,6 +109,23 @@ impl Image for TreeImage<'_> {
             .and_then(|path| self.0.get(&path))
             .is_some_and(|node| matches!(node.kind, Kind::Symlink(_)))
     }
+
+    fn read(&self, path: &str) -> Option<String> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let (_, node) = self.0.lookup(&path)?;
+        let Kind::File(content) = &node.kind else {
+            return None;
+        };
+        if content.size() > MAX_LIBRARY {
+            return None;
+        }
+        let bytes = match (content, self.1) {
+            (airlock_tree::Content::Inline(bytes), _) => bytes.clone(),
+            (content, Some(blobs)) => super::read_content(blobs, content).ok()?,
+            (_, None) => return None,
+        };
+        String::from_utf8(bytes).ok()
+    }
 }
 
 fn text(arg: &Arg) -> (String, bool) {
@@ -113,20 +135,21 @@ fn text(arg: &Arg) -> (String, bool) {
     }
 }
 
-/// Walks one script of `package` against `tree`.
+/// Walks one script of `package` against `tree` (whose stored files are
+/// in `blobs`).
 pub fn walk(
     tree: &Tree,
+    blobs: Option<&Store>,
     package: &str,
     phase: Phase,
     script: &str,
 ) -> Result<(Vec<Command>, Vec<Unreadable>), BuildError> {
-    let walk =
-        airlock_maintscript::walk(script, phase, package, &TreeImage(tree)).map_err(|error| {
-            BuildError::Package {
-                package: package.to_owned(),
-                message: error.to_string(),
-            }
-        })?;
+    let walk = airlock_maintscript::walk(script, phase, package, &TreeImage(tree, blobs)).map_err(
+        |error| BuildError::Package {
+            package: package.to_owned(),
+            message: error.to_string(),
+        },
+    )?;
     let commands = walk
         .invocations
         .into_iter()
@@ -158,7 +181,7 @@ pub fn walk(
 /// Walks the `preinst` and `postinst` of every package against `tree`
 /// (every package unpacked, nothing configured yet). A script that cannot
 /// be read at all is one entry of `unreadable`.
-pub fn read(tree: &Tree, packages: &[crate::extract::Unpacked]) -> Scripts {
+pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -> Scripts {
     let mut scripts = Scripts::default();
     for package in packages {
         for phase in [Phase::Preinst, Phase::Postinst] {
@@ -168,7 +191,7 @@ pub fn read(tree: &Tree, packages: &[crate::extract::Unpacked]) -> Scripts {
             // A script that is not text or not shell is a gap like any
             // other step airlock cannot read: nothing of it is done.
             let walked = match std::str::from_utf8(bytes) {
-                Ok(text) => walk(tree, &package.name, phase, text),
+                Ok(text) => walk(tree, Some(blobs), &package.name, phase, text),
                 Err(_) => Err(BuildError::Package {
                     package: package.name.clone(),
                     message: format!("{} is not UTF-8 text", phase.script()),
@@ -208,7 +231,9 @@ pub fn read(tree: &Tree, packages: &[crate::extract::Unpacked]) -> Scripts {
 /// The commands of one postinst walked against an empty tree: for tests.
 #[cfg(test)]
 pub(crate) fn postinst(text: &str) -> Vec<Command> {
-    walk(&Tree::new(), "test", Phase::Postinst, text).unwrap().0
+    walk(&Tree::new(), None, "test", Phase::Postinst, text)
+        .unwrap()
+        .0
 }
 
 #[cfg(test)]
@@ -258,7 +283,7 @@ mod tests {
         )
         .unwrap();
         let script = "#!/bin/sh\nif [ -x /sbin/present ]; then present; fi\nif [ -x /usr/sbin/absent ]; then absent; fi\n[ -L /bin ] && linked\n";
-        let (commands, _) = walk(&tree, "p", Phase::Postinst, script).unwrap();
+        let (commands, _) = walk(&tree, None, "p", Phase::Postinst, script).unwrap();
         let names: Vec<&str> = commands.iter().map(Command::name).collect();
         assert_eq!(names, ["present", "linked"]);
     }
