@@ -111,6 +111,8 @@ fn writer(path: &str) -> Option<&'static str> {
         "etc/localtime" | "etc/localtime.dpkg-new" | "etc/timezone" | "etc/machine-id"
     ) {
         Some("system (time zone and identity)")
+    } else if matches!(relative, "etc/shells" | "var/lib/shells.state") {
+        Some("shells (update-shells)")
     } else if defaults::covers(relative) {
         Some("defaults (base-files' first-install table)")
     } else {
@@ -217,6 +219,7 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
         }
         "update-rc.d" => return update_rc_d(tree, &args),
         "setcap" => return Verdict::Native("capabilities"),
+        "update-shells" => return Verdict::Native("shells (update-shells)"),
         "pam-auth-update" => return Verdict::Native("pam (common-* from pam-configs)"),
         "depmod" => return Verdict::Native("modules (depmod's indexes)"),
         "systemd-tmpfiles" => {

@@ -17,6 +17,7 @@ pub mod maintscripts;
 pub mod modules;
 pub mod pam;
 pub mod scripts;
+pub mod shells;
 pub mod system;
 pub mod systemd;
 
@@ -189,6 +190,7 @@ pub fn configure(
     )?);
     system::configure(tree, &recipe.image)?;
     pam::configure(tree, blobs)?;
+    shells::configure(tree, blobs)?;
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
     notes.sort();
