@@ -916,6 +916,12 @@ fn gpasswd(args: &[String]) -> Result<Op, String> {
 }
 
 impl Accounts {
+    /// [`Accounts::apply`] for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn apply_for_tests(&mut self, op: &Op) {
+        self.apply(op).unwrap();
+    }
+
     /// Does one account command; returns the home to make, if any, as
     /// (path, uid, gid).
     fn apply(&mut self, op: &Op) -> Result<Option<(String, u32, u32)>, String> {

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{accounts, alternatives, defaults};
+use super::{accounts, alternatives, defaults, statoverride};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -163,6 +163,14 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
             };
         }
         "systemd-sysusers" => return Verdict::Native("accounts (sysusers.d)"),
+        "dpkg-statoverride" => {
+            return match statoverride::parse(command) {
+                Some(Ok(statoverride::Op::List)) => Verdict::Inert("only asks"),
+                Some(Ok(_)) => Verdict::Native("statoverride"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("a dpkg-statoverride"),
+            };
+        }
         "update-alternatives" => {
             return match first_flag(&args) {
                 Some("--install") => match alternatives::parse(package, command) {

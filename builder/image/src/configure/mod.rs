@@ -18,6 +18,7 @@ pub mod modules;
 pub mod pam;
 pub mod scripts;
 pub mod shells;
+pub mod statoverride;
 pub mod system;
 pub mod systemd;
 
@@ -193,6 +194,7 @@ pub fn configure(
     shells::configure(tree, blobs)?;
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
+    statoverride::configure(tree, &scripts.commands, &accounts)?;
     notes.sort();
     notes.dedup();
     Ok(Configured {
