@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{accounts, alternatives, defaults, statoverride};
+use super::{accounts, alternatives, defaults, statoverride, ucf};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -228,6 +228,13 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
         "update-rc.d" => return update_rc_d(tree, &args),
         "setcap" => return Verdict::Native("capabilities"),
         "update-shells" => return Verdict::Native("shells (update-shells)"),
+        "ucf" | "ucfr" => {
+            return match ucf::parse(command) {
+                Some(Ok(_)) => Verdict::Native("ucf (configuration from its template)"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("a ucf command"),
+            };
+        }
         "pam-auth-update" => return Verdict::Native("pam (common-* from pam-configs)"),
         "depmod" => return Verdict::Native("modules (depmod's indexes)"),
         "systemd-tmpfiles" => {

@@ -21,6 +21,7 @@ pub mod shells;
 pub mod statoverride;
 pub mod system;
 pub mod systemd;
+pub mod ucf;
 
 use airlock_store::Store;
 use airlock_tree::{Content, Kind, Node, Tree};
@@ -192,6 +193,7 @@ pub fn configure(
     system::configure(tree, &recipe.image)?;
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs)?;
+    ucf::configure(tree, blobs, &scripts.commands)?;
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
     statoverride::configure(tree, &scripts.commands, &accounts)?;
