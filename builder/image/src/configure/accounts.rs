@@ -391,14 +391,14 @@ pub fn configure(
     let mut homes = Vec::new();
     for (package, commands) in scripts {
         for command in commands {
-            let Some(op) = parse(command) else {
+            // What cannot be read is a gap, which `maintscripts` reports.
+            let Some(Ok(op)) = parse(command) else {
                 continue;
             };
             let failed = |message: String| BuildError::Package {
                 package: package.clone(),
                 message: format!("{}: `{}`: {message}", command.place(), command.text),
             };
-            let op = op.map_err(failed)?;
             homes.extend(accounts.apply(&op).map_err(failed)?);
         }
     }

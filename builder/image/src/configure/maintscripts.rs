@@ -111,6 +111,8 @@ fn writer(path: &str) -> Option<&'static str> {
         "etc/localtime" | "etc/localtime.dpkg-new" | "etc/timezone" | "etc/machine-id"
     ) {
         Some("system (time zone and identity)")
+    } else if matches!(relative, "var/lib/ucf/hashfile" | "var/lib/ucf/registry") {
+        Some("ucf")
     } else if matches!(relative, "etc/shells" | "var/lib/shells.state") {
         Some("shells (update-shells)")
     } else if defaults::covers(relative) {

@@ -96,14 +96,15 @@ pub fn configure(
     let mut records: BTreeMap<String, (String, String, u32)> = BTreeMap::new();
     for (package, commands) in scripts {
         for command in commands {
-            let Some(op) = parse(command) else {
+            // What cannot be read is a gap, which `maintscripts` reports.
+            let Some(Ok(op)) = parse(command) else {
                 continue;
             };
             let fail = |message: String| BuildError::Package {
                 package: package.clone(),
                 message: format!("{}: `{}`: {message}", command.place(), command.text),
             };
-            match op.map_err(fail)? {
+            match op {
                 Op::Add {
                     user,
                     group,

@@ -50,8 +50,13 @@ pub fn parse(command: &Command) -> Option<Result<Op, String>> {
     }
     let mut operands = Vec::new();
     let mut purge = false;
-    for word in &command.words[1..] {
+    let mut words = command.words[1..].iter();
+    while let Some(word) = words.next() {
         match word.as_str() {
+            // The md5sums of older versions' files: only for upgrades.
+            "--sum-file" => {
+                words.next();
+            }
             "--purge" | "-p" => purge = true,
             "--three-way" | "-3" | "--debconf-ok" | "-d" | "--verbose" | "-v" | "--force"
             | "-f" => {}
@@ -88,14 +93,15 @@ pub fn configure(
     let mut registry: BTreeMap<String, String> = BTreeMap::new();
     for (package, commands) in scripts {
         for command in commands {
-            let Some(op) = parse(command) else {
+            // What cannot be read is a gap, which `maintscripts` reports.
+            let Some(Ok(op)) = parse(command) else {
                 continue;
             };
             let fail = |message: String| BuildError::Package {
                 package: package.clone(),
                 message: format!("{}: `{}`: {message}", command.place(), command.text),
             };
-            match op.map_err(fail)? {
+            match op {
                 Op::Install { new, dest } => {
                     let Some((_, node)) = tree.lookup(new.trim_start_matches('/')) else {
                         return Err(fail(format!("{new}: no such file in the image")));
@@ -118,14 +124,17 @@ pub fn configure(
             }
         }
     }
-    if !hashes.is_empty() {
+    // ucf's own postinst makes both files; airlock makes them with what
+    // the steps recorded.
+    let has_ucf = tree.lookup("usr/bin/ucf").is_some();
+    if has_ucf || !hashes.is_empty() {
         let text: String = hashes
             .iter()
             .map(|(dest, md5)| format!("{md5}  {dest}\n"))
             .collect();
         put(tree, "var/lib/ucf/hashfile", generated(text, 0o644))?;
     }
-    if !registry.is_empty() {
+    if has_ucf || !registry.is_empty() {
         let text: String = registry
             .iter()
             .map(|(dest, package)| format!("{package}  {dest}\n"))
