@@ -52,7 +52,6 @@ const QUERIES: &[&str] = &[
     "diff",
     "dirname",
     "dpkg-query",
-    "env",
     "getent",
     "grep",
     "egrep",
@@ -240,7 +239,9 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
         "pam-auth-update" => return Verdict::Native("pam (common-* from pam-configs)"),
         "depmod" => return Verdict::Native("modules (depmod's indexes)"),
         "systemd-tmpfiles" => {
-            return Verdict::AtBoot(
+            return unit_at_boot(
+                tree,
+                "systemd-tmpfiles-setup.service",
                 "systemd-tmpfiles-setup.service applies tmpfiles.d at every boot",
             );
         }
@@ -413,6 +414,9 @@ pub struct Gap {
     pub line: usize,
     /// The command as written.
     pub text: String,
+    /// Its words as the walk expanded them, when they differ from the text
+    /// (`mkdir -p "$DPKG_ROOT$1"` in a function is `mkdir -p /var/opt`).
+    pub run: Option<String>,
     /// Why it is not done.
     pub why: String,
 }
@@ -421,13 +425,16 @@ impl std::fmt::Display for Gap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {} line {}: `{}`: {}",
+            "{} {} line {}: `{}`",
             self.package,
             self.script,
             self.line,
-            one_line(&self.text),
-            self.why
-        )
+            one_line(&self.text)
+        )?;
+        if let Some(run) = &self.run {
+            write!(f, " (as run: `{}`)", one_line(run))?;
+        }
+        write!(f, ": {}", self.why)
     }
 }
 
@@ -445,11 +452,17 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     let mut gaps = Vec::new();
     for (package, command) in scripts.iter() {
         if let Verdict::Unhandled(why) = classify(tree, package, command) {
+            let run = command.words.join(" ");
+            let run = (!command.expands
+                && one_line(&run) != one_line(&command.text)
+                && command.text.contains('$'))
+            .then_some(run);
             gaps.push(Gap {
                 package: package.to_owned(),
                 script: command.script,
                 line: command.line,
                 text: command.text.clone(),
+                run,
                 why,
             });
         }
@@ -461,6 +474,7 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
                 script,
                 line: place.line,
                 text: place.text.clone(),
+                run: None,
                 why: place.why.clone(),
             });
         }
@@ -657,6 +671,21 @@ mod tests {
         assert!(
             whys.iter().any(|w| w.contains("only a SysV init script")),
             "{whys:?}"
+        );
+    }
+
+    #[test]
+    fn a_gap_shows_the_words_as_the_walk_expanded_them() {
+        let tree = tree();
+        let scripts = walked(
+            "login",
+            "#!/bin/sh\nmake() {\n  touch \"$DPKG_ROOT$1\"\n}\nmake /etc/subuid\n",
+        );
+        let gaps = gaps(&tree, &scripts);
+        assert_eq!(
+            gaps[0].to_string(),
+            "login postinst line 3: `touch \"$DPKG_ROOT$1\"` (as run: `touch /etc/subuid`): \
+             a file-system step airlock does not do yet"
         );
     }
 
