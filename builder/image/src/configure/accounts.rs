@@ -389,18 +389,12 @@ pub fn configure(
         }
     }
     let mut homes = Vec::new();
-    for (package, commands) in scripts {
-        for command in commands {
-            // What cannot be read is a gap, which `maintscripts` reports.
-            let Some(Ok(op)) = parse(command) else {
-                continue;
-            };
-            let failed = |message: String| BuildError::Package {
-                package: package.clone(),
-                message: format!("{}: `{}`: {message}", command.place(), command.text),
-            };
-            homes.extend(accounts.apply(&op).map_err(failed)?);
-        }
+    for (package, command, op) in super::scripts::steps(scripts, parse) {
+        homes.extend(
+            accounts
+                .apply(&op)
+                .map_err(|message| command.error(package, message))?,
+        );
     }
     for user in users {
         accounts.recipe_user(user).map_err(fail)?;

@@ -43,6 +43,32 @@ impl Command {
     pub fn place(&self) -> String {
         format!("{} line {}", self.script, self.line)
     }
+
+    /// A build error about this step of `package`'s script, naming the
+    /// script, the line and the command.
+    pub fn error(&self, package: &str, message: impl std::fmt::Display) -> BuildError {
+        BuildError::Package {
+            package: package.to_owned(),
+            message: format!("{}: `{}`: {message}", self.place(), self.text),
+        }
+    }
+}
+
+/// Every step of every package's scripts that `parse` reads, with its
+/// package, in order (packages by name, preinst before postinst). A step
+/// `parse` cannot read is skipped: `maintscripts` reports each as a gap.
+pub fn steps<'a, T: 'a>(
+    scripts: &'a BTreeMap<String, Vec<Command>>,
+    parse: fn(&Command) -> Option<Result<T, String>>,
+) -> impl Iterator<Item = (&'a str, &'a Command, T)> + 'a {
+    scripts.iter().flat_map(move |(package, commands)| {
+        commands
+            .iter()
+            .filter_map(move |command| match parse(command) {
+                Some(Ok(op)) => Some((package.as_str(), command, op)),
+                _ => None,
+            })
+    })
 }
 
 /// Every package's scripts, read.

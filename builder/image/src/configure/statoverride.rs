@@ -94,44 +94,32 @@ pub fn configure(
     accounts: &Accounts,
 ) -> Result<BTreeMap<String, (String, String, u32)>, BuildError> {
     let mut records: BTreeMap<String, (String, String, u32)> = BTreeMap::new();
-    for (package, commands) in scripts {
-        for command in commands {
-            // What cannot be read is a gap, which `maintscripts` reports.
-            let Some(Ok(op)) = parse(command) else {
-                continue;
-            };
-            let fail = |message: String| BuildError::Package {
-                package: package.clone(),
-                message: format!("{}: `{}`: {message}", command.place(), command.text),
-            };
-            match op {
-                Op::Add {
-                    user,
-                    group,
-                    mode,
-                    path,
-                    update,
-                } => {
-                    let uid = id(&user, |n| accounts.uid(n))
-                        .ok_or_else(|| fail(format!("no user {user}")))?;
-                    let gid = id(&group, |n| accounts.gid(n))
-                        .ok_or_else(|| fail(format!("no group {group}")))?;
-                    let applies = update || command.script == "preinst";
-                    if applies
-                        && let Some((canonical, _)) = tree.lookup(path.trim_start_matches('/'))
-                    {
-                        let node = tree.get_mut(&canonical).expect("looked up");
-                        node.uid = uid;
-                        node.gid = gid;
-                        node.mode = mode;
-                    }
-                    records.insert(path, (user, group, mode));
+    for (package, command, op) in super::scripts::steps(scripts, parse) {
+        match op {
+            Op::Add {
+                user,
+                group,
+                mode,
+                path,
+                update,
+            } => {
+                let uid = id(&user, |n| accounts.uid(n))
+                    .ok_or_else(|| command.error(package, format!("no user {user}")))?;
+                let gid = id(&group, |n| accounts.gid(n))
+                    .ok_or_else(|| command.error(package, format!("no group {group}")))?;
+                let applies = update || command.script == "preinst";
+                if applies && let Some((canonical, _)) = tree.lookup(path.trim_start_matches('/')) {
+                    let node = tree.get_mut(&canonical).expect("looked up");
+                    node.uid = uid;
+                    node.gid = gid;
+                    node.mode = mode;
                 }
-                Op::Remove(path) => {
-                    records.remove(&path);
-                }
-                Op::List => {}
+                records.insert(path, (user, group, mode));
             }
+            Op::Remove(path) => {
+                records.remove(&path);
+            }
+            Op::List => {}
         }
     }
     let text: String = records

@@ -91,37 +91,27 @@ pub fn configure(
 ) -> Result<(), BuildError> {
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let mut registry: BTreeMap<String, String> = BTreeMap::new();
-    for (package, commands) in scripts {
-        for command in commands {
-            // What cannot be read is a gap, which `maintscripts` reports.
-            let Some(Ok(op)) = parse(command) else {
-                continue;
-            };
-            let fail = |message: String| BuildError::Package {
-                package: package.clone(),
-                message: format!("{}: `{}`: {message}", command.place(), command.text),
-            };
-            match op {
-                Op::Install { new, dest } => {
-                    let Some((_, node)) = tree.lookup(new.trim_start_matches('/')) else {
-                        return Err(fail(format!("{new}: no such file in the image")));
-                    };
-                    let Kind::File(content) = &node.kind else {
-                        return Err(fail(format!("{new}: not a regular file")));
-                    };
-                    let bytes = read_content(blobs, content)?;
-                    let mode = node.mode & 0o7777;
-                    hashes.insert(dest.clone(), hex::encode(md5::Md5::digest(&bytes)));
-                    let relative = dest.trim_start_matches('/');
-                    if tree.lookup(relative).is_none() {
-                        put(tree, relative, generated(bytes, mode))?;
-                    }
+    for (package, command, op) in super::scripts::steps(scripts, parse) {
+        match op {
+            Op::Install { new, dest } => {
+                let Some((_, node)) = tree.lookup(new.trim_start_matches('/')) else {
+                    return Err(command.error(package, format!("{new}: no such file in the image")));
+                };
+                let Kind::File(content) = &node.kind else {
+                    return Err(command.error(package, format!("{new}: not a regular file")));
+                };
+                let bytes = read_content(blobs, content)?;
+                let mode = node.mode & 0o7777;
+                hashes.insert(dest.clone(), hex::encode(md5::Md5::digest(&bytes)));
+                let relative = dest.trim_start_matches('/');
+                if tree.lookup(relative).is_none() {
+                    put(tree, relative, generated(bytes, mode))?;
                 }
-                Op::Register { package, dest } => {
-                    registry.insert(dest, package);
-                }
-                Op::Nothing => {}
             }
+            Op::Register { package, dest } => {
+                registry.insert(dest, package);
+            }
+            Op::Nothing => {}
         }
     }
     // ucf's own postinst makes both files; airlock makes them with what
