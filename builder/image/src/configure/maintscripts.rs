@@ -126,7 +126,13 @@ fn writer(path: &str) -> Option<&'static str> {
 pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
     let name = command.name();
     let program = name.rsplit('/').next().unwrap_or(name);
-    let args: Vec<&str> = command.words[1..].iter().map(String::as_str).collect();
+    let args: Vec<&str> = command
+        .words
+        .get(1..)
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str)
+        .collect();
     let first = args
         .iter()
         .find(|a| !a.starts_with('-'))
