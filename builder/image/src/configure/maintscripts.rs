@@ -161,178 +161,10 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
              what the script does with the answer is walked",
         );
     }
-    match program {
-        "adduser" | "addgroup" | "useradd" | "groupadd" | "usermod" | "gpasswd" => {
-            return match accounts::parse(command) {
-                Some(Ok(_)) => Verdict::Native("accounts"),
-                Some(Err(why)) => Verdict::Unhandled(why),
-                None => unreachable!("an account command"),
-            };
-        }
-        "systemd-sysusers" => return Verdict::Native("accounts (sysusers.d)"),
-        "dpkg-statoverride" => {
-            return match statoverride::parse(command) {
-                Some(Ok(statoverride::Op::List)) => Verdict::Inert("only asks"),
-                Some(Ok(_)) => Verdict::Native("statoverride"),
-                Some(Err(why)) => Verdict::Unhandled(why),
-                None => unreachable!("a dpkg-statoverride"),
-            };
-        }
-        "update-alternatives" => {
-            return match first_flag(&args) {
-                Some("--install") => match alternatives::parse(package, command) {
-                    Some(Ok(_)) => Verdict::Native("alternatives"),
-                    Some(Err(why)) => Verdict::Unhandled(why),
-                    None => Verdict::Unhandled("not an --install".to_owned()),
-                },
-                Some("--remove" | "--remove-all") => Verdict::Inert(
-                    "on a fresh install nothing is registered under an older version's name",
-                ),
-                Some("--query" | "--list" | "--display" | "--get-selections") => {
-                    Verdict::Inert("only asks")
-                }
-                _ => Verdict::Unhandled("only --install and --remove are read".to_owned()),
-            };
-        }
-        "deb-systemd-helper" => {
-            return match first {
-                "enable" => Verdict::Native("systemd (unit enablement)"),
-                "unmask" | "update-state" | "debian-installed" | "was-enabled" | "is-enabled"
-                | "purge" | "reenable" => Verdict::Inert(
-                    "deb-systemd-helper's own state, for upgrades and purges; airlock \
-                     enables from the [Install] sections",
-                ),
-                other => Verdict::Unhandled(format!("deb-systemd-helper {other}")),
-            };
-        }
-        "systemctl" => {
-            return match first {
-                "enable" => Verdict::Native("systemd (unit enablement)"),
-                "daemon-reload"
-                | "start"
-                | "restart"
-                | "try-restart"
-                | "reload"
-                | "reload-or-restart"
-                | "try-reload-or-restart"
-                | "stop"
-                | "is-active"
-                | "is-enabled"
-                | "is-system-running"
-                | "show"
-                | "status"
-                | "--version" => {
-                    Verdict::Inert("no service runs while the image is built; units start at boot")
-                }
-                other => Verdict::Unhandled(format!("systemctl {other}")),
-            };
-        }
-        "deb-systemd-invoke" | "invoke-rc.d" | "service" | "telinit" => {
-            return Verdict::Inert(
-                "starts or reloads a service; none runs while the image is built",
-            );
-        }
-        "update-rc.d" => return update_rc_d(tree, &args),
-        "setcap" => return Verdict::Native("capabilities"),
-        "update-shells" => return Verdict::Native("shells (update-shells)"),
-        "ucf" | "ucfr" => {
-            return match ucf::parse(command) {
-                Some(Ok(_)) => Verdict::Native("ucf (configuration from its template)"),
-                Some(Err(why)) => Verdict::Unhandled(why),
-                None => unreachable!("a ucf command"),
-            };
-        }
-        "pam-auth-update" => return Verdict::Native("pam (common-* from pam-configs)"),
-        "depmod" => return Verdict::Native("modules (depmod's indexes)"),
-        "systemd-tmpfiles" => {
-            return unit_at_boot(
-                tree,
-                "systemd-tmpfiles-setup.service",
-                "systemd-tmpfiles-setup.service applies tmpfiles.d at every boot",
-            );
-        }
-        "systemd-machine-id-setup" => {
-            return Verdict::AtBoot(
-                "the image's /etc/machine-id is empty and systemd fills it at first boot",
-            );
-        }
-        "dpkg-maintscript-helper" => {
-            return match first {
-                "rm_conffile" | "mv_conffile" | "symlink_to_dir" | "dir_to_symlink"
-                | "supports" => Verdict::Inert("acts only when upgrading from an older version"),
-                other => Verdict::Unhandled(format!("dpkg-maintscript-helper {other}")),
-            };
-        }
-        "update-initramfs" => {
-            return Verdict::Inert("airlock builds the image's initrd itself");
-        }
-        "linux-update-symlinks" => {
-            return Verdict::Inert("airlock picks the kernel and writes its boot entries itself");
-        }
-        "shadowconfig" if first == "on" => {
-            return Verdict::Inert("airlock writes shadow passwords already");
-        }
-        "update-menus" | "update-mime" | "update-desktop-database" | "install-docs" => {
-            return Verdict::Inert("a desktop or documentation index an image does not use");
-        }
-        "py3compile" | "pycompile" | "py3clean" | "pyclean" => {
-            return Verdict::Inert(
-                "Python byte code: compiled at first import, kept in memory on a read-only root",
-            );
-        }
-        "python3" | "python3.11" | "python3.12" | "python3.13"
-            if args
-                .iter()
-                .any(|a| a.ends_with("py_compile.py") || *a == "py_compile") =>
-        {
-            return Verdict::Inert(
-                "Python byte code: compiled at first import, kept in memory on a read-only root",
-            );
-        }
-        "perl" if args == ["-e", ""] => return Verdict::Inert("only asks whether perl runs"),
-        "mountpoint" => return Verdict::Inert("only asks"),
-        "umask" => return Verdict::Inert("only sets the mode of what the script makes next"),
-        "cd" | "pushd" | "popd" => {
-            return Verdict::Inert(
-                "only changes the directory (a later step on a relative path is a gap)",
-            );
-        }
-        "dpkg-trigger" => {
-            return match args.iter().rfind(|a| !a.starts_with('-')) {
-                Some(&"update-initramfs") => {
-                    Verdict::Inert("airlock builds the image's initrd itself")
-                }
-                _ => Verdict::Unhandled("a trigger whose effect airlock does not make".to_owned()),
-            };
-        }
-        "run-parts" if args.iter().any(|a| a.starts_with("/etc/kernel/")) => {
-            return Verdict::Inert(
-                "kernel hooks (initramfs, boot loader): airlock builds the initrd and the boot \
-                 entries itself",
-            );
-        }
-        "journalctl" if args.contains(&"--update-catalog") => {
-            return unit_at_boot(
-                tree,
-                "systemd-journal-catalog-update.service",
-                "systemd-journal-catalog-update.service builds the catalog at first boot",
-            );
-        }
-        "systemd-hwdb" | "udevadm" if args.contains(&"update") || args.contains(&"hwdb") => {
-            return unit_at_boot(
-                tree,
-                "systemd-hwdb-update.service",
-                "systemd-hwdb-update.service builds hwdb.bin at first boot",
-            );
-        }
-        "augenrules" => {
-            return unit_at_boot(
-                tree,
-                "auditd.service",
-                "auditd.service runs augenrules --load each time it starts",
-            );
-        }
-        _ => {}
+    if let Some(verdict) = native_step(tree, package, command, program, first, &args)
+        .or_else(|| other_step(tree, program, first, &args))
+    {
+        return verdict;
     }
     if FILE_COMMANDS.contains(&program) {
         if command.expands {
@@ -356,6 +188,207 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
         return Verdict::Unhandled("a file-system step airlock does not do yet".to_owned());
     }
     Verdict::Unhandled("a command airlock does not do natively".to_owned())
+}
+
+/// The steps a module of airlock does, by command.
+fn native_step(
+    tree: &Tree,
+    package: &str,
+    command: &Command,
+    program: &str,
+    first: &str,
+    args: &[&str],
+) -> Option<Verdict> {
+    match program {
+        "adduser" | "addgroup" | "useradd" | "groupadd" | "usermod" | "gpasswd" => {
+            return Some(match accounts::parse(command) {
+                Some(Ok(_)) => Verdict::Native("accounts"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("an account command"),
+            });
+        }
+        "systemd-sysusers" => return Some(Verdict::Native("accounts (sysusers.d)")),
+        "dpkg-statoverride" => {
+            return Some(match statoverride::parse(command) {
+                Some(Ok(statoverride::Op::List)) => Verdict::Inert("only asks"),
+                Some(Ok(_)) => Verdict::Native("statoverride"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("a dpkg-statoverride"),
+            });
+        }
+        "update-alternatives" => {
+            return Some(match first_flag(args) {
+                Some("--install") => match alternatives::parse(package, command) {
+                    Some(Ok(_)) => Verdict::Native("alternatives"),
+                    Some(Err(why)) => Verdict::Unhandled(why),
+                    None => Verdict::Unhandled("not an --install".to_owned()),
+                },
+                Some("--remove" | "--remove-all") => Verdict::Inert(
+                    "on a fresh install nothing is registered under an older version's name",
+                ),
+                Some("--query" | "--list" | "--display" | "--get-selections") => {
+                    Verdict::Inert("only asks")
+                }
+                _ => Verdict::Unhandled("only --install and --remove are read".to_owned()),
+            });
+        }
+        "deb-systemd-helper" => {
+            return Some(match first {
+                "enable" => Verdict::Native("systemd (unit enablement)"),
+                "unmask" | "update-state" | "debian-installed" | "was-enabled" | "is-enabled"
+                | "purge" | "reenable" => Verdict::Inert(
+                    "deb-systemd-helper's own state, for upgrades and purges; airlock \
+                     enables from the [Install] sections",
+                ),
+                other => Verdict::Unhandled(format!("deb-systemd-helper {other}")),
+            });
+        }
+        "systemctl" => {
+            return Some(match first {
+                "enable" => Verdict::Native("systemd (unit enablement)"),
+                "daemon-reload"
+                | "start"
+                | "restart"
+                | "try-restart"
+                | "reload"
+                | "reload-or-restart"
+                | "try-reload-or-restart"
+                | "stop"
+                | "is-active"
+                | "is-enabled"
+                | "is-system-running"
+                | "show"
+                | "status"
+                | "--version" => {
+                    Verdict::Inert("no service runs while the image is built; units start at boot")
+                }
+                other => Verdict::Unhandled(format!("systemctl {other}")),
+            });
+        }
+        "deb-systemd-invoke" | "invoke-rc.d" | "service" | "telinit" => {
+            return Some(Verdict::Inert(
+                "starts or reloads a service; none runs while the image is built",
+            ));
+        }
+        "update-rc.d" => return Some(update_rc_d(tree, args)),
+        "setcap" => return Some(Verdict::Native("capabilities")),
+        "update-shells" => return Some(Verdict::Native("shells (update-shells)")),
+        "ucf" | "ucfr" => {
+            return Some(match ucf::parse(command) {
+                Some(Ok(_)) => Verdict::Native("ucf (configuration from its template)"),
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("a ucf command"),
+            });
+        }
+        "pam-auth-update" => return Some(Verdict::Native("pam (common-* from pam-configs)")),
+        "depmod" => return Some(Verdict::Native("modules (depmod's indexes)")),
+        _ => {}
+    }
+    None
+}
+
+/// The steps left to boot or without effect on a built image, by command.
+fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<Verdict> {
+    match program {
+        "systemd-tmpfiles" => {
+            return Some(unit_at_boot(
+                tree,
+                "systemd-tmpfiles-setup.service",
+                "systemd-tmpfiles-setup.service applies tmpfiles.d at every boot",
+            ));
+        }
+        "systemd-machine-id-setup" => {
+            return Some(Verdict::AtBoot(
+                "the image's /etc/machine-id is empty and systemd fills it at first boot",
+            ));
+        }
+        "dpkg-maintscript-helper" => {
+            return Some(match first {
+                "rm_conffile" | "mv_conffile" | "symlink_to_dir" | "dir_to_symlink"
+                | "supports" => Verdict::Inert("acts only when upgrading from an older version"),
+                other => Verdict::Unhandled(format!("dpkg-maintscript-helper {other}")),
+            });
+        }
+        "update-initramfs" => {
+            return Some(Verdict::Inert("airlock builds the image's initrd itself"));
+        }
+        "linux-update-symlinks" => {
+            return Some(Verdict::Inert(
+                "airlock picks the kernel and writes its boot entries itself",
+            ));
+        }
+        "shadowconfig" if first == "on" => {
+            return Some(Verdict::Inert("airlock writes shadow passwords already"));
+        }
+        "update-menus" | "update-mime" | "update-desktop-database" | "install-docs" => {
+            return Some(Verdict::Inert(
+                "a desktop or documentation index an image does not use",
+            ));
+        }
+        "py3compile" | "pycompile" | "py3clean" | "pyclean" => {
+            return Some(Verdict::Inert(
+                "Python byte code: compiled at first import, kept in memory on a read-only root",
+            ));
+        }
+        "python3" | "python3.11" | "python3.12" | "python3.13"
+            if args
+                .iter()
+                .any(|a| a.ends_with("py_compile.py") || *a == "py_compile") =>
+        {
+            return Some(Verdict::Inert(
+                "Python byte code: compiled at first import, kept in memory on a read-only root",
+            ));
+        }
+        "perl" if args == ["-e", ""] => return Some(Verdict::Inert("only asks whether perl runs")),
+        "mountpoint" => return Some(Verdict::Inert("only asks")),
+        "umask" => {
+            return Some(Verdict::Inert(
+                "only sets the mode of what the script makes next",
+            ));
+        }
+        "cd" | "pushd" | "popd" => {
+            return Some(Verdict::Inert(
+                "only changes the directory (a later step on a relative path is a gap)",
+            ));
+        }
+        "dpkg-trigger" => {
+            return Some(match args.iter().rfind(|a| !a.starts_with('-')) {
+                Some(&"update-initramfs") => {
+                    Verdict::Inert("airlock builds the image's initrd itself")
+                }
+                _ => Verdict::Unhandled("a trigger whose effect airlock does not make".to_owned()),
+            });
+        }
+        "run-parts" if args.iter().any(|a| a.starts_with("/etc/kernel/")) => {
+            return Some(Verdict::Inert(
+                "kernel hooks (initramfs, boot loader): airlock builds the initrd and the boot \
+                 entries itself",
+            ));
+        }
+        "journalctl" if args.contains(&"--update-catalog") => {
+            return Some(unit_at_boot(
+                tree,
+                "systemd-journal-catalog-update.service",
+                "systemd-journal-catalog-update.service builds the catalog at first boot",
+            ));
+        }
+        "systemd-hwdb" | "udevadm" if args.contains(&"update") || args.contains(&"hwdb") => {
+            return Some(unit_at_boot(
+                tree,
+                "systemd-hwdb-update.service",
+                "systemd-hwdb-update.service builds hwdb.bin at first boot",
+            ));
+        }
+        "augenrules" => {
+            return Some(unit_at_boot(
+                tree,
+                "auditd.service",
+                "auditd.service runs augenrules --load each time it starts",
+            ));
+        }
+        _ => {}
+    }
+    None
 }
 
 /// The one module that writes every path of `paths`, if there is one.

@@ -1,0 +1,182 @@
+//! The builtins the walk interprets instead of recording (variables,
+//! `set`, `shift`, tests, sourcing, `eval`, `dpkg --compare-versions`,
+//! `read`), and how it follows functions and sourced libraries.
+
+use super::*;
+
+impl Walker<'_> {
+    /// Interprets `name` when it is one of these builtins: the flow it
+    /// leads to, or None to go on (a function call, or a recorded command).
+    pub(super) fn builtin(
+        &mut self,
+        line: Option<usize>,
+        text: &str,
+        name: &str,
+        words: &[Arg],
+        raw: &[&str],
+        writes: &[Arg],
+    ) -> Option<Flow> {
+        let args = &words[1..];
+        match name {
+            "set" => {
+                if let Some(position) = raw.iter().position(|w| *w == "--") {
+                    self.scope.positional = words[position..]
+                        .iter()
+                        .skip(1)
+                        .map(|a| a.known().map(str::to_owned))
+                        .collect();
+                }
+                return Some(Flow::Next(Status::True));
+            }
+            "shift" => {
+                let n = args
+                    .first()
+                    .and_then(Arg::known)
+                    .map_or(Some(1), |n| n.parse::<usize>().ok());
+                match n {
+                    Some(n) => {
+                        let n = n.min(self.scope.positional.len());
+                        self.scope.positional.drain(..n);
+                    }
+                    None => self.scope.positional = vec![None; self.scope.positional.len()],
+                }
+                return Some(Flow::Next(Status::True));
+            }
+            "export" | "local" | "readonly" | "declare" | "typeset" => {
+                for word in &raw[1..] {
+                    if let Some((var, value)) = word.split_once('=')
+                        && is_name(var)
+                    {
+                        let value = self.scope.single(value).known().map(str::to_owned);
+                        self.scope.vars.insert(var.to_owned(), value);
+                    } else if is_name(word) && name == "local" {
+                        self.scope
+                            .vars
+                            .insert((*word).to_owned(), Some(String::new()));
+                    }
+                }
+                return Some(Flow::Next(Status::True));
+            }
+            "unset" => {
+                for var in Self::known(args).unwrap_or_default() {
+                    if is_name(var) {
+                        self.scope.vars.insert(var.to_owned(), Some(String::new()));
+                    }
+                }
+                return Some(Flow::Next(Status::True));
+            }
+            "[" | "test" => {
+                let status = match Self::known(args) {
+                    Some(mut args) => {
+                        if name == "[" {
+                            if args.last() != Some(&"]") {
+                                return Some(Flow::Next(Status::Unknown));
+                            }
+                            args.pop();
+                        }
+                        condition::test(self.image, &args)
+                    }
+                    None => Status::Unknown,
+                };
+                if writes.is_empty() {
+                    return Some(Flow::Next(status));
+                }
+            }
+            "." | "source"
+                if args
+                    .first()
+                    .and_then(Arg::known)
+                    .is_some_and(|path| !path.ends_with("/confmodule")) =>
+            {
+                let path = args[0].known().expect("known").to_owned();
+                if let Some(flow) = self.source(line, text, &path) {
+                    return Some(flow);
+                }
+            }
+            "eval" => {
+                self.unreadable(
+                    line,
+                    text.to_owned(),
+                    "eval runs text the walk cannot read as a script",
+                );
+                return Some(Flow::Next(Status::Unknown));
+            }
+            "dpkg" if args.first().and_then(Arg::known) == Some("--compare-versions") => {
+                let status = Self::known(&args[1..])
+                    .map_or(Status::Unknown, |a| condition::compare_versions(&a));
+                return Some(Flow::Next(status));
+            }
+            "read" => {
+                for var in Self::known(args).unwrap_or_default() {
+                    if is_name(var) {
+                        self.scope.vars.insert(var.to_owned(), None);
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Walks a shell library the script sources (`. /usr/share/dpkg/sh/
+    /// dpkg-error.sh`), in the script's own scope, its steps at the line of
+    /// the `.`; None (recorded as a command) when the image has no such
+    /// file.
+    pub(super) fn source(&mut self, line: Option<usize>, text: &str, path: &str) -> Option<Flow> {
+        let library = self.image.read(path)?;
+        if self.depth >= MAX_DEPTH {
+            self.unreadable(line, text.to_owned(), "files source each other too deeply");
+            return Some(Flow::Next(Status::Unknown));
+        }
+        let program = match crate::parse(&library) {
+            Ok(program) => program,
+            Err(message) => {
+                self.unreadable(line, text.to_owned(), &format!("{path}: {message}"));
+                return Some(Flow::Next(Status::Unknown));
+            }
+        };
+        let saved = self
+            .sourced
+            .replace(self.sourced.or(line).unwrap_or(self.line));
+        self.depth += 1;
+        let mut flow = Flow::Next(Status::True);
+        for command in &program.complete_commands {
+            flow = self.list(command);
+            if !matches!(flow, Flow::Next(_)) {
+                break;
+            }
+        }
+        self.depth -= 1;
+        self.sourced = saved;
+        Some(match flow {
+            Flow::Return => Flow::Next(Status::Unknown),
+            flow => flow,
+        })
+    }
+
+    pub(super) fn call(
+        &mut self,
+        line: Option<usize>,
+        text: String,
+        body: &ast::FunctionBody,
+        args: &[Arg],
+    ) -> Flow {
+        if self.depth >= MAX_DEPTH {
+            self.unreadable(line, text, "functions call each other too deeply to follow");
+            return Flow::Next(Status::Unknown);
+        }
+        let positional = args
+            .iter()
+            .map(|a| a.known().map(str::to_owned))
+            .collect::<Vec<Value>>();
+        let saved = std::mem::replace(&mut self.scope.positional, positional);
+        self.depth += 1;
+        let flow = self.compound(&body.0);
+        self.depth -= 1;
+        self.scope.positional = saved;
+        match flow {
+            Flow::Return => Flow::Next(Status::Unknown),
+            flow => flow,
+        }
+    }
+}
