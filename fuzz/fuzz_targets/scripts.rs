@@ -1,13 +1,13 @@
 //! Maintainer scripts, which come from packages and are read as data, never
-//! run: the shell parser and the walk of a fresh install, the splitter into
-//! simple commands, the `setcap` calls airlock applies, and the capability
-//! texts and xattr values they produce.
+//! run: the shell parser and the walk of a fresh install, the commands as
+//! airlock reads them and classifies them, the `setcap` calls airlock
+//! applies, and the capability texts and xattr values they produce.
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use airlock_image::capability::FileCaps;
-use airlock_image::configure::{capabilities, scripts};
+use airlock_image::configure::{capabilities, maintscripts, scripts};
 use airlock_tree::{Content, Kind, Node, Tree};
 use airlock_maintscript::{Phase, Stat};
 use libfuzzer_sys::fuzz_target;
@@ -49,9 +49,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    for command in scripts::commands(text) {
-        assert!(!command.words.is_empty(), "an empty command from {text:?}");
-    }
     if let Ok(caps) = FileCaps::parse(text) {
         assert_eq!(FileCaps::from_xattr(&caps.to_xattr()), Ok(caps));
         if !caps.is_empty() {
@@ -65,7 +62,15 @@ fuzz_target!(|data: &[u8]| {
     let mut tree = Tree::merged_usr();
     let file = Node::new(Kind::File(Content::Inline(b"\x7fELF".to_vec())), 0o755);
     let _ = tree.put("usr/bin/ping", file.owned_by("fuzz"));
-    let scripts: BTreeMap<String, String> = [("fuzz".to_owned(), text.to_owned())].into();
+    let Ok((commands, _)) = scripts::walk(&tree, None, "fuzz", Phase::Postinst, text) else {
+        return;
+    };
+    for command in &commands {
+        assert!(!command.words.is_empty(), "an empty command from {text:?}");
+        // Every step is classified, none makes the classifier panic.
+        let _ = maintscripts::classify(&tree, "fuzz", command);
+    }
+    let scripts: BTreeMap<String, Vec<scripts::Command>> = [("fuzz".to_owned(), commands)].into();
     if let Ok(granted) = capabilities::configure(&mut tree, &scripts) {
         for grant in granted {
             // Only files that exist are granted capabilities.
