@@ -151,6 +151,18 @@ impl Line<'_> {
             .map(|v| (*v).to_owned())
     }
 
+    /// A comma-separated list (`-G a,b`); empty when not given.
+    fn list(&self, names: &[&str]) -> Vec<String> {
+        self.value(names)
+            .map(|list| {
+                list.split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn id(&self, names: &[&str]) -> Result<Option<u32>, String> {
         self.value(names)
             .map(|id| id.parse().map_err(|_| format!("{id:?} is not an id")))
@@ -347,15 +359,7 @@ fn useradd(args: &[String]) -> Result<Op, String> {
         uid: line.id(&["-u", "--uid"])?,
         system: line.flag(&["-r", "--system"]),
         group,
-        groups: line
-            .value(&["-G", "--groups"])
-            .map(|g| {
-                g.split(',')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        groups: line.list(&["-G", "--groups"]),
         home: line
             .value(&["-d", "--home-dir"])
             .unwrap_or_else(|| format!("/home/{name}")),
@@ -403,15 +407,7 @@ fn usermod(args: &[String]) -> Result<Op, String> {
     let [user] = line.operands[..] else {
         return Err("expected one user name".to_owned());
     };
-    let mut groups: Vec<String> = line
-        .value(&["-G", "--groups"])
-        .map(|g| {
-            g.split(',')
-                .filter(|g| !g.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut groups: Vec<String> = line.list(&["-G", "--groups"]);
     if line.flag(&["-aG"]) {
         // `-aG LIST` reads as the flag and LIST as an operand.
         return Err("write -a -G LIST".to_owned());
