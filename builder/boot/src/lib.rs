@@ -353,6 +353,7 @@ mod tests {
             ostree_branch: None,
             notes: Vec::new(),
             privileges: Vec::new(),
+            first_boot: Vec::new(),
         };
         std::fs::write(dir.path().join(report::FILE), report.to_json()).unwrap();
         let image = Image::open(dir.path()).unwrap();

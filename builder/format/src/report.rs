@@ -57,6 +57,23 @@ pub struct Report {
     /// Every setuid and setgid file, file capability and device node, by
     /// path: what a reviewer reads first.
     pub privileges: Vec<Privileged>,
+    /// The per-host state the image makes when it first boots (never
+    /// baked into it), by name.
+    pub first_boot: Vec<FirstBoot>,
+}
+
+/// One thing the image makes at first boot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstBoot {
+    /// Its name, as the recipe's `[services] first_boot` turns it off.
+    pub name: String,
+    /// The unit that makes it.
+    pub unit: String,
+    /// The units it runs before.
+    pub before: Vec<String>,
+    /// What it makes, and where.
+    pub makes: String,
 }
 
 /// An `Option` field that must be in the text, as a value or `null`
@@ -250,6 +267,12 @@ mod tests {
                 capabilities: Some("cap_net_raw=ep".into()),
                 device: None,
                 packages: vec!["iputils-ping".into()],
+            }],
+            first_boot: vec![FirstBoot {
+                name: "ssh-host-keys".into(),
+                unit: "airlock-ssh-host-keys.service".into(),
+                before: vec!["ssh.service".into()],
+                makes: "keys".into(),
             }],
         }
     }

@@ -135,7 +135,38 @@ pub fn test(image: &dyn Image, args: &[&str]) -> Status {
         [left, "-a", right] => and(test(image, &[left]), test(image, &[right])),
         [left, "-o", right] => or(test(image, &[left]), test(image, &[right])),
         ["(", inner @ .., ")"] => test(image, inner),
-        _ => Status::Unknown,
+        // More arguments: XSI's `-a` and `-o`, `-a` binding tighter. An
+        // operator can only stand where an operand ended, which the
+        // shorter forms above already read; past four arguments it is the
+        // first `-o`, else the first `-a`, that splits.
+        _ => match split_at(args, "-o") {
+            Some((left, right)) => or(test(image, left), test(image, right)),
+            None => match split_at(args, "-a") {
+                Some((left, right)) => and(test(image, left), test(image, right)),
+                None => Status::Unknown,
+            },
+        },
+    }
+}
+
+/// `args` split around the first `op` that has a whole test of one to
+/// three arguments before it.
+fn split_at<'a, 'b>(args: &'a [&'b str], op: &str) -> Option<(&'a [&'b str], &'a [&'b str])> {
+    (1..args.len().saturating_sub(1))
+        .filter(|&i| args[i] == op)
+        .find(|&i| i <= 3 && is_whole(&args[..i]))
+        .map(|i| (&args[..i], &args[i + 1..]))
+}
+
+/// Whether `args` reads as one test on its own (an operand, a unary or a
+/// binary test, possibly negated).
+fn is_whole(args: &[&str]) -> bool {
+    match args {
+        [_] => true,
+        ["!", rest @ ..] => !rest.is_empty() && is_whole(rest),
+        [op, _] => op.starts_with('-'),
+        [_, op, _] => !matches!(*op, "-a" | "-o"),
+        _ => false,
     }
 }
 
@@ -224,6 +255,41 @@ mod tests {
         assert_eq!(t(&["a", "-lt", "10"]), Status::Unknown);
         assert_eq!(t(&["x"]), Status::True);
         assert_eq!(t(&["-nt", "a", "b", "c", "d"]), Status::Unknown);
+        // XSI's -a and -o past three arguments (coreutils' postinst).
+        let touch = [
+            "configure",
+            "=",
+            "configure",
+            "-a",
+            "!",
+            "-e",
+            "/usr/sbin/adduser",
+        ];
+        assert_eq!(t(&touch), Status::False);
+        let either = [
+            "upgrade",
+            "=",
+            "configure",
+            "-o",
+            "-d",
+            "/etc",
+            "-a",
+            "-z",
+            "",
+        ];
+        assert_eq!(t(&either), Status::True);
+        let neither = [
+            "upgrade",
+            "=",
+            "configure",
+            "-o",
+            "-d",
+            "/nowhere",
+            "-a",
+            "x",
+        ];
+        assert_eq!(t(&neither), Status::False);
+        assert_eq!(t(&["a", "b", "-a", "c", "d"]), Status::Unknown);
         assert!(found(&Fake, "adduser", false));
         assert!(!found(&Fake, "deluser", false));
         assert!(found(&Fake, "deluser", true));

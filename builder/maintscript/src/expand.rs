@@ -39,7 +39,14 @@ pub struct Scope {
     pub vars: BTreeMap<String, Value>,
     /// $1, $2, …
     pub positional: Vec<Value>,
+    /// How many scratch files `$(mktemp)` has named (shared by the
+    /// script's subshells).
+    pub scratch: std::rc::Rc<std::cell::Cell<u32>>,
 }
+
+/// Where the scratch files `$(mktemp)` names are: in the image's /tmp,
+/// which the caller empties of them once every script's steps are done.
+pub const SCRATCH: &str = "/tmp/airlock-mktemp.";
 
 /// One stretch of an expanded word: its text and whether it was quoted
 /// (quoted text is not split into fields or globbed).
@@ -159,7 +166,7 @@ impl Scope {
                 }),
                 WordPiece::CommandSubstitution(command)
                 | WordPiece::BackquotedCommandSubstitution(command) => out.push(Piece {
-                    text: truename(command)?,
+                    text: truename(command).or_else(|| self.mktemp(command))?,
                     quoted,
                 }),
                 WordPiece::TildeExpansion(_) | WordPiece::ArithmeticExpression(_) => return None,
@@ -250,6 +257,35 @@ impl Scope {
 
 fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
     move || Arg::Unknown(word.to_owned())
+}
+
+impl Scope {
+    /// `$(mktemp)`, `$(mktemp -d)`, `$(mktemp -t NAME.XXXXXX)`: a fresh
+    /// scratch path of its own, `/tmp/airlock-mktemp.PACKAGE.N` (the caller
+    /// makes the file or directory when it does the script's steps, and
+    /// removes it after). The script's own steps on it (a copy into it, an
+    /// edit) are then steps on a known path.
+    fn mktemp(&self, command: &str) -> Option<String> {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let (&"mktemp", args) = words.split_first()? else {
+            return None;
+        };
+        let directory = match args {
+            [] | ["-t" | "-q", _] | ["-t"] => false,
+            ["-d"] | ["-d", "-t" | "-q", _] => true,
+            _ => return None,
+        };
+        let package = self
+            .vars
+            .get("DPKG_MAINTSCRIPT_PACKAGE")
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        let n = self.scratch.get() + 1;
+        self.scratch.set(n);
+        let suffix = if directory { ".d" } else { "" };
+        Some(format!("{SCRATCH}{package}.{n}{suffix}"))
+    }
 }
 
 /// The one command substitution with a value known without running

@@ -37,7 +37,7 @@ mod condition;
 mod expand;
 mod walk;
 
-pub use expand::Arg;
+pub use expand::{Arg, SCRATCH};
 
 /// Which maintainer script, and so the arguments dpkg runs it with for a
 /// fresh install.
@@ -47,6 +47,9 @@ pub enum Phase {
     Preinst,
     /// `postinst configure` (no old version).
     Postinst,
+    /// debconf's `config configure` (no old version), run before the
+    /// preinst to settle the package's questions.
+    Config,
 }
 
 impl Phase {
@@ -55,6 +58,7 @@ impl Phase {
         match self {
             Phase::Preinst => "preinst",
             Phase::Postinst => "postinst",
+            Phase::Config => "config",
         }
     }
 
@@ -63,7 +67,7 @@ impl Phase {
     pub fn arguments(self) -> [&'static str; 2] {
         match self {
             Phase::Preinst => ["install", ""],
-            Phase::Postinst => ["configure", ""],
+            Phase::Postinst | Phase::Config => ["configure", ""],
         }
     }
 }
@@ -103,6 +107,13 @@ pub trait Image {
         let _ = path;
         None
     }
+    /// The value of the package's debconf question `question` as the
+    /// script finds it: its template's default, or what the package's
+    /// config script set; None when not known.
+    fn debconf(&self, question: &str) -> Option<String> {
+        let _ = question;
+        None
+    }
 }
 
 /// One command the script would (or might) run, as words.
@@ -116,6 +127,8 @@ pub struct Invocation {
     pub words: Vec<Arg>,
     /// Files its output is redirected into (`>`, `>>`; not /dev/null).
     pub writes: Vec<Arg>,
+    /// Whether a write appends (`>>`) rather than replaces the file.
+    pub append: bool,
     /// Its standard input, when it is a here-document.
     pub stdin: Option<Arg>,
     /// Whether it runs only under a condition the walk could not decide
@@ -153,6 +166,10 @@ pub struct Walk {
     pub invocations: Vec<Invocation>,
     /// What could not be followed.
     pub unreadable: Vec<Unreadable>,
+    /// The debconf questions the script set (`db_set`), with their values;
+    /// None when it is not known (a value or a condition the walk cannot
+    /// decide).
+    pub debconf: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// A script that is not valid shell.

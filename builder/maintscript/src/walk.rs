@@ -92,7 +92,11 @@ impl<'a> Walker<'a> {
             .collect();
         Walker {
             image,
-            scope: Scope { vars, positional },
+            scope: Scope {
+                vars,
+                positional,
+                scratch: Default::default(),
+            },
             functions: BTreeMap::new(),
             maybe: 0,
             may_have_ended: false,
@@ -472,8 +476,7 @@ impl<'a> Walker<'a> {
         let mut words: Vec<Arg> = Vec::new();
         let mut raw: Vec<&str> = Vec::new();
         let mut assignments: Vec<(String, Arg)> = Vec::new();
-        let mut writes = Vec::new();
-        let mut stdin = None;
+        let mut io = Io::default();
         // The prefix holds assignments and redirections, the suffix the
         // arguments (and redirections); the name comes between them.
         let prefix = command
@@ -511,7 +514,7 @@ impl<'a> Walker<'a> {
                 CommandPrefixOrSuffixItem::IoRedirect(redirect) => match redirect {
                     IoRedirect::HereDocument(_, doc) => {
                         let text = &doc.doc.value;
-                        stdin = Some(
+                        io.stdin = Some(
                             if !doc.requires_expansion || !text.contains(['$', '`', '\\']) {
                                 Arg::Known(text.clone())
                             } else {
@@ -519,12 +522,18 @@ impl<'a> Walker<'a> {
                             },
                         );
                     }
-                    IoRedirect::HereString(_, word) => stdin = Some(self.scope.single(&word.value)),
+                    IoRedirect::HereString(_, word) => {
+                        io.stdin = Some(self.scope.single(&word.value));
+                    }
                     IoRedirect::File(_, _, IoFileRedirectTarget::ProcessSubstitution(..)) => {
                         self.unreadable(line, command.to_string(), "process substitution");
                         return Flow::Next(Status::Unknown);
                     }
-                    redirect => writes.extend(self.written(redirect)),
+                    redirect => {
+                        io.append |=
+                            matches!(redirect, IoRedirect::File(_, IoFileRedirectKind::Append, _));
+                        io.writes.extend(self.written(redirect));
+                    }
                 },
                 CommandPrefixOrSuffixItem::ProcessSubstitution(..) => {
                     self.unreadable(line, command.to_string(), "process substitution");
@@ -545,35 +554,23 @@ impl<'a> Walker<'a> {
                     .vars
                     .insert(name, value.known().map(str::to_owned));
             }
-            if !writes.is_empty() {
-                self.record(
-                    line,
-                    command.to_string(),
-                    vec![Arg::Known(":".into())],
-                    writes,
-                    stdin,
-                );
+            if !io.writes.is_empty() {
+                self.record(line, command.to_string(), vec![Arg::Known(":".into())], io);
             }
             // `x=$(cmd)` has the substitution's status.
             return Flow::Next(Status::Unknown);
         }
-        self.dispatch(line, command, words, &raw, writes, stdin)
+        self.dispatch(line, command, words, &raw, io)
     }
 
-    fn record(
-        &mut self,
-        line: Option<usize>,
-        text: String,
-        words: Vec<Arg>,
-        writes: Vec<Arg>,
-        stdin: Option<Arg>,
-    ) {
+    fn record(&mut self, line: Option<usize>, text: String, words: Vec<Arg>, io: Io) {
         self.out.invocations.push(Invocation {
             line: self.sourced.or(line).unwrap_or(self.line),
             text,
             words,
-            writes,
-            stdin,
+            writes: io.writes,
+            append: io.append,
+            stdin: io.stdin,
             conditional: self.maybe > 0 || self.may_have_ended,
         });
     }
@@ -588,12 +585,11 @@ impl<'a> Walker<'a> {
         command: &ast::SimpleCommand,
         words: Vec<Arg>,
         raw: &[&str],
-        writes: Vec<Arg>,
-        stdin: Option<Arg>,
+        io: Io,
     ) -> Flow {
         let text = command.to_string();
         let Some(name) = words[0].known().map(str::to_owned) else {
-            self.record(line, text, words, writes, stdin);
+            self.record(line, text, words, io);
             return Flow::Next(Status::Unknown);
         };
         let args = &words[1..];
@@ -602,9 +598,9 @@ impl<'a> Walker<'a> {
             "return" => return Flow::Return,
             "break" => return Flow::Break,
             "continue" => return Flow::Continue,
-            ":" | "true" if writes.is_empty() => return Flow::Next(Status::True),
+            ":" | "true" if io.writes.is_empty() => return Flow::Next(Status::True),
             "false" => return Flow::Next(Status::False),
-            _ if let Some(flow) = self.builtin(line, &text, &name, &words, raw, &writes) => {
+            _ if let Some(flow) = self.builtin(line, &text, &name, &words, raw, &io.writes) => {
                 return flow;
             }
             "command" | "which" | "type" | "hash" => {
@@ -632,14 +628,7 @@ impl<'a> Walker<'a> {
                             .and_then(Arg::known)
                             .is_some_and(|a| !a.starts_with('-')) =>
                     {
-                        return self.dispatch(
-                            line,
-                            command,
-                            args.to_vec(),
-                            &raw[1..],
-                            writes,
-                            stdin,
-                        );
+                        return self.dispatch(line, command, args.to_vec(), &raw[1..], io);
                     }
                     None => {}
                 }
@@ -658,9 +647,47 @@ impl<'a> Walker<'a> {
             self.sourced = saved;
             return flow;
         }
-        self.record(line, text, words, writes, stdin);
-        Flow::Next(Status::Unknown)
+        self.record(line, text, words, io);
+        Flow::Next(self.fresh_status())
     }
+
+    /// The status of the command just recorded, where a fresh install
+    /// decides it: `dpkg-statoverride --list PATH` fails (no override
+    /// exists yet) unless this script added one for PATH before.
+    fn fresh_status(&self) -> Status {
+        let Some((last, before)) = self.out.invocations.split_last() else {
+            return Status::Unknown;
+        };
+        let words = last.known_words().unwrap_or_default();
+        let ["dpkg-statoverride", args @ ..] = words.as_slice() else {
+            return Status::Unknown;
+        };
+        let [.., "--list", path] = args else {
+            return Status::Unknown;
+        };
+        let added = before.iter().any(|earlier| {
+            earlier.name() == Some("dpkg-statoverride")
+                && earlier
+                    .known_words()
+                    .is_none_or(|words| words.contains(&"--add") && words.last() == Some(path))
+        });
+        if added {
+            Status::Unknown
+        } else {
+            Status::False
+        }
+    }
+}
+
+/// A simple command's redirections.
+#[derive(Default)]
+struct Io {
+    /// The files it writes into.
+    writes: Vec<Arg>,
+    /// Whether a write appends (`>>`).
+    append: bool,
+    /// A here-document or here-string on its standard input.
+    stdin: Option<Arg>,
 }
 
 pub(crate) fn is_name(text: &str) -> bool {

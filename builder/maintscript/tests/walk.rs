@@ -373,3 +373,68 @@ fn a_sourced_library_is_walked_in_the_scripts_scope_at_the_line_of_the_dot() {
     assert_eq!(whys[1].0, 7);
     assert!(whys[1].1.contains("broken.sh"), "{whys:?}");
 }
+
+#[test]
+fn on_a_fresh_install_no_statoverride_exists_until_the_script_adds_one() {
+    let script = "#!/bin/sh\nif ! dpkg-statoverride --list /usr/bin/ssh-agent >/dev/null; then\n  chgrp _ssh /usr/bin/ssh-agent\nfi\ndpkg-statoverride --add root adm 0750 /var/log/x\nif dpkg-statoverride --list /var/log/x; then\n  chmod 0750 /var/log/x\nfi\n";
+    let walk = walk(script, Phase::Postinst, "p", &Image1).unwrap();
+    let chgrp = &walk.invocations[1];
+    assert_eq!(chgrp.name(), Some("chgrp"));
+    assert!(!chgrp.conditional, "decided: no override yet");
+    let chmod = walk.invocations.last().unwrap();
+    assert_eq!(chmod.name(), Some("chmod"));
+    assert!(
+        chmod.conditional,
+        "an override was added before: not decided"
+    );
+}
+
+/// An image whose package has debconf questions with these values.
+struct Asked;
+
+impl Image for Asked {
+    fn stat(&self, _: &str) -> Option<Stat> {
+        None
+    }
+
+    fn is_symlink(&self, _: &str) -> bool {
+        false
+    }
+
+    fn debconf(&self, question: &str) -> Option<String> {
+        (question == "p/root-login").then(|| "true".to_owned())
+    }
+}
+
+#[test]
+fn debconf_questions_have_their_values_and_scratch_files_their_own_names() {
+    let script = "#!/bin/sh\n. /usr/share/debconf/confmodule\ndb_get p/root-login\nroot=\"$RET\"\ndb_get p/unknown\nother=\"$RET\"\nnew=\"$(mktemp)\"\ncp /usr/share/p/conf \"$new\"\nif [ \"$root\" != true ]; then\n  sed -i s/a/b/ \"$new\"\nfi\nif [ \"$other\" != true ]; then\n  sed -i s/c/d/ \"$new\"\nfi\nucf \"$new\" /etc/p.conf\n";
+    let walked = walk(script, Phase::Postinst, "p", &Asked).unwrap();
+    let steps: Vec<(Vec<&str>, bool)> = walked
+        .invocations
+        .iter()
+        .filter(|i| !i.name().is_some_and(|n| n.starts_with("db_") || n == "."))
+        .map(|i| (i.known_words().unwrap_or_default(), i.conditional))
+        .collect();
+    let scratch = "/tmp/airlock-mktemp.p.1";
+    assert_eq!(
+        steps,
+        vec![
+            (vec!["cp", "/usr/share/p/conf", scratch], false),
+            (vec!["sed", "-i", "s/c/d/", scratch], true),
+            (vec!["ucf", scratch, "/etc/p.conf"], false),
+        ],
+        "the known default decides its branch; the unknown one does not"
+    );
+    // A config script's db_set is its value from then on, unless set under
+    // a condition the walk cannot decide.
+    let config = "#!/bin/sh\n. /usr/share/debconf/confmodule\ndb_set p/a yes\nif grep -q x /etc/p.conf; then\n  db_set p/b no\nfi\n";
+    let configured = walk(config, Phase::Config, "p", &Asked).unwrap();
+    assert_eq!(
+        configured.debconf.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("p/a".to_owned(), Some("yes".to_owned())),
+            ("p/b".to_owned(), None)
+        ]
+    );
+}

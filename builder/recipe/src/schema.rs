@@ -298,6 +298,22 @@ pub struct Services {
     pub disable: Vec<String>,
     /// Units to mask.
     pub mask: Vec<String>,
+    /// Per-host state airlock makes at first boot, by name
+    /// ([`FIRST_BOOT`]); `false` turns one off (the recipe then provides
+    /// what it would make, such as ssh host keys, another way).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_boot: BTreeMap<String, bool>,
+}
+
+/// The per-host state airlock can make at first boot: `ssh-host-keys`
+/// (for openssh-server).
+pub const FIRST_BOOT: &[&str] = &["ssh-host-keys"];
+
+impl Services {
+    /// Whether the first-boot maker `name` is on (the default).
+    pub fn first_boot_on(&self, name: &str) -> bool {
+        self.first_boot.get(name).copied().unwrap_or(true)
+    }
 }
 
 /// `[agent]`: the sandboxed agent runtime.

@@ -88,6 +88,14 @@ impl Recipe {
                 ));
             }
         }
+        for name in self.services.first_boot.keys() {
+            if !crate::FIRST_BOOT.contains(&name.as_str()) {
+                problems.push(format!(
+                    "[services] first_boot {name:?}: not one airlock makes; known: {}",
+                    crate::FIRST_BOOT.join(", ")
+                ));
+            }
+        }
         self.validate_agent(&mut problems);
         self.validate_firewall_and_audit(&mut problems);
         let signers = self.signing.signers.len() as u32;

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{accounts, alternatives, defaults, statoverride, ucf};
+use super::{accounts, alternatives, defaults, literal, statoverride, ucf};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -86,19 +86,13 @@ const OUTPUT: &[&str] = &[
     "echo", "printf", "true", "false", ":", "sleep", "logger", "cat",
 ];
 
-/// Commands that change files, done natively when every path they name is
-/// one a module of airlock writes.
-const FILE_COMMANDS: &[&str] = &[
-    "mkdir", "chmod", "chown", "chgrp", "ln", "install", "touch", "rm", "rmdir", "mv", "cp",
-];
-
 /// Whether a unhandled step fails the build. Off until airlock does the
 /// literal file-system steps of the base packages (`mkdir`, `chown`, …)
 /// natively; until then each is a note.
 pub const STRICT: bool = false;
 
 /// The module that writes `path` (absolute) itself, if one does.
-fn writer(path: &str) -> Option<&'static str> {
+pub(crate) fn writer(path: &str) -> Option<&'static str> {
     let relative = path.trim_start_matches('/');
     if matches!(
         relative,
@@ -141,16 +135,8 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
     if name.is_empty() {
         return Verdict::Unhandled("the command's name is not known".to_owned());
     }
-    if !command.writes.is_empty() {
-        if !command.expands
-            && let Some(module) = only_writer(&command.writes)
-        {
-            return Verdict::Native(module);
-        }
-        return Verdict::Unhandled(format!(
-            "writes {} through a redirection",
-            command.writes.join(", ")
-        ));
+    if let Some(step) = literal::parse(command) {
+        return file_step(command, step);
     }
     if OUTPUT.contains(&program) || QUERIES.contains(&program) {
         return Verdict::Inert("only prints, waits or asks; it changes nothing");
@@ -163,29 +149,9 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
     }
     if let Some(verdict) = native_step(tree, package, command, program, first, &args)
         .or_else(|| other_step(tree, program, first, &args))
+        .or_else(|| shell_step(program, &args))
     {
         return verdict;
-    }
-    if FILE_COMMANDS.contains(&program) {
-        if command.expands {
-            return Verdict::Unhandled(
-                "a word's value is not known without running the script".to_owned(),
-            );
-        }
-        let paths: Vec<String> = args
-            .iter()
-            .filter(|a| a.starts_with('/'))
-            .map(|a| (*a).to_owned())
-            .collect();
-        let target = match program {
-            // The last path is what changes; a source is only read.
-            "cp" | "mv" | "ln" | "install" => paths.last().cloned().into_iter().collect(),
-            _ => paths,
-        };
-        if let Some(module) = only_writer(&target) {
-            return Verdict::Native(module);
-        }
-        return Verdict::Unhandled("a file-system step airlock does not do yet".to_owned());
     }
     Verdict::Unhandled("a command airlock does not do natively".to_owned())
 }
@@ -339,18 +305,6 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
                 "Python byte code: compiled at first import, kept in memory on a read-only root",
             ));
         }
-        "perl" if args == ["-e", ""] => return Some(Verdict::Inert("only asks whether perl runs")),
-        "mountpoint" => return Some(Verdict::Inert("only asks")),
-        "umask" => {
-            return Some(Verdict::Inert(
-                "only sets the mode of what the script makes next",
-            ));
-        }
-        "cd" | "pushd" | "popd" => {
-            return Some(Verdict::Inert(
-                "only changes the directory (a later step on a relative path is a gap)",
-            ));
-        }
         "dpkg-trigger" => {
             return Some(match args.iter().rfind(|a| !a.starts_with('-')) {
                 Some(&"update-initramfs") => {
@@ -384,6 +338,71 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
                 tree,
                 "auditd.service",
                 "auditd.service runs augenrules --load each time it starts",
+            ));
+        }
+        _ => {}
+    }
+    None
+}
+
+/// A literal file-system step (`mkdir`, `chown`, `echo … > FILE`, …): the
+/// module's when every path it changes is one a module writes, done by
+/// [`literal`] when it is exact, a gap when it is not.
+fn file_step(command: &Command, step: Result<literal::Op, String>) -> Verdict {
+    let targets = literal::targets(command).unwrap_or_default();
+    if !command.expands {
+        if let Some(module) = only_writer(&targets) {
+            return Verdict::Native(module);
+        }
+        if let Some(path) = targets.iter().find(|p| writer(p).is_some()) {
+            return Verdict::Unhandled(format!(
+                "{path} is written by airlock's {} module, and the step's other paths are not",
+                writer(path).unwrap_or_default()
+            ));
+        }
+    }
+    match step {
+        Ok(op) if op.at_runtime_only() => Verdict::Inert(
+            "its paths are on a file system the image mounts fresh at boot (/run, /dev, …)",
+        ),
+        Ok(_) => Verdict::Native("literal (the script's own file-system step)"),
+        Err(why) => Verdict::Unhandled(why),
+    }
+}
+
+/// Steps that only ask, print or set up the shell, and the host keys made
+/// at first boot.
+fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
+    match program {
+        "perl" if args == ["-e", ""] => return Some(Verdict::Inert("only asks whether perl runs")),
+        "mountpoint" => return Some(Verdict::Inert("only asks")),
+        "ssh-keygen" if args.contains(&"-l") => {
+            return Some(Verdict::Inert("only prints a key's fingerprint"));
+        }
+        "ssh-keygen"
+            if args
+                .iter()
+                .any(|a| a.starts_with("/etc/ssh/ssh_host_") && a.ends_with("_key")) =>
+        {
+            return Some(Verdict::AtBoot(
+                "airlock-ssh-host-keys.service makes the host keys at first boot, on /var \
+                 (the recipe's [services] first_boot turns it off)",
+            ));
+        }
+        "trap" => {
+            return Some(Verdict::Inert(
+                "only sets what runs when the script exits (its clean-up of scratch files \
+                 airlock does itself)",
+            ));
+        }
+        "umask" => {
+            return Some(Verdict::Inert(
+                "only sets the mode of what the script makes next",
+            ));
+        }
+        "cd" | "pushd" | "popd" => {
+            return Some(Verdict::Inert(
+                "only changes the directory (a later step on a relative path is a gap)",
             ));
         }
         _ => {}
@@ -697,7 +716,7 @@ mod tests {
         let tree = tree();
         let scripts = walked(
             "p",
-            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\necho x > /etc/motd.tail\nupdate-rc.d sysv-only defaults\n",
+            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\nsed p /etc/a > /etc/motd.tail\nupdate-rc.d sysv-only defaults\n",
         );
         let gaps = gaps(&tree, &scripts);
         let whys: Vec<&str> = gaps.iter().map(|g| g.why.as_str()).collect();
@@ -718,13 +737,13 @@ mod tests {
         let tree = tree();
         let scripts = walked(
             "login",
-            "#!/bin/sh\nmake() {\n  touch \"$DPKG_ROOT$1\"\n}\nmake /etc/subuid\n",
+            "#!/bin/sh\nmake() {\n  frob \"$DPKG_ROOT$1\"\n}\nmake /etc/subuid\n",
         );
         let gaps = gaps(&tree, &scripts);
         assert_eq!(
             gaps[0].to_string(),
-            "login postinst line 3: `touch \"$DPKG_ROOT$1\"` (as run: `touch /etc/subuid`): \
-             a file-system step airlock does not do yet"
+            "login postinst line 3: `frob \"$DPKG_ROOT$1\"` (as run: `frob /etc/subuid`): \
+             a command airlock does not do natively"
         );
     }
 

@@ -13,6 +13,8 @@ pub mod defaults;
 pub mod dpkg;
 pub mod files;
 pub mod firewall;
+pub mod firstboot;
+pub mod literal;
 pub mod maintscripts;
 pub mod modules;
 pub mod pam;
@@ -145,6 +147,8 @@ pub struct Configured {
     pub notes: Vec<String>,
     /// File capabilities packages granted.
     pub capabilities: Vec<capabilities::Granted>,
+    /// What the image makes at first boot.
+    pub first_boot: Vec<airlock_format::report::FirstBoot>,
 }
 
 /// Runs every step on a tree that holds the packages and the recipe's
@@ -182,6 +186,7 @@ pub fn configure(
     let accounts = accounts::configure(tree, blobs, &scripts.commands, &users, epoch)?;
     files::set_owners(tree, added, &accounts)?;
     defaults::configure(tree, &accounts)?;
+    literal::configure(tree, blobs, &scripts.commands, &accounts, added)?;
     notes.extend(alternatives::configure(tree, &scripts.commands)?);
     let services = sovereign(tree, blobs, recipe, added, &accounts)?;
     notes.extend(systemd::configure(
@@ -194,9 +199,12 @@ pub fn configure(
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs)?;
     ucf::configure(tree, blobs, &scripts.commands)?;
+    let (first_boot, off) = firstboot::configure(tree, &recipe.services)?;
+    notes.extend(off);
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
     statoverride::configure(tree, &scripts.commands, &accounts)?;
+    literal::remove_scratch(tree)?;
     notes.sort();
     notes.dedup();
     Ok(Configured {
@@ -204,5 +212,6 @@ pub fn configure(
         kernels,
         notes,
         capabilities,
+        first_boot,
     })
 }

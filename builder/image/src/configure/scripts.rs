@@ -31,6 +31,11 @@ pub struct Command {
     pub conditional: bool,
     /// Files its output is redirected into, as written or expanded.
     pub writes: Vec<String>,
+    /// Whether it appends to them (`>>`).
+    pub append: bool,
+    /// A here-document on its standard input (its value not known sets
+    /// `expands`).
+    pub stdin: Option<String>,
 }
 
 impl Command {
@@ -89,9 +94,28 @@ impl Scripts {
     }
 }
 
-/// The tree as the scripts' file tests see it, and the store its files'
-/// bytes are in (for the shell libraries scripts source).
-struct TreeImage<'a>(&'a Tree, Option<&'a Store>);
+/// The tree as the scripts' file tests see it, the store its files'
+/// bytes are in (for the shell libraries scripts source), and the values
+/// of the package's debconf questions.
+struct TreeImage<'a>(&'a Tree, Option<&'a Store>, &'a BTreeMap<String, String>);
+
+/// The defaults of a debconf `templates` file: `Template:` and `Default:`
+/// of each stanza.
+pub fn debconf_defaults(templates: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for stanza in templates.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|value| value.trim().to_owned())
+        };
+        if let (Some(template), Some(default)) = (field("Template:"), field("Default:")) {
+            out.insert(template, default);
+        }
+    }
+    out
+}
 
 /// The largest shell library a script may source.
 const MAX_LIBRARY: u64 = 256 << 10;
@@ -152,6 +176,10 @@ impl Image for TreeImage<'_> {
         };
         String::from_utf8(bytes).ok()
     }
+
+    fn debconf(&self, question: &str) -> Option<String> {
+        self.2.get(question).cloned()
+    }
 }
 
 fn text(arg: &Arg) -> (String, bool) {
@@ -170,12 +198,26 @@ pub fn walk(
     phase: Phase,
     script: &str,
 ) -> Result<(Vec<Command>, Vec<Unreadable>), BuildError> {
-    let walk = airlock_maintscript::walk(script, phase, package, &TreeImage(tree, blobs)).map_err(
-        |error| BuildError::Package {
+    walk_asked(tree, blobs, package, &BTreeMap::new(), phase, script).map(|(c, u, _)| (c, u))
+}
+
+/// [`walk`] with the values of the package's debconf questions; also
+/// returns the questions the script set.
+fn walk_asked(
+    tree: &Tree,
+    blobs: Option<&Store>,
+    package: &str,
+    debconf: &BTreeMap<String, String>,
+    phase: Phase,
+    script: &str,
+) -> Result<Walked, BuildError> {
+    let image = TreeImage(tree, blobs, debconf);
+    let walk = airlock_maintscript::walk(script, phase, package, &image).map_err(|error| {
+        BuildError::Package {
             package: package.to_owned(),
             message: error.to_string(),
-        },
-    )?;
+        }
+    })?;
     let commands = walk
         .invocations
         .into_iter()
@@ -190,6 +232,20 @@ pub fn walk(
                     word
                 })
                 .collect();
+            let stdin = invocation.stdin.as_ref().map(|text_in| {
+                let (value, unknown) = text(text_in);
+                expands |= unknown;
+                value
+            });
+            let writes = invocation
+                .writes
+                .iter()
+                .map(|w| {
+                    let (value, unknown) = text(w);
+                    expands |= unknown;
+                    value
+                })
+                .collect();
             Command {
                 script: phase.script(),
                 line: invocation.line,
@@ -197,11 +253,58 @@ pub fn walk(
                 words,
                 expands,
                 conditional: invocation.conditional,
-                writes: invocation.writes.iter().map(|w| text(w).0).collect(),
+                writes,
+                append: invocation.append,
+                stdin,
             }
         })
         .collect();
-    Ok((commands, walk.unreadable))
+    Ok((commands, walk.unreadable, walk.debconf))
+}
+
+/// A walk's commands, what it could not follow, and the debconf questions
+/// it set.
+type Walked = (
+    Vec<Command>,
+    Vec<Unreadable>,
+    BTreeMap<String, Option<String>>,
+);
+
+/// The values of `package`'s debconf questions once its config script has
+/// run with the noninteractive frontend: the templates' defaults, changed
+/// by what the config script sets (a value the walk cannot know is
+/// dropped, so the scripts see it as unknown). The config script's own
+/// commands only ask questions (Debian policy), and are not steps.
+fn questions(
+    tree: &Tree,
+    blobs: &Store,
+    package: &crate::extract::Unpacked,
+) -> BTreeMap<String, String> {
+    let text = |name: &str| {
+        package
+            .control_files
+            .get(name)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+    };
+    let mut values = text("templates").map(debconf_defaults).unwrap_or_default();
+    if let Some(config) = text("config")
+        && let Ok((_, _, set)) = walk_asked(
+            tree,
+            Some(blobs),
+            &package.name,
+            &values,
+            Phase::Config,
+            config,
+        )
+    {
+        for (question, value) in set {
+            match value {
+                Some(value) => values.insert(question, value),
+                None => values.remove(&question),
+            };
+        }
+    }
+    values
 }
 
 /// Walks the `preinst` and `postinst` of every package against `tree`
@@ -210,6 +313,7 @@ pub fn walk(
 pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -> Scripts {
     let mut scripts = Scripts::default();
     for package in packages {
+        let debconf = questions(tree, blobs, package);
         for phase in [Phase::Preinst, Phase::Postinst] {
             let Some(bytes) = package.control_files.get(phase.script()) else {
                 continue;
@@ -217,7 +321,8 @@ pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -
             // A script that is not text or not shell is a gap like any
             // other step airlock cannot read: nothing of it is done.
             let walked = match std::str::from_utf8(bytes) {
-                Ok(text) => walk(tree, Some(blobs), &package.name, phase, text),
+                Ok(text) => walk_asked(tree, Some(blobs), &package.name, &debconf, phase, text)
+                    .map(|(c, u, _)| (c, u)),
                 Err(_) => Err(BuildError::Package {
                     package: package.name.clone(),
                     message: format!("{} is not UTF-8 text", phase.script()),

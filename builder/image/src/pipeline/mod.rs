@@ -397,6 +397,7 @@ fn report(
         ostree_branch: emitted.ostree.map(|(_, b)| b),
         notes: assembled.configured.notes,
         privileges: assembled.privileges,
+        first_boot: assembled.configured.first_boot,
     })
 }
 

@@ -106,6 +106,7 @@ impl Walker<'_> {
                     .map_or(Status::Unknown, |a| condition::compare_versions(&a));
                 return Some(Flow::Next(status));
             }
+            "db_get" | "db_set" | "db_metaget" | "db_reset" | "db_fget" => self.debconf(name, args),
             "read" => {
                 for var in Self::known(args).unwrap_or_default() {
                     if is_name(var) {
@@ -116,6 +117,42 @@ impl Walker<'_> {
             _ => {}
         }
         None
+    }
+
+    /// debconf: with the noninteractive frontend every question has the
+    /// value it starts with; `db_get` puts it in $RET and `db_set` changes
+    /// it (the commands are still recorded).
+    fn debconf(&mut self, name: &str, args: &[Arg]) {
+        match name {
+            "db_get" => {
+                let value = args.first().and_then(Arg::known).and_then(|question| {
+                    match self.out.debconf.get(question) {
+                        Some(set) => set.clone(),
+                        None => self.image.debconf(question),
+                    }
+                });
+                self.scope.vars.insert("RET".to_owned(), value);
+            }
+            "db_set" => {
+                if let Some(question) = args.first().and_then(Arg::known) {
+                    let value = args
+                        .get(1..)
+                        .and_then(Self::known)
+                        .map(|rest| rest.join(" "))
+                        .filter(|_| self.maybe == 0 && !self.may_have_ended);
+                    self.out.debconf.insert(question.to_owned(), value);
+                }
+            }
+            "db_metaget" | "db_reset" | "db_fget" => {
+                self.scope.vars.insert("RET".to_owned(), None);
+                if name == "db_reset"
+                    && let Some(question) = args.first().and_then(Arg::known)
+                {
+                    self.out.debconf.insert(question.to_owned(), None);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Walks a shell library the script sources (`. /usr/share/dpkg/sh/
