@@ -142,6 +142,10 @@ pub struct Options {
     pub network_dump: Option<PathBuf>,
     /// Words added to the kernel command line.
     pub extra_cmdline: Vec<String>,
+    /// TCP ports of the host's loopback forwarded into the guest through
+    /// the user-mode network: (host port, guest port). Attaches the
+    /// network.
+    pub forward: Vec<(u16, u16)>,
 }
 
 impl Default for Options {
@@ -158,6 +162,7 @@ impl Default for Options {
             network: false,
             network_dump: None,
             extra_cmdline: Vec::new(),
+            forward: Vec::new(),
         }
     }
 }
@@ -255,9 +260,15 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
                 "virtserialport,chardev=airlock-test,name=airlock.test",
             ]);
     }
-    if options.network || options.network_dump.is_some() {
+    if options.network || options.network_dump.is_some() || !options.forward.is_empty() {
+        let forwards: String = options
+            .forward
+            .iter()
+            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+            .collect();
         command
-            .args(["-netdev", "user,id=net0"])
+            .arg("-netdev")
+            .arg(format!("user,id=net0{forwards}"))
             .args(["-device", "virtio-net-pci,netdev=net0"]);
         if let Some(pcap) = &options.network_dump {
             command.arg("-object").arg(format!(
@@ -387,6 +398,20 @@ mod tests {
             std::fs::metadata(&data).unwrap().len(),
             4096,
             "sparse data disk made"
+        );
+        assert!(args.contains(&"none".to_owned()), "no network unless asked");
+        let forwarded = Options {
+            forward: vec![(2222, 22)],
+            ..Options::default()
+        };
+        let args: Vec<String> = super::command(&image, &forwarded)
+            .unwrap()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22".to_owned()),
+            "{args:?}"
         );
     }
 

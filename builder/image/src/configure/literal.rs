@@ -189,7 +189,11 @@ pub fn parse(command: &Command) -> Option<Result<Op, String>> {
 /// does: for telling whose paths they are.
 pub fn targets(command: &Command) -> Option<Vec<String>> {
     let program = command.name().rsplit('/').next().unwrap_or("");
-    if command.writes.is_empty() && !PROGRAMS.contains(&program) {
+    if !command.writes.is_empty() {
+        // Whatever writes them, these are the files that change.
+        return Some(command.writes.clone());
+    }
+    if !PROGRAMS.contains(&program) {
         return None;
     }
     let op = read(command, program).ok()?;

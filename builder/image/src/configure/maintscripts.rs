@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{accounts, alternatives, defaults, literal, statoverride, ucf};
+use super::{accounts, alternatives, certificates, defaults, literal, statoverride, ucf};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -73,6 +73,7 @@ const QUERIES: &[&str] = &[
     "test",
     "tr",
     "uname",
+    "uniq",
     "wc",
     "which",
     "whoami",
@@ -108,6 +109,8 @@ pub(crate) fn writer(path: &str) -> Option<&'static str> {
         Some("ucf")
     } else if matches!(relative, "etc/shells" | "var/lib/shells.state") {
         Some("shells (update-shells)")
+    } else if certificates::covers(relative) {
+        Some("certificates (update-ca-certificates)")
     } else if defaults::covers(relative) {
         Some("defaults (base-files' first-install table)")
     } else {
@@ -138,7 +141,13 @@ pub fn classify(tree: &Tree, package: &str, command: &Command) -> Verdict {
     if let Some(step) = literal::parse(command) {
         return file_step(command, step);
     }
-    if OUTPUT.contains(&program) || QUERIES.contains(&program) {
+    let edits_in_place = args
+        .iter()
+        .any(|a| a.starts_with("-i") || a.starts_with("--in-place"));
+    if OUTPUT.contains(&program)
+        || QUERIES.contains(&program)
+        || (program == "sed" && !edits_in_place)
+    {
         return Verdict::Inert("only prints, waits or asks; it changes nothing");
     }
     if program.starts_with("db_") || (program == "." && first.ends_with("debconf/confmodule")) {
@@ -247,6 +256,13 @@ fn native_step(
             });
         }
         "pam-auth-update" => return Some(Verdict::Native("pam (common-* from pam-configs)")),
+        "update-ca-certificates" => {
+            return Some(hooks(
+                tree,
+                "certificates (update-ca-certificates: /etc/ssl/certs, the bundle, the hash links)",
+                args.windows(2).any(|w| w == ["--hooksdir", ""]),
+            ));
+        }
         "depmod" => return Some(Verdict::Native("modules (depmod's indexes)")),
         _ => {}
     }
@@ -310,6 +326,11 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
                 Some(&"update-initramfs") => {
                     Verdict::Inert("airlock builds the image's initrd itself")
                 }
+                Some(&"update-ca-certificates") => hooks(
+                    tree,
+                    "certificates (the trigger's update-ca-certificates, with its hooks)",
+                    false,
+                ),
                 _ => Verdict::Unhandled("a trigger whose effect airlock does not make".to_owned()),
             });
         }
@@ -415,6 +436,22 @@ fn only_writer(paths: &[String]) -> Option<&'static str> {
     let mut modules = paths.iter().map(|p| writer(p));
     let first = modules.next()??;
     modules.all(|m| m == Some(first)).then_some(first)
+}
+
+/// update-ca-certificates: native, unless it runs hooks (`--hooksdir ""`
+/// runs none) and the image has some (ca-certificates-java's keystore),
+/// which airlock does not run.
+fn hooks(tree: &Tree, native: &'static str, no_hooks: bool) -> Verdict {
+    let has_hooks = tree
+        .lookup("etc/ca-certificates/update.d")
+        .is_some_and(|(dir, _)| !tree.children(&dir).is_empty());
+    if has_hooks && !no_hooks {
+        Verdict::Unhandled(
+            "the hooks in /etc/ca-certificates/update.d, which airlock does not run".to_owned(),
+        )
+    } else {
+        Verdict::Native(native)
+    }
 }
 
 /// At boot, if the image has the unit that does it.
@@ -745,6 +782,43 @@ mod tests {
             "login postinst line 3: `frob \"$DPKG_ROOT$1\"` (as run: `frob /etc/subuid`): \
              a command airlock does not do natively"
         );
+    }
+
+    #[test]
+    fn ca_certificates_steps_are_the_certificates_module() {
+        let mut tree = tree();
+        let scripts = walked(
+            "ca-certificates",
+            "#!/bin/sh\ncat > /etc/ca-certificates.conf <<EOF\n# header\nEOF\n(echo a | tr , '\\n') | sed -e 's/^ *//' | sort | uniq -c | sed -e 's/1/!/' >> /etc/ca-certificates.conf\nupdate-ca-certificates --hooksdir \"\"\ndpkg-trigger --no-await update-ca-certificates\nsed -i s/a/b/ /etc/other\n",
+        );
+        let verdicts = |tree: &Tree| -> Vec<Verdict> {
+            scripts
+                .iter()
+                .map(|(package, command)| classify(tree, package, command))
+                .collect()
+        };
+        let first = verdicts(&tree);
+        let native = first
+            .iter()
+            .filter(|v| matches!(v, Verdict::Native(m) if m.starts_with("certificates")))
+            .count();
+        assert_eq!(native, 4, "{first:?}");
+        assert!(
+            matches!(first.last(), Some(Verdict::Unhandled(_))),
+            "sed -i edits a file: {first:?}"
+        );
+        // With hooks in update.d, the trigger (which runs them) is a gap.
+        tree.put(
+            "etc/ca-certificates/update.d/jks-keystore",
+            Node::new(Kind::File(Content::Inline(b"#!/bin/sh\n".to_vec())), 0o755),
+        )
+        .unwrap();
+        let hooked = verdicts(&tree);
+        let gaps = hooked
+            .iter()
+            .filter(|v| matches!(v, Verdict::Unhandled(why) if why.contains("update.d")))
+            .count();
+        assert_eq!(gaps, 1, "{hooked:?}");
     }
 
     #[test]

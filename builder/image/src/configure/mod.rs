@@ -9,6 +9,7 @@ pub mod agent;
 pub mod alternatives;
 pub mod audit;
 pub mod capabilities;
+pub mod certificates;
 pub mod defaults;
 pub mod dpkg;
 pub mod files;
@@ -199,6 +200,7 @@ pub fn configure(
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs)?;
     ucf::configure(tree, blobs, &scripts.commands)?;
+    certificates::configure(tree, blobs, added)?;
     let (first_boot, off) = firstboot::configure(tree, &recipe.services)?;
     notes.extend(off);
     let kernels = modules::configure(tree, blobs)?;

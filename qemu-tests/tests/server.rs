@@ -1,0 +1,213 @@
+//! Boots the server example (openssh-server, chrony, nginx, sudo, curl,
+//! ca-certificates, systemd-resolved) under TCG, built with no maintainer
+//! script run, and checks that its services work: no failed unit, ssh
+//! takes a key login from the host through QEMU's user network with host
+//! keys made at first boot on /var, nginx answers, chrony runs. Gated like
+//! the other boot tests (AIRLOCK_TEST_NETWORK=1: a fresh lock against the
+//! real archive).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use airlock_boot::{Image, Options};
+use qemu_tests::Machine;
+use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
+
+const BOOT: Duration = Duration::from_secs(420);
+const HARD_LIMIT: Duration = Duration::from_secs(900);
+const COMMAND: Duration = Duration::from_secs(120);
+
+/// Makes the operator's key, then locks and builds the server image with
+/// an operator that may log in with it.
+fn build(root: &Path) -> (Image, PathBuf) {
+    for file in ["recipes/server.toml", "keys/debian/bookworm.pgp"] {
+        std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(workspace().join(file), root.join(file)).unwrap();
+    }
+    for folder in ["qemu-tests/recipes", "qemu-tests/overlay"] {
+        copy_tree(&workspace().join(folder), &root.join(folder));
+    }
+    let key = root.join("operator-key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator@test", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ssh-keygen");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let recipe = root.join("qemu-tests/recipes/server-operator.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "schema = 1\ninclude = [\"server-test.toml\"]\n\n[image]\nname = \"server-test\"\n\n\
+             [[users]]\nname = \"operator\"\nsystem = false\nhome = \"/home/operator\"\n\
+             shell = \"/bin/bash\"\nauthorized_keys = [{:?}]\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    for step in ["lock", "build"] {
+        let mut command = Command::new(airlock());
+        command.arg(step).arg(&recipe);
+        if step == "build" {
+            command.arg("--output").arg(root.join("images"));
+        }
+        let output = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
+        assert!(
+            output.status.success(),
+            "airlock {step}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let folder = std::fs::read_dir(root.join("images/server-test"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    (Image::open(&folder).unwrap(), key)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ssh` from the host into the guest as the operator, with the test's key
+/// and nothing else (no password, no agent).
+fn ssh(key: &Path, port: u16, command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+            "operator@127.0.0.1",
+            command,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_server_example_boots_with_every_service_running_and_takes_an_ssh_key_login() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (image, key) = build(dir.path());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(image.dir.join("build-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["first_boot"][0]["name"], "ssh-host-keys",
+        "the report lists the keys made at first boot"
+    );
+    let port = free_port();
+    let options = Options {
+        memory_mib: 1536,
+        forward: vec![(port, 22)],
+        ..Options::default()
+    };
+    let mut machine = Machine::boot(&image, options, HARD_LIMIT).unwrap();
+    // The test channel starts early: talk to the guest while it boots, so
+    // that a unit that never finishes starting is named, not a timeout.
+    machine.connect(BOOT).unwrap();
+    let state = machine.run(
+        "timeout 300 systemctl is-system-running --wait",
+        Duration::from_secs(330),
+    );
+    let stuck = machine
+        .check(
+            "systemctl list-jobs --no-pager; systemctl --failed --no-pager; \
+             journalctl -b --no-pager -u ssh.service -u chrony.service -u nginx.service | tail -n 40",
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(
+        state.as_ref().map(|s| s.output.as_str()).ok(),
+        Some("running"),
+        "the boot did not finish clean: {stuck}"
+    );
+    let active = machine
+        .run(
+            "systemctl is-active ssh.service chrony.service nginx.service airlock-ssh-host-keys.service",
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(
+        active.output.split_whitespace().collect::<Vec<_>>(),
+        ["active"; 4],
+        "{}",
+        active.output
+    );
+    // The host keys are the host's own, on /var; none came in the image.
+    let keys = machine.check("ls /var/lib/airlock/ssh", COMMAND).unwrap();
+    assert!(keys.contains("ssh_host_ed25519_key.pub"), "{keys}");
+    machine
+        .check("test ! -e /etc/ssh/ssh_host_ed25519_key", COMMAND)
+        .unwrap();
+    let fingerprint = machine
+        .check(
+            "ssh-keygen -l -f /var/lib/airlock/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2",
+            COMMAND,
+        )
+        .unwrap();
+    // A key login from the host; sshd may still be starting.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let login = loop {
+        let output = ssh(&key, port, "id -un");
+        if output.status.success() || Instant::now() > deadline {
+            break output;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    assert!(
+        login.status.success(),
+        "ssh key login: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "operator");
+    let scan = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ssh-keyscan -t ed25519 -p {port} 127.0.0.1 2>/dev/null | ssh-keygen -l -f - | cut -d' ' -f2"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&scan.stdout).trim(),
+        fingerprint,
+        "sshd serves the key made at first boot"
+    );
+    // nginx answers; chrony runs and reports its (unreachable) sources.
+    let http = machine
+        .check(
+            "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/",
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(http, "200");
+    let sources = machine.run("chronyc -n sources", COMMAND).unwrap();
+    assert_eq!(sources.status, 0, "{}", sources.output);
+    let status = machine.poweroff(Duration::from_secs(120)).unwrap();
+    assert!(status.success(), "QEMU exited with {status}");
+}
