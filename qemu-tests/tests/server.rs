@@ -9,6 +9,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use airlock_boot::{Image, Options};
@@ -105,14 +106,72 @@ fn ssh(key: &Path, port: u16, command: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// The server image, built once for every test here: (its folder's
+/// parent, the image, the operator's key).
+fn built() -> &'static (tempfile::TempDir, Image, PathBuf) {
+    static BUILT: OnceLock<(tempfile::TempDir, Image, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, key) = build(dir.path());
+        (dir, image, key)
+    })
+}
+
+#[test]
+fn the_server_example_builds_reproducibly() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let (dir, first, _) = built();
+    // The same recipe and lock from another folder, with another umask,
+    // clock, time zone, locale, thread count and temporary folder: the
+    // files airlock generates in place of the scripts (accounts, the CA
+    // bundle and its hash links, the first-boot units, ucf's sshd_config)
+    // come out the same.
+    let other = tempfile::tempdir().unwrap();
+    let root = other.path().join("elsewhere");
+    copy_tree(dir.path(), &root);
+    let _ = std::fs::remove_dir_all(root.join("images"));
+    let output = other.path().join("out-b");
+    let tmp = other.path().join("tmp-b");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "umask 077; exec faketime '2031-07-04 12:00:00' \"$@\"",
+            "sh",
+        ])
+        .arg(airlock())
+        .arg("build")
+        .arg(root.join("qemu-tests/recipes/server-operator.toml"))
+        .arg("--output")
+        .arg(&output)
+        .env("TMPDIR", &tmp)
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("AIRLOCK_MIRROR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the second build failed");
+    let second = airlock_fixtures::only_image(&output.join("server-test"));
+    let (a, b) = (
+        airlock_fixtures::tree_digests(&first.dir),
+        airlock_fixtures::tree_digests(&second),
+    );
+    assert!(a.contains_key("root.erofs") && a.contains_key("build-report.json"));
+    assert_eq!(a, b, "every artifact is byte-identical");
+}
+
 #[test]
 fn the_server_example_boots_with_every_service_running_and_takes_an_ssh_key_login() {
     if !enabled() {
         return;
     }
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let (image, key) = build(dir.path());
+    let (_, image, key) = built();
+    let key = key.as_path();
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(image.dir.join("build-report.json")).unwrap(),
     )
@@ -127,7 +186,7 @@ fn the_server_example_boots_with_every_service_running_and_takes_an_ssh_key_logi
         forward: vec![(port, 22)],
         ..Options::default()
     };
-    let mut machine = Machine::boot(&image, options, HARD_LIMIT).unwrap();
+    let mut machine = Machine::boot(image, options, HARD_LIMIT).unwrap();
     // The test channel starts early: talk to the guest while it boots, so
     // that a unit that never finishes starting is named, not a timeout.
     machine.connect(BOOT).unwrap();
@@ -174,7 +233,7 @@ fn the_server_example_boots_with_every_service_running_and_takes_an_ssh_key_logi
     // A key login from the host; sshd may still be starting.
     let deadline = Instant::now() + Duration::from_secs(180);
     let login = loop {
-        let output = ssh(&key, port, "id -un");
+        let output = ssh(key, port, "id -un");
         if output.status.success() || Instant::now() > deadline {
             break output;
         }

@@ -25,7 +25,8 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
 /// indexes), dpkg (--verify), nftables (nft -c checks the rendered
 /// ruleset), QEMU for the boot tests, gpg and sq (the
 /// release signatures), openssl (the DSSE signature), cpio (reads the
-/// initrd back) and python3-venv (the SBOM reference validators, from PyPI).
+/// initrd back), python3-venv (the SBOM reference validators, from PyPI)
+/// and openssh-client (the server boot test logs in with a key it makes).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -38,6 +39,7 @@ const TEST_PACKAGES: &[&str] = &[
     "sq",
     "openssl",
     "python3-venv",
+    "openssh-client",
 ];
 
 /// The SBOM reference validators, from PyPI: CycloneDX's own library (its

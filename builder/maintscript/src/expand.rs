@@ -166,7 +166,7 @@ impl Scope {
                 }),
                 WordPiece::CommandSubstitution(command)
                 | WordPiece::BackquotedCommandSubstitution(command) => out.push(Piece {
-                    text: truename(command).or_else(|| self.mktemp(command))?,
+                    text: self.substitution(command)?,
                     quoted,
                 }),
                 WordPiece::TildeExpansion(_) | WordPiece::ArithmeticExpression(_) => return None,
@@ -260,6 +260,37 @@ fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
 }
 
 impl Scope {
+    /// The output of a command substitution whose value is known without
+    /// running anything: `dpkg-divert --truename PATH`, `dirname PATH`,
+    /// `basename PATH`, and `mktemp` (below). Each word may be quoted and
+    /// hold variables.
+    fn substitution(&self, command: &str) -> Option<String> {
+        let words: Vec<String> = command
+            .split_whitespace()
+            .map(|word| self.single(word).known().map(str::to_owned))
+            .collect::<Option<_>>()?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        match words[..] {
+            ["dirname", path] if !path.is_empty() => Some(match path.trim_end_matches('/') {
+                "" => "/".to_owned(),
+                trimmed => match trimmed.rsplit_once('/') {
+                    Some(("", _)) => "/".to_owned(),
+                    Some((parent, _)) => parent.trim_end_matches('/').to_owned(),
+                    None => ".".to_owned(),
+                },
+            }),
+            ["basename", path] if !path.is_empty() => {
+                let trimmed = path.trim_end_matches('/');
+                Some(if trimmed.is_empty() {
+                    "/".to_owned()
+                } else {
+                    trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
+                })
+            }
+            _ => truename(command).or_else(|| self.mktemp(command)),
+        }
+    }
+
     /// `$(mktemp)`, `$(mktemp -d)`, `$(mktemp -t NAME.XXXXXX)`: a fresh
     /// scratch path of its own, `/tmp/airlock-mktemp.PACKAGE.N` (the caller
     /// makes the file or directory when it does the script's steps, and

@@ -438,3 +438,23 @@ fn debconf_questions_have_their_values_and_scratch_files_their_own_names() {
         ]
     );
 }
+
+#[test]
+fn dirname_and_basename_of_known_paths_are_known() {
+    let script = "#!/bin/sh\nP=/etc/apparmor.d/local/usr.sbin.chronyd\nmkdir -p `dirname \"$P\"`\nln -s x \"/tmp/$(basename $P)\"\necho \"$(dirname /top)\" \"$(dirname rel)\" \"$(basename /a/b/)\"\nrm \"$(dirname \"$(cat /x)\")\"\n";
+    let walked = walk(script, Phase::Postinst, "p", &Image1).unwrap();
+    let words: Vec<Option<Vec<&str>>> = walked
+        .invocations
+        .iter()
+        .map(Invocation::known_words)
+        .collect();
+    assert_eq!(
+        words,
+        vec![
+            Some(vec!["mkdir", "-p", "/etc/apparmor.d/local"]),
+            Some(vec!["ln", "-s", "x", "/tmp/usr.sbin.chronyd"]),
+            Some(vec!["echo", "/", ".", "b"]),
+            None,
+        ]
+    );
+}

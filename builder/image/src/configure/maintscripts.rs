@@ -74,6 +74,9 @@ const QUERIES: &[&str] = &[
     "tr",
     "uname",
     "uniq",
+    "getcap",
+    "aa-enabled",
+    "aa-status",
     "wc",
     "which",
     "whoami",
@@ -408,6 +411,25 @@ fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
             return Some(Verdict::AtBoot(
                 "airlock-ssh-host-keys.service makes the host keys at first boot, on /var \
                  (the recipe's [services] first_boot turns it off)",
+            ));
+        }
+        "chronyd" if args == ["-p"] => {
+            return Some(Verdict::Inert("only prints chronyd's configuration"));
+        }
+        "apparmor_parser" if args.iter().any(|a| matches!(*a, "-r" | "--replace")) => {
+            return Some(Verdict::Inert(
+                "loads a profile into the running kernel; apparmor.service loads every \
+                 profile at boot",
+            ));
+        }
+        "dbus-uuidgen" if args == ["--ensure"] => {
+            return Some(Verdict::AtBoot(
+                "D-Bus reads /etc/machine-id, which systemd fills at first boot",
+            ));
+        }
+        "runit-helper" => {
+            return Some(Verdict::Inert(
+                "runit's service links: systemd is the image's init",
             ));
         }
         "trap" => {
