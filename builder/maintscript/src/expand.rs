@@ -34,7 +34,7 @@ pub type Value = Option<String>;
 
 /// The variables and positional parameters a word is expanded with.
 #[derive(Clone, Debug, Default)]
-pub struct Scope {
+pub struct Scope<'a> {
     /// Variables the script assigned, and what dpkg sets.
     pub vars: BTreeMap<String, Value>,
     /// $1, $2, …
@@ -42,6 +42,47 @@ pub struct Scope {
     /// How many scratch files `$(mktemp)` has named (shared by the
     /// script's subshells).
     pub scratch: std::rc::Rc<std::cell::Cell<u32>>,
+    /// The paths this script has diverted (`dpkg-divert --add`) so far:
+    /// until it does, on a fresh install no diversion exists.
+    pub diverted: std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<String>>>,
+    /// The image, for the substitutions that only look at it
+    /// (`readlink`).
+    pub image: Option<Images<'a>>,
+}
+
+/// The image a scope's substitutions look at.
+#[derive(Clone, Copy)]
+pub struct Images<'a>(pub &'a dyn crate::Image);
+
+impl std::fmt::Debug for Images<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Images")
+    }
+}
+
+/// The path a `dpkg-divert` command is about, and whether it adds a
+/// diversion: its one operand (the options that take a value skipped).
+pub fn diversion(words: &[&str]) -> Option<(String, bool)> {
+    let (&"dpkg-divert", rest) = words.split_first()? else {
+        return None;
+    };
+    let mut operands = Vec::new();
+    let mut add = false;
+    let mut rest = rest.iter();
+    while let Some(word) = rest.next() {
+        match *word {
+            "--package" | "--divert" | "--admindir" | "--instdir" | "--root" => {
+                rest.next();
+            }
+            "--add" => add = true,
+            w if w.starts_with('-') => {}
+            w => operands.push(w),
+        }
+    }
+    match operands[..] {
+        [path] => Some((path.to_owned(), add)),
+        _ => None,
+    }
 }
 
 /// Where the scratch files `$(mktemp)` names are: in the image's /tmp,
@@ -55,7 +96,7 @@ struct Piece {
     quoted: bool,
 }
 
-impl Scope {
+impl Scope<'_> {
     fn parameter(&self, parameter: &Parameter) -> Value {
         match parameter {
             Parameter::Positional(0) => None,
@@ -83,14 +124,14 @@ impl Scope {
         }
     }
 
-    /// A default or alternative value in `${…}`: literal text only.
-    fn literal(text: Option<&String>) -> Value {
+    /// A default or alternative value in `${…}`, expanded as a word of its
+    /// own (no globbing: it is not split).
+    fn literal(&self, text: Option<&String>) -> Value {
         let text = text.map_or("", String::as_str);
-        if text.contains(['$', '`', '\\', '\'', '"', '~', '*', '?', '[']) {
-            None
-        } else {
-            Some(text.to_owned())
+        if text.contains(['~', '*', '?', '[']) {
+            return None;
         }
+        self.single(text).known().map(str::to_owned)
     }
 
     fn parameter_expression(&self, expression: &ParameterExpr) -> Value {
@@ -114,7 +155,7 @@ impl Scope {
                 let value = self.parameter(parameter);
                 match present(&value, test_type)? {
                     true => value,
-                    false => Self::literal(default_value.as_ref()),
+                    false => self.literal(default_value.as_ref()),
                 }
             }
             ParameterExpr::UseAlternativeValue {
@@ -125,7 +166,7 @@ impl Scope {
             } => {
                 let value = self.parameter(parameter);
                 match present(&value, test_type)? {
-                    true => Self::literal(alternative_value.as_ref()),
+                    true => self.literal(alternative_value.as_ref()),
                     false => Some(String::new()),
                 }
             }
@@ -259,7 +300,7 @@ fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
     move || Arg::Unknown(word.to_owned())
 }
 
-impl Scope {
+impl Scope<'_> {
     /// The output of a command substitution whose value is known without
     /// running anything: `dpkg-divert --truename PATH`, `dirname PATH`,
     /// `basename PATH`, and `mktemp` (below). Each word may be quoted and
@@ -287,7 +328,32 @@ impl Scope {
                     trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
                 })
             }
-            _ => truename(command).or_else(|| self.mktemp(command)),
+            // On a fresh install no diversion exists until the script
+            // makes one: no package diverts the path, which is its own
+            // true name.
+            ["dpkg-divert", "--listpackage", path] if !self.diverted.borrow().contains(path) => {
+                Some(String::new())
+            }
+            ["dpkg-divert", "--truename", path]
+                if path.starts_with('/') && !self.diverted.borrow().contains(path) =>
+            {
+                Some(path.to_owned())
+            }
+            ["dpkg-divert", ..] => None,
+            // What a link points to, or the path with every link
+            // resolved: only looks at the image (as unpacked).
+            ["readlink", path] if path.starts_with('/') => {
+                let image = self.image?.0;
+                if image.is_symlink(path) {
+                    image.readlink(path)
+                } else {
+                    Some(String::new())
+                }
+            }
+            ["readlink", "-f" | "-e" | "-m", path] if path.starts_with('/') => {
+                self.image?.0.canonical(path)
+            }
+            _ => self.mktemp(command),
         }
     }
 
@@ -316,25 +382,6 @@ impl Scope {
         self.scratch.set(n);
         let suffix = if directory { ".d" } else { "" };
         Some(format!("{SCRATCH}{package}.{n}{suffix}"))
-    }
-}
-
-/// The one command substitution with a value known without running
-/// anything: `dpkg-divert --truename PATH` with a literal absolute PATH is
-/// PATH, since the walk reads scripts before any diversion is made (the
-/// caller refuses `dpkg-divert --add`, so none is).
-fn truename(command: &str) -> Option<String> {
-    let words: Vec<&str> = command.split_whitespace().collect();
-    match words[..] {
-        ["dpkg-divert", "--truename", path]
-            if path.starts_with('/')
-                && path
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c)) =>
-        {
-            Some(path.to_owned())
-        }
-        _ => None,
     }
 }
 

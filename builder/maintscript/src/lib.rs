@@ -107,6 +107,18 @@ pub trait Image {
         let _ = path;
         None
     }
+    /// The target of the symlink at `path` (absolute), as written; None
+    /// when it is not a symlink (`$(readlink PATH)` is then empty).
+    fn readlink(&self, path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
+    /// `path` (absolute) with every symlink resolved (`readlink -f`); None
+    /// when the image cannot say.
+    fn canonical(&self, path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
     /// The value of the package's debconf question `question` as the
     /// script finds it: its template's default, or what the package's
     /// config script set; None when not known.

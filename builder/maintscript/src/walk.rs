@@ -37,8 +37,8 @@ enum Flow {
     Next(Status),
     /// `exit`: the script ends.
     Exit,
-    /// `return`: the function ends.
-    Return,
+    /// `return`: the function ends, with this status.
+    Return(Status),
     /// `break` and `continue` in a loop.
     Break,
     Continue,
@@ -54,7 +54,7 @@ enum Branch<'a> {
 
 pub struct Walker<'a> {
     image: &'a dyn Image,
-    scope: Scope,
+    scope: Scope<'a>,
     /// Functions defined so far, with the line of the `.` that sourced
     /// their definition (None: the script's own).
     functions: BTreeMap<String, (ast::FunctionBody, Option<usize>)>,
@@ -96,6 +96,8 @@ impl<'a> Walker<'a> {
                 vars,
                 positional,
                 scratch: Default::default(),
+                diverted: Default::default(),
+                image: Some(crate::expand::Images(image)),
             },
             functions: BTreeMap::new(),
             maybe: 0,
@@ -366,7 +368,7 @@ impl<'a> Walker<'a> {
                     flow = self.list(&clause.body.list);
                     match flow {
                         Flow::Break => return Flow::Next(Status::True),
-                        Flow::Exit | Flow::Return => return flow,
+                        Flow::Exit | Flow::Return(_) => return flow,
                         _ => {}
                     }
                 }
@@ -413,7 +415,7 @@ impl<'a> Walker<'a> {
     fn branches(&mut self, ways: &[Branch<'_>]) -> Flow {
         let start = self.scope.clone();
         let mut ended = None;
-        let mut continuing: Vec<(Scope, Status)> = Vec::new();
+        let mut continuing: Vec<(Scope<'a>, Status)> = Vec::new();
         self.maybe += 1;
         for way in ways {
             self.scope = start.clone();
@@ -428,7 +430,7 @@ impl<'a> Walker<'a> {
                 Flow::Break | Flow::Continue => {
                     continuing.push((self.scope.clone(), Status::Unknown));
                 }
-                Flow::Exit | Flow::Return => {
+                Flow::Exit | Flow::Return(_) => {
                     ended.get_or_insert(flow);
                 }
             }
@@ -497,8 +499,15 @@ impl<'a> Walker<'a> {
                 }
                 CommandPrefixOrSuffixItem::AssignmentWord(assignment, word) => {
                     if !in_suffix {
+                        // `a=1 b=$a`: each assignment sees the ones before.
+                        let mut scope = self.scope.clone();
+                        for (name, value) in &assignments {
+                            scope
+                                .vars
+                                .insert(name.clone(), value.known().map(str::to_owned));
+                        }
                         let value = match &assignment.value {
-                            ast::AssignmentValue::Scalar(value) => self.scope.single(&value.value),
+                            ast::AssignmentValue::Scalar(value) => scope.single(&value.value),
                             ast::AssignmentValue::Array(_) => Arg::Unknown(word.value.clone()),
                         };
                         if let ast::AssignmentName::VariableName(name) = &assignment.name {
@@ -564,6 +573,11 @@ impl<'a> Walker<'a> {
     }
 
     fn record(&mut self, line: Option<usize>, text: String, words: Vec<Arg>, io: Io) {
+        if let Some(known) = words.iter().map(Arg::known).collect::<Option<Vec<_>>>()
+            && let Some((path, true)) = crate::expand::diversion(&known)
+        {
+            self.scope.diverted.borrow_mut().insert(path);
+        }
         self.out.invocations.push(Invocation {
             line: self.sourced.or(line).unwrap_or(self.line),
             text,
@@ -595,7 +609,16 @@ impl<'a> Walker<'a> {
         let args = &words[1..];
         match name.as_str() {
             "exit" => return Flow::Exit,
-            "return" => return Flow::Return,
+            "return" => {
+                // `return N`; without N, the last status, which the walk
+                // does not keep.
+                let status = match args.first().map(Arg::known) {
+                    Some(Some("0")) => Status::True,
+                    Some(Some(n)) if n.parse::<u8>().is_ok() => Status::False,
+                    _ => Status::Unknown,
+                };
+                return Flow::Return(status);
+            }
             "break" => return Flow::Break,
             "continue" => return Flow::Continue,
             ":" | "true" if io.writes.is_empty() => return Flow::Next(Status::True),
@@ -649,33 +672,6 @@ impl<'a> Walker<'a> {
         }
         self.record(line, text, words, io);
         Flow::Next(self.fresh_status())
-    }
-
-    /// The status of the command just recorded, where a fresh install
-    /// decides it: `dpkg-statoverride --list PATH` fails (no override
-    /// exists yet) unless this script added one for PATH before.
-    fn fresh_status(&self) -> Status {
-        let Some((last, before)) = self.out.invocations.split_last() else {
-            return Status::Unknown;
-        };
-        let words = last.known_words().unwrap_or_default();
-        let ["dpkg-statoverride", args @ ..] = words.as_slice() else {
-            return Status::Unknown;
-        };
-        let [.., "--list", path] = args else {
-            return Status::Unknown;
-        };
-        let added = before.iter().any(|earlier| {
-            earlier.name() == Some("dpkg-statoverride")
-                && earlier
-                    .known_words()
-                    .is_none_or(|words| words.contains(&"--add") && words.last() == Some(path))
-        });
-        if added {
-            Status::Unknown
-        } else {
-            Status::False
-        }
     }
 }
 

@@ -458,3 +458,58 @@ fn dirname_and_basename_of_known_paths_are_known() {
         ]
     );
 }
+
+#[test]
+fn on_a_fresh_install_no_diversion_exists_until_the_script_adds_one() {
+    let script = "#!/bin/sh\nclaim() {\n  dfile=$1\n  diverter=$(dpkg-divert --listpackage $dfile)\n  truename=$(dpkg-divert --truename $dfile)\n  if [ \"$diverter\" = dash ]; then\n    return\n  fi\n  dpkg-divert --package dash --no-rename --divert $dfile.distrib --add $dfile\n  rm -f \"$truename\"\n  after=$(dpkg-divert --truename $dfile)\n  ln -sf dash \"$after\"\n}\nclaim /bin/sh\n";
+    let walked = walk(script, Phase::Postinst, "dash", &Image1).unwrap();
+    let steps: Vec<(Option<Vec<&str>>, bool)> = walked
+        .invocations
+        .iter()
+        .map(|i| (i.known_words(), i.conditional))
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(
+        steps[0],
+        (
+            Some(vec![
+                "dpkg-divert",
+                "--package",
+                "dash",
+                "--no-rename",
+                "--divert",
+                "/bin/sh.distrib",
+                "--add",
+                "/bin/sh"
+            ]),
+            false
+        )
+    );
+    assert_eq!(steps[1], (Some(vec!["rm", "-f", "/bin/sh"]), false));
+    assert_eq!(
+        steps[2].0, None,
+        "after the --add the true name is not known"
+    );
+}
+
+#[test]
+fn assignments_on_one_line_see_the_ones_before() {
+    let script = "#!/bin/sh\nf() {\n  dfile=$1 distrib=${3:-$dfile.distrib}\n  echo \"$distrib\"\n}\nf /bin/sh dash\n";
+    let walked = walk(script, Phase::Postinst, "dash", &Image1).unwrap();
+    assert_eq!(
+        walked.invocations[0].known_words(),
+        Some(vec!["echo", "/bin/sh.distrib"])
+    );
+}
+
+#[test]
+fn a_function_returns_its_status() {
+    let script = "#!/bin/sh\nyes() {\n  return 0\n}\nno() {\n  [ -d /etc ] || return 0\n  return 1\n}\nif yes; then a; fi\nif no; then b; else c; fi\n";
+    let walked = walk(script, Phase::Postinst, "p", &Image1).unwrap();
+    let names: Vec<(Option<&str>, bool)> = walked
+        .invocations
+        .iter()
+        .map(|i| (i.name(), i.conditional))
+        .collect();
+    assert_eq!(names, [(Some("a"), false), (Some("c"), false)]);
+}

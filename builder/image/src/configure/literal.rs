@@ -175,6 +175,11 @@ pub fn parse(command: &Command) -> Option<Result<Op, String>> {
     if command.writes.is_empty() && !PROGRAMS.contains(&program) {
         return None;
     }
+    let op = read(command, program);
+    // A step with no effect is none whether or not it runs.
+    if matches!(&op, Ok(Op::Touch(paths)) if paths.is_empty()) {
+        return Some(op);
+    }
     if command.conditional {
         return Some(Err(
             "it runs only under a condition the walk cannot decide, and airlock does not \
@@ -182,7 +187,7 @@ pub fn parse(command: &Command) -> Option<Result<Op, String>> {
                 .to_owned(),
         ));
     }
-    Some(read(command, program))
+    Some(op)
 }
 
 /// The paths a literal step would change if it ran, whether or not it
@@ -201,6 +206,15 @@ pub fn targets(command: &Command) -> Option<Vec<String>> {
 }
 
 fn read(command: &Command, program: &str) -> Result<Op, String> {
+    // `touch -h` and `touch -c` make nothing whatever their words: they
+    // only set times (of a link itself, of files already there).
+    if program == "touch"
+        && command.words[1..]
+            .iter()
+            .any(|w| matches!(w.as_str(), "-h" | "-c" | "--no-dereference" | "--no-create"))
+    {
+        return Ok(Op::Touch(Vec::new()));
+    }
     if command.expands {
         return Err("a word's value is not known without running the script".to_owned());
     }
@@ -215,10 +229,19 @@ fn read(command: &Command, program: &str) -> Result<Op, String> {
         "chmod" => chmod(&args)?,
         "ln" => ln(&args)?,
         "touch" => {
-            let (flags, paths) = split(&args, "acm", "")?;
-            if flags.contains(&'c') {
+            let args: Vec<&str> = args
+                .iter()
+                .copied()
+                .filter(|a| !a.starts_with("--reference=") && !a.starts_with("--date="))
+                .map(|a| if a == "--no-dereference" { "-h" } else { a })
+                .collect();
+            let (flags, values, paths) = options(&args, "acmh", "rdt")?;
+            // -c creates nothing, and neither does -h (it sets a link's
+            // own times); what is left is timestamps, which airlock sets.
+            if flags.iter().any(|f| matches!(f, 'c' | 'h')) {
                 Op::Touch(Vec::new())
             } else {
+                let _ = values;
                 Op::Touch(paths)
             }
         }
@@ -287,6 +310,7 @@ fn options(args: &[&str], flags: &str, with_value: &str) -> Result<Options, Stri
             "--verbose" => Some('v'),
             "--archive" => Some('a'),
             "--directory" => Some('d'),
+            "--no-create" => Some('c'),
             _ => None,
         };
         if let Some(flag) = long

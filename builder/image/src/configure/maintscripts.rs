@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{accounts, alternatives, certificates, defaults, literal, statoverride, ucf};
+use super::{
+    accounts, alternatives, certificates, defaults, diversions, literal, statoverride, ucf,
+};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -192,6 +194,20 @@ fn native_step(
                 Some(Ok(_)) => Verdict::Native("statoverride"),
                 Some(Err(why)) => Verdict::Unhandled(why),
                 None => unreachable!("a dpkg-statoverride"),
+            });
+        }
+        "dpkg-divert" => {
+            return Some(match diversions::parse(command) {
+                Some(Ok(diversions::Op::Query)) => Verdict::Inert("only asks"),
+                Some(Ok(diversions::Op::Remove(_))) => {
+                    Verdict::Inert("on a fresh install there is no diversion to remove")
+                }
+                Some(Ok(op)) => match diversions::refused(tree, &op) {
+                    Some(why) => Verdict::Unhandled(why),
+                    None => Verdict::Native("diversions"),
+                },
+                Some(Err(why)) => Verdict::Unhandled(why),
+                None => unreachable!("a dpkg-divert"),
             });
         }
         "update-alternatives" => {
@@ -386,6 +402,9 @@ fn file_step(command: &Command, step: Result<literal::Op, String>) -> Verdict {
         }
     }
     match step {
+        Ok(literal::Op::Touch(paths)) if paths.is_empty() => {
+            Verdict::Inert("only sets timestamps; every file of the image carries the build's time")
+        }
         Ok(op) if op.at_runtime_only() => Verdict::Inert(
             "its paths are on a file system the image mounts fresh at boot (/run, /dev, …)",
         ),

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod capabilities;
 pub mod certificates;
 pub mod defaults;
+pub mod diversions;
 pub mod dpkg;
 pub mod files;
 pub mod firewall;
@@ -205,6 +206,7 @@ pub fn configure(
     notes.extend(off);
     let kernels = modules::configure(tree, blobs)?;
     dpkg::configure(tree, blobs, packages)?;
+    diversions::configure(tree, &scripts.commands)?;
     statoverride::configure(tree, &scripts.commands, &accounts)?;
     literal::remove_scratch(tree)?;
     notes.sort();

@@ -177,6 +177,24 @@ impl Image for TreeImage<'_> {
         String::from_utf8(bytes).ok()
     }
 
+    fn readlink(&self, path: &str) -> Option<String> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let canonical = self.0.canonical(&path).ok()?;
+        match &self.0.get(&canonical)?.kind {
+            Kind::Symlink(target) => Some(target.clone()),
+            _ => None,
+        }
+    }
+
+    fn canonical(&self, path: &str) -> Option<String> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let canonical = match self.0.lookup(&path) {
+            Some((canonical, _)) => canonical,
+            None => self.0.canonical(&path).ok()?,
+        };
+        Some(format!("/{canonical}"))
+    }
+
     fn debconf(&self, question: &str) -> Option<String> {
         self.2.get(question).cloned()
     }
@@ -417,5 +435,22 @@ mod tests {
         let (commands, _) = walk(&tree, None, "p", Phase::Postinst, script).unwrap();
         let names: Vec<&str> = commands.iter().map(Command::name).collect();
         assert_eq!(names, ["present", "linked"]);
+    }
+
+    #[test]
+    fn readlink_looks_at_the_tree() {
+        let tree = Tree::merged_usr();
+        // usrmerge's test, and systemd-resolved's on a missing file.
+        let script = "#!/bin/sh\n[ \"$(readlink -f /bin)\" = /usr/bin ] && merged\n[ \"$(readlink /etc/resolv.conf)\" != x ] && missing\necho \"$(readlink /bin)\"\n";
+        let (commands, _) = walk(&tree, None, "p", Phase::Postinst, script).unwrap();
+        let words: Vec<Vec<&str>> = commands
+            .iter()
+            .map(|c| c.words.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            words,
+            [vec!["merged"], vec!["missing"], vec!["echo", "usr/bin"]]
+        );
+        assert!(commands.iter().all(|c| !c.conditional));
     }
 }

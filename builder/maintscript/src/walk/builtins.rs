@@ -119,6 +119,33 @@ impl Walker<'_> {
         None
     }
 
+    /// The status of the command just recorded, where a fresh install
+    /// decides it: `dpkg-statoverride --list PATH` fails (no override
+    /// exists yet) unless this script added one for PATH before.
+    pub(super) fn fresh_status(&self) -> Status {
+        let Some((last, before)) = self.out.invocations.split_last() else {
+            return Status::Unknown;
+        };
+        let words = last.known_words().unwrap_or_default();
+        let ["dpkg-statoverride", args @ ..] = words.as_slice() else {
+            return Status::Unknown;
+        };
+        let [.., "--list", path] = args else {
+            return Status::Unknown;
+        };
+        let added = before.iter().any(|earlier| {
+            earlier.name() == Some("dpkg-statoverride")
+                && earlier
+                    .known_words()
+                    .is_none_or(|words| words.contains(&"--add") && words.last() == Some(path))
+        });
+        if added {
+            Status::Unknown
+        } else {
+            Status::False
+        }
+    }
+
     /// debconf: with the noninteractive frontend every question has the
     /// value it starts with; `db_get` puts it in $RET and `db_set` changes
     /// it (the commands are still recorded).
@@ -186,7 +213,7 @@ impl Walker<'_> {
         self.depth -= 1;
         self.sourced = saved;
         Some(match flow {
-            Flow::Return => Flow::Next(Status::Unknown),
+            Flow::Return(status) => Flow::Next(status),
             flow => flow,
         })
     }
@@ -212,7 +239,7 @@ impl Walker<'_> {
         self.depth -= 1;
         self.scope.positional = saved;
         match flow {
-            Flow::Return => Flow::Next(Status::Unknown),
+            Flow::Return(status) => Flow::Next(status),
             flow => flow,
         }
     }

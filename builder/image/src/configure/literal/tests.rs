@@ -104,15 +104,22 @@ fn what_is_not_exact_is_refused_with_the_reason() {
         ("cat > /etc/x <<EOF\n$HOSTNAME\nEOF", "not known"),
         ("chmod u+q /etc/x", "neither octal nor symbolic"),
         ("[ -e /nothing ] || touch /etc/x", ""),
+        ("touch --no-dereference --reference=/bin/dash /bin/sh", ""),
     ] {
         let commands = postinst(&format!("#!/bin/sh\n{line}\n"));
         let command = commands.last().unwrap();
         match parse(command).unwrap() {
             Err(message) => assert!(message.contains(why), "{line}: {message}"),
-            Ok(op) if why.is_empty() => assert!(matches!(op, Op::Touch(_))),
+            Ok(op) if why.is_empty() => assert!(matches!(op, Op::Touch(_)), "{line}"),
             Ok(op) => panic!("{line}: read as {op:?}"),
         }
     }
+    // Setting timestamps only is no step, under any condition.
+    let commands = postinst("#!/bin/sh\nif grep -q x /etc/y; then\n  touch -h -r /a /bin/sh\nfi\n");
+    assert_eq!(
+        parse(commands.last().unwrap()),
+        Some(Ok(Op::Touch(Vec::new())))
+    );
     // A step under a condition the walk cannot decide is not guessed.
     let commands = postinst("#!/bin/sh\nif grep -q x /etc/y; then\n  mkdir /etc/z\nfi\n");
     let error = parse(commands.last().unwrap()).unwrap().unwrap_err();
