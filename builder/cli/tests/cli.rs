@@ -1001,6 +1001,9 @@ fn real_archive() {
             "`depmod",
             "`update-shells",
             "`setcap",
+            "`update-ca-certificates",
+            "`dpkg-divert",
+            "`ucf",
         ] {
             assert!(!note.contains(native), "a native step is a gap: {note}");
         }
