@@ -340,6 +340,29 @@ impl Scope<'_> {
                 Some(path.to_owned())
             }
             ["dpkg-divert", ..] => None,
+            // `seq [FIRST [INCREMENT]] LAST`, small and integral.
+            ["seq", ref numbers @ ..] if (1..=3).contains(&numbers.len()) => {
+                let numbers: Vec<i64> = numbers
+                    .iter()
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<_>>()?;
+                let (first, step, last) = match numbers[..] {
+                    [last] => (1, 1, last),
+                    [first, last] => (first, 1, last),
+                    [first, step, last] => (first, step, last),
+                    _ => return None,
+                };
+                if step == 0 || (last - first) / step > 1024 {
+                    return None;
+                }
+                let mut out = Vec::new();
+                let mut n = first;
+                while (step > 0 && n <= last) || (step < 0 && n >= last) {
+                    out.push(n.to_string());
+                    n += step;
+                }
+                Some(out.join("\n"))
+            }
             // What a link points to, or the path with every link
             // resolved: only looks at the image (as unpacked).
             ["readlink", path] if path.starts_with('/') => {

@@ -513,3 +513,23 @@ fn a_function_returns_its_status() {
         .collect();
     assert_eq!(names, [(Some("a"), false), (Some("c"), false)]);
 }
+
+#[test]
+fn a_loop_over_seq_is_unrolled() {
+    let script = "#!/bin/sh\nfor i in $(seq 2 -1 0); do\n  [ -e /etc/h.$i ] && cp -f /etc/h.$i /etc/h.next\n  echo $i\ndone\n";
+    let walked = walk(script, Phase::Postinst, "p", &Image1).unwrap();
+    let words: Vec<Option<Vec<&str>>> = walked
+        .invocations
+        .iter()
+        .map(Invocation::known_words)
+        .collect();
+    assert_eq!(
+        words,
+        vec![
+            Some(vec!["echo", "2"]),
+            Some(vec!["echo", "1"]),
+            Some(vec!["echo", "0"])
+        ],
+        "no /etc/h.N: no copy"
+    );
+}

@@ -196,13 +196,30 @@ pub fn targets(command: &Command) -> Option<Vec<String>> {
     let program = command.name().rsplit('/').next().unwrap_or("");
     if !command.writes.is_empty() {
         // Whatever writes them, these are the files that change.
-        return Some(command.writes.clone());
+        let known = command
+            .writes
+            .iter()
+            .all(|w| w.starts_with('/') && !w.contains(['$', '`']));
+        return known.then(|| command.writes.clone());
     }
     if !PROGRAMS.contains(&program) {
         return None;
     }
-    let op = read(command, program).ok()?;
-    Some(op.targets().into_iter().map(str::to_owned).collect())
+    if let Ok(op) = read(command, program) {
+        return Some(op.targets().into_iter().map(str::to_owned).collect());
+    }
+    // Not exact: the paths it names, when those at least are known (a word
+    // the walk does not know is kept as written, with its `$`).
+    let paths: Vec<String> = match program {
+        "ln" | "cp" | "mv" | "install" => command.words.last().into_iter().cloned().collect(),
+        _ => command.words[1..]
+            .iter()
+            .filter(|w| w.starts_with('/'))
+            .cloned()
+            .collect(),
+    };
+    let known = |w: &String| w.starts_with('/') && !w.contains(['$', '`', '*', '?', '[']);
+    (!paths.is_empty() && paths.iter().all(known)).then_some(paths)
 }
 
 fn read(command: &Command, program: &str) -> Result<Op, String> {

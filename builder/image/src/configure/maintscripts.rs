@@ -25,9 +25,7 @@ use std::collections::BTreeMap;
 use airlock_tree::Tree;
 
 use super::scripts::{Command, Scripts};
-use super::{
-    accounts, alternatives, certificates, defaults, diversions, literal, statoverride, ucf,
-};
+use super::{accounts, alternatives, diversions, literal, statoverride, ucf};
 use crate::BuildError;
 
 /// What airlock does about one command.
@@ -97,31 +95,9 @@ const OUTPUT: &[&str] = &[
 /// natively; until then each is a note.
 pub const STRICT: bool = false;
 
-/// The module that writes `path` (absolute) itself, if one does.
-pub(crate) fn writer(path: &str) -> Option<&'static str> {
-    let relative = path.trim_start_matches('/');
-    if matches!(
-        relative,
-        "etc/passwd" | "etc/group" | "etc/shadow" | "etc/gshadow"
-    ) {
-        Some("accounts")
-    } else if matches!(
-        relative,
-        "etc/localtime" | "etc/localtime.dpkg-new" | "etc/timezone" | "etc/machine-id"
-    ) {
-        Some("system (time zone and identity)")
-    } else if matches!(relative, "var/lib/ucf/hashfile" | "var/lib/ucf/registry") {
-        Some("ucf")
-    } else if matches!(relative, "etc/shells" | "var/lib/shells.state") {
-        Some("shells (update-shells)")
-    } else if certificates::covers(relative) {
-        Some("certificates (update-ca-certificates)")
-    } else if defaults::covers(relative) {
-        Some("defaults (base-files' first-install table)")
-    } else {
-        None
-    }
-}
+mod paths;
+use paths::file_step;
+pub(crate) use paths::writer;
 
 /// Classifies one command of `package`'s scripts, with the tree as it is
 /// once every package is unpacked.
@@ -345,6 +321,9 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
                 Some(&"update-initramfs") => {
                     Verdict::Inert("airlock builds the image's initrd itself")
                 }
+                Some(&"nginx-reload") => Verdict::Inert(
+                    "nginx-common's trigger reloads nginx; no service runs while the image is built",
+                ),
                 Some(&"update-ca-certificates") => hooks(
                     tree,
                     "certificates (the trigger's update-ca-certificates, with its hooks)",
@@ -383,34 +362,6 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
         _ => {}
     }
     None
-}
-
-/// A literal file-system step (`mkdir`, `chown`, `echo … > FILE`, …): the
-/// module's when every path it changes is one a module writes, done by
-/// [`literal`] when it is exact, a gap when it is not.
-fn file_step(command: &Command, step: Result<literal::Op, String>) -> Verdict {
-    let targets = literal::targets(command).unwrap_or_default();
-    if !command.expands {
-        if let Some(module) = only_writer(&targets) {
-            return Verdict::Native(module);
-        }
-        if let Some(path) = targets.iter().find(|p| writer(p).is_some()) {
-            return Verdict::Unhandled(format!(
-                "{path} is written by airlock's {} module, and the step's other paths are not",
-                writer(path).unwrap_or_default()
-            ));
-        }
-    }
-    match step {
-        Ok(literal::Op::Touch(paths)) if paths.is_empty() => {
-            Verdict::Inert("only sets timestamps; every file of the image carries the build's time")
-        }
-        Ok(op) if op.at_runtime_only() => Verdict::Inert(
-            "its paths are on a file system the image mounts fresh at boot (/run, /dev, …)",
-        ),
-        Ok(_) => Verdict::Native("literal (the script's own file-system step)"),
-        Err(why) => Verdict::Unhandled(why),
-    }
 }
 
 /// Steps that only ask, print or set up the shell, and the host keys made
@@ -470,13 +421,6 @@ fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
         _ => {}
     }
     None
-}
-
-/// The one module that writes every path of `paths`, if there is one.
-fn only_writer(paths: &[String]) -> Option<&'static str> {
-    let mut modules = paths.iter().map(|p| writer(p));
-    let first = modules.next()??;
-    modules.all(|m| m == Some(first)).then_some(first)
 }
 
 /// update-ca-certificates: native, unless it runs hooks (`--hooksdir ""`
