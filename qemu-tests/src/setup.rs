@@ -63,3 +63,58 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `airlock lock RECIPE` (a fresh lock against the host's apt sources),
+/// then `airlock build RECIPE --output OUTPUT`: the folder of the image
+/// named `name`.
+pub fn lock_and_build(recipe: &Path, output: &Path, name: &str) -> PathBuf {
+    for step in ["lock", "build"] {
+        let mut command = Command::new(airlock());
+        command.arg(step).arg(recipe);
+        if step == "build" {
+            command.arg("--output").arg(output);
+        }
+        let result = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
+        assert!(
+            result.status.success(),
+            "airlock {step} {}: {}",
+            recipe.display(),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    airlock_fixtures::only_image(&output.join(name))
+}
+
+/// Builds `recipe` (already locked) again into `output`, under other
+/// conditions than the first build: umask 077, another clock (when
+/// faketime is there), time zone, locale, one thread, `tmp` as the
+/// temporary folder. Returns the folder of the image named `name`.
+pub fn rebuild_elsewhere(recipe: &Path, output: &Path, tmp: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(tmp).unwrap();
+    let faketime = Command::new("sh")
+        .args(["-c", "command -v faketime"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut script = "umask 077; exec ".to_owned();
+    if faketime {
+        script += "faketime '2031-07-04 12:00:00' ";
+    }
+    script += "\"$@\"";
+    let status = Command::new("sh")
+        .args(["-c", &script, "sh"])
+        .arg(airlock())
+        .arg("build")
+        .arg(recipe)
+        .arg("--output")
+        .arg(output)
+        .env("TMPDIR", tmp)
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LANG", "de_DE.UTF-8")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("AIRLOCK_MIRROR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the second build failed");
+    airlock_fixtures::only_image(&output.join(name))
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
+use qemu_tests::setup::{airlock, copy_tree, enabled, rebuild_elsewhere, serial, workspace};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(900);
@@ -482,35 +482,12 @@ fn the_agent_node_builds_reproducibly() {
     copy_tree(dir.path(), &other.path().join("elsewhere"));
     let root = other.path().join("elsewhere");
     let _ = std::fs::remove_dir_all(root.join("images"));
-    let output = other.path().join("out-b");
-    let tmp = other.path().join("tmp-b");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let faketime = Command::new("sh")
-        .args(["-c", "command -v faketime"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let mut script = "umask 077; exec ".to_owned();
-    if faketime {
-        script += "faketime '2031-07-04 12:00:00' ";
-    }
-    script += "\"$@\"";
-    let status = Command::new("sh")
-        .args(["-c", &script, "sh"])
-        .arg(airlock())
-        .arg("build")
-        .arg(recipe(&root))
-        .arg("--output")
-        .arg(&output)
-        .env("TMPDIR", &tmp)
-        .env("TZ", "Pacific/Kiritimati")
-        .env("LANG", "de_DE.UTF-8")
-        .env("LC_ALL", "de_DE.UTF-8")
-        .env("RAYON_NUM_THREADS", "1")
-        .env_remove("AIRLOCK_MIRROR")
-        .status()
-        .unwrap();
-    assert!(status.success(), "the second build failed");
-    let second = airlock_fixtures::only_image(&output.join("agent-node-test"));
+    let second = rebuild_elsewhere(
+        &recipe(&root),
+        &other.path().join("out-b"),
+        &other.path().join("tmp-b"),
+        "agent-node-test",
+    );
     assert_eq!(
         first.dir.file_name(),
         second.file_name(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
+use qemu_tests::setup::{airlock, copy_tree, enabled, lock_and_build, serial, workspace};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(600);
@@ -39,24 +39,8 @@ fn image() -> &'static Image {
                 &root.join("qemu-tests/overlay"),
             );
             let recipe = root.join("qemu-tests/recipes/minimal-test.toml");
-            for step in ["lock", "build"] {
-                let mut command = Command::new(airlock());
-                command.arg(step).arg(&recipe);
-                if step == "build" {
-                    command.arg("--output").arg(root.join("images"));
-                }
-                let output = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
-                assert!(
-                    output.status.success(),
-                    "airlock {step:?}: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            let images: Vec<PathBuf> = std::fs::read_dir(root.join("images/minimal-test"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            let image = Image::open(&images[0]).unwrap();
+            let folder = lock_and_build(&recipe, &root.join("images"), "minimal-test");
+            let image = Image::open(&folder).unwrap();
             (dir, image)
         })
         .1

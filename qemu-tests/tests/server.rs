@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, copy_tree, enabled, serial, workspace};
+use qemu_tests::setup::{copy_tree, enabled, lock_and_build, rebuild_elsewhere, serial, workspace};
 
 const BOOT: Duration = Duration::from_secs(420);
 const HARD_LIMIT: Duration = Duration::from_secs(900);
@@ -49,25 +49,7 @@ fn build(root: &Path) -> (Image, PathBuf) {
         ),
     )
     .unwrap();
-    for step in ["lock", "build"] {
-        let mut command = Command::new(airlock());
-        command.arg(step).arg(&recipe);
-        if step == "build" {
-            command.arg("--output").arg(root.join("images"));
-        }
-        let output = command.env_remove("AIRLOCK_MIRROR").output().unwrap();
-        assert!(
-            output.status.success(),
-            "airlock {step}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let folder = std::fs::read_dir(root.join("images/server-test"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let folder = lock_and_build(&recipe, &root.join("images"), "server-test");
     (Image::open(&folder).unwrap(), key)
 }
 
@@ -133,29 +115,12 @@ fn the_server_example_builds_reproducibly() {
     let root = other.path().join("elsewhere");
     copy_tree(dir.path(), &root);
     let _ = std::fs::remove_dir_all(root.join("images"));
-    let output = other.path().join("out-b");
-    let tmp = other.path().join("tmp-b");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "umask 077; exec faketime '2031-07-04 12:00:00' \"$@\"",
-            "sh",
-        ])
-        .arg(airlock())
-        .arg("build")
-        .arg(root.join("qemu-tests/recipes/server-operator.toml"))
-        .arg("--output")
-        .arg(&output)
-        .env("TMPDIR", &tmp)
-        .env("TZ", "Pacific/Kiritimati")
-        .env("LC_ALL", "de_DE.UTF-8")
-        .env("RAYON_NUM_THREADS", "1")
-        .env_remove("AIRLOCK_MIRROR")
-        .status()
-        .unwrap();
-    assert!(status.success(), "the second build failed");
-    let second = airlock_fixtures::only_image(&output.join("server-test"));
+    let second = rebuild_elsewhere(
+        &root.join("qemu-tests/recipes/server-operator.toml"),
+        &other.path().join("out-b"),
+        &other.path().join("tmp-b"),
+        "server-test",
+    );
     let (a, b) = (
         airlock_fixtures::tree_digests(&first.dir),
         airlock_fixtures::tree_digests(&second),

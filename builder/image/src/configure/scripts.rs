@@ -240,30 +240,17 @@ fn walk_asked(
         .invocations
         .into_iter()
         .map(|invocation| {
+            // A word, here-document or file name whose value is not known
+            // makes the whole command one that expands.
             let mut expands = false;
-            let words = invocation
-                .words
-                .iter()
-                .map(|word| {
-                    let (word, unknown) = text(word);
-                    expands |= unknown;
-                    word
-                })
-                .collect();
-            let stdin = invocation.stdin.as_ref().map(|text_in| {
-                let (value, unknown) = text(text_in);
+            let mut value = |arg: &Arg| {
+                let (value, unknown) = text(arg);
                 expands |= unknown;
                 value
-            });
-            let writes = invocation
-                .writes
-                .iter()
-                .map(|w| {
-                    let (value, unknown) = text(w);
-                    expands |= unknown;
-                    value
-                })
-                .collect();
+            };
+            let words = invocation.words.iter().map(&mut value).collect();
+            let stdin = invocation.stdin.as_ref().map(&mut value);
+            let writes = invocation.writes.iter().map(&mut value).collect();
             Command {
                 script: phase.script(),
                 line: invocation.line,
