@@ -148,9 +148,9 @@ impl Step<'_> {
             } => self.link(target, link, *symbolic, *force, *no_dereference)?,
             Op::Touch(paths) => {
                 for path in paths {
-                    let rel = relative(path)?;
-                    if self.tree.lookup(&rel).is_none() {
-                        self.put(&rel, file(Vec::new()))?;
+                    if self.tree.lookup(&relative(path)?).is_none() {
+                        let at = self.new_file(path)?;
+                        self.put(&at, file(Vec::new()))?;
                     }
                 }
             }
@@ -397,7 +397,23 @@ impl Step<'_> {
                 node.owners.clear();
                 self.put(&canonical, node)
             }
-            None => self.put(&rel, file(bytes)),
+            None => {
+                let at = self.new_file(path)?;
+                self.put(&at, file(bytes))
+            }
+        }
+    }
+
+    /// Where a file made at `path` lands (which holds nothing yet): not
+    /// through a link that leads nowhere in the image (to /proc, say),
+    /// which the program would follow and airlock cannot.
+    fn new_file(&self, path: &str) -> Result<String, String> {
+        let canonical = self.canonical(path)?;
+        match self.tree.get(&canonical).map(|n| &n.kind) {
+            Some(Kind::Symlink(target)) => Err(format!(
+                "{path} is a link to {target}, which is not in the image"
+            )),
+            _ => Ok(canonical),
         }
     }
 
@@ -422,14 +438,19 @@ impl Step<'_> {
         if directory && !how.recursive {
             return Ok(());
         }
-        let mut dest = relative(to)?;
-        let existing = self.tree.lookup(&dest).map(|(c, n)| (c, n.clone()));
-        if let Some((_, existing)) = &existing
-            && matches!(existing.kind, Kind::Directory)
-        {
-            dest = format!("{dest}/{}", base_name(&source));
-        }
-        let dest = self.tree.canonical(&dest).map_err(|e| e.to_string())?;
+        let rel = relative(to)?;
+        let existing = self.tree.lookup(&rel).map(|(c, n)| (c, n.clone()));
+        let dest = match &existing {
+            // Into a directory (also through a link to one).
+            Some((dir, node)) if matches!(node.kind, Kind::Directory) => {
+                format!("{dir}/{}", base_name(&source))
+            }
+            // cp writes through a link to the file it leads to; mv
+            // replaces the link itself.
+            Some((file, _)) if !moved => file.clone(),
+            _ if moved => self.canonical(to)?,
+            _ => self.new_file(to)?,
+        };
         if dest == source || dest.starts_with(&format!("{source}/")) {
             return Err(format!("{to} is {from} or inside it"));
         }

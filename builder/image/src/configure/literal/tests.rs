@@ -233,3 +233,54 @@ fn paths_airlock_or_the_recipe_writes_are_left_to_them() {
     assert_eq!(done, 0);
     assert_eq!(bytes(&tree, "etc/passwd"), b"root:x:0:0::/root:/bin/sh\n");
 }
+
+#[test]
+fn links_are_followed_as_the_programs_follow_them() {
+    let mut tree = Tree::merged_usr();
+    tree.put("etc/real.conf", file(b"old\n", 0o640)).unwrap();
+    tree.put(
+        "etc/link.conf",
+        Node::new(Kind::Symlink("real.conf".into()), 0o777),
+    )
+    .unwrap();
+    tree.put(
+        "etc/mtab",
+        Node::new(Kind::Symlink("../proc/self/mounts".into()), 0o777),
+    )
+    .unwrap();
+    tree.put("usr/share/p/new.conf", file(b"new\n", 0o644))
+        .unwrap();
+    // cp writes through the link; the link stays.
+    configured(
+        &mut tree,
+        "#!/bin/sh\ncp /usr/share/p/new.conf /etc/link.conf\n",
+    )
+    .unwrap();
+    assert_eq!(bytes(&tree, "etc/real.conf"), b"new\n");
+    assert_eq!(
+        tree.get("etc/real.conf").unwrap().mode,
+        0o640,
+        "cp keeps the mode"
+    );
+    assert!(matches!(
+        tree.get("etc/link.conf").unwrap().kind,
+        Kind::Symlink(_)
+    ));
+    // mv replaces the link itself.
+    configured(
+        &mut tree,
+        "#!/bin/sh\nmv /usr/share/p/new.conf /etc/link.conf\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        tree.get("etc/link.conf").unwrap().kind,
+        Kind::File(_)
+    ));
+    // A link to what the image does not have is not written through.
+    let error = configured(&mut tree, "#!/bin/sh\necho x > /etc/mtab\n").unwrap_err();
+    assert!(error.to_string().contains("not in the image"), "{error}");
+    assert!(matches!(
+        tree.get("etc/mtab").unwrap().kind,
+        Kind::Symlink(_)
+    ));
+}
