@@ -75,6 +75,17 @@ pub(crate) fn put(tree: &mut Tree, path: &str, node: Node) -> Result<(), BuildEr
         })
 }
 
+/// Removes what is at `path` (and below it), turning a tree error into a
+/// build error.
+pub(crate) fn remove(tree: &mut Tree, path: &str) -> Result<(), BuildError> {
+    tree.remove(path)
+        .map(drop)
+        .map_err(|source| BuildError::Tree {
+            package: "airlock".to_owned(),
+            source,
+        })
+}
+
 /// `[firewall]`, `[audit]` and `[agent]`: writes their files and returns
 /// the recipe's `[services]` plus the units they need enabled.
 fn sovereign(

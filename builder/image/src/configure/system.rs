@@ -61,10 +61,7 @@ pub fn configure(tree: &mut Tree, image: &Image) -> Result<(), BuildError> {
             .map(|(name, _)| format!("{dir}/{name}"))
             .collect();
         for key in keys {
-            tree.remove(&key).map_err(|source| BuildError::Tree {
-                package: "airlock".to_owned(),
-                source,
-            })?;
+            super::remove(tree, &key)?;
         }
     }
     Ok(())

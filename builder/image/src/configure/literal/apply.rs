@@ -56,10 +56,7 @@ pub fn remove_scratch(tree: &mut Tree) -> Result<(), BuildError> {
         .map(|(path, _)| path.to_owned())
         .collect();
     for path in scratch {
-        tree.remove(&path).map_err(|source| BuildError::Tree {
-            package: "airlock".to_owned(),
-            source,
-        })?;
+        crate::configure::remove(tree, &path)?;
     }
     Ok(())
 }

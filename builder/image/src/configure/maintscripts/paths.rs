@@ -35,7 +35,12 @@ pub(crate) fn writer(path: &str) -> Option<&'static str> {
 /// module's when every path it changes is one a module writes, done by
 /// [`literal`] when it is exact, a gap when it is not.
 pub(super) fn file_step(command: &Command, step: Result<literal::Op, String>) -> Verdict {
-    let targets = literal::targets(command).unwrap_or_default();
+    // The step read already says what it changes; only a step that was
+    // refused is read again for its paths.
+    let targets: Vec<String> = match &step {
+        Ok(op) => op.targets().into_iter().map(str::to_owned).collect(),
+        Err(_) => literal::targets(command).unwrap_or_default(),
+    };
     if let Some(module) = only_writer(&targets) {
         return Verdict::Native(module);
     }
@@ -51,13 +56,10 @@ pub(super) fn file_step(command: &Command, step: Result<literal::Op, String>) ->
             "on the script's own scratch files, which airlock removes once every step is done",
         );
     }
-    {
-        if let Some(path) = targets.iter().find(|p| writer(p).is_some()) {
-            return Verdict::Unhandled(format!(
-                "{path} is written by airlock's {} module, and the step's other paths are not",
-                writer(path).unwrap_or_default()
-            ));
-        }
+    if let Some((path, module)) = targets.iter().find_map(|p| writer(p).map(|m| (p, m))) {
+        return Verdict::Unhandled(format!(
+            "{path} is written by airlock's {module} module, and the step's other paths are not"
+        ));
     }
     match step {
         Ok(literal::Op::Touch(paths)) if paths.is_empty() => {
