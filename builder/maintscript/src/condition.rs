@@ -46,11 +46,14 @@ const BUILTINS: &[&str] = &[
     "test", "trap", "true", "type", "umask", "unset", "wait",
 ];
 
-fn absolute(path: &str) -> String {
+/// `path` made absolute against the script's working directory; None when
+/// it is relative and the directory is not known.
+pub fn absolute(cwd: Option<&str>, path: &str) -> Option<String> {
     if path.starts_with('/') {
-        path.to_owned()
+        Some(path.to_owned())
     } else {
-        format!("/{path}")
+        let cwd = cwd?.trim_end_matches('/');
+        Some(format!("{cwd}/{path}"))
     }
 }
 
@@ -64,7 +67,9 @@ fn executable(image: &dyn Image, path: &str) -> bool {
 /// function it defined, or an executable on dpkg's PATH in the image.
 pub fn found(image: &dyn Image, name: &str, is_function: bool) -> bool {
     if name.contains('/') {
-        return executable(image, &absolute(name));
+        // A relative name with a slash is rare in maintainer scripts; it
+        // is read against `/`, where dpkg starts them.
+        return absolute(Some("/"), name).is_some_and(|path| executable(image, &path));
     }
     is_function
         || BUILTINS.contains(&name)
@@ -73,8 +78,12 @@ pub fn found(image: &dyn Image, name: &str, is_function: bool) -> bool {
             .any(|dir| executable(image, &format!("{dir}/{name}")))
 }
 
-fn unary(image: &dyn Image, op: &str, operand: &str) -> Status {
-    let path = absolute(operand);
+fn unary(image: &dyn Image, cwd: Option<&str>, op: &str, operand: &str) -> Status {
+    let path = match absolute(cwd, operand) {
+        Some(path) => path,
+        None if matches!(op, "-z" | "-n") => String::new(),
+        None => return Status::Unknown,
+    };
     let stat = || image.stat(&path);
     let result = match op {
         "-z" => operand.is_empty(),
@@ -125,24 +134,25 @@ fn binary(left: &str, op: &str, right: &str) -> Status {
 
 /// `test ARGS` (or `[ ARGS ]` with the `]` removed), by POSIX's rules for
 /// up to four arguments.
-pub fn test(image: &dyn Image, args: &[&str]) -> Status {
+pub fn test(image: &dyn Image, cwd: Option<&str>, args: &[&str]) -> Status {
+    let test = |args: &[&str]| test(image, cwd, args);
     match args {
         [] => Status::False,
         [one] => Status::from_bool(!one.is_empty()),
-        ["!", rest @ ..] if rest.len() <= 2 => test(image, rest).not(),
-        [op, operand] => unary(image, op, operand),
+        ["!", rest @ ..] if rest.len() <= 2 => test(rest).not(),
+        [op, operand] => unary(image, cwd, op, operand),
         [left, op, right] if !matches!(*op, "-a" | "-o") => binary(left, op, right),
-        [left, "-a", right] => and(test(image, &[left]), test(image, &[right])),
-        [left, "-o", right] => or(test(image, &[left]), test(image, &[right])),
-        ["(", inner @ .., ")"] => test(image, inner),
+        [left, "-a", right] => and(test(&[left]), test(&[right])),
+        [left, "-o", right] => or(test(&[left]), test(&[right])),
+        ["(", inner @ .., ")"] => test(inner),
         // More arguments: XSI's `-a` and `-o`, `-a` binding tighter. An
         // operator can only stand where an operand ended, which the
         // shorter forms above already read; past four arguments it is the
         // first `-o`, else the first `-a`, that splits.
         _ => match split_at(args, "-o") {
-            Some((left, right)) => or(test(image, left), test(image, right)),
+            Some((left, right)) => or(test(left), test(right)),
             None => match split_at(args, "-a") {
-                Some((left, right)) => and(test(image, left), test(image, right)),
+                Some((left, right)) => and(test(left), test(right)),
                 None => Status::Unknown,
             },
         },
@@ -240,7 +250,7 @@ mod tests {
 
     #[test]
     fn tests_follow_posix_and_the_image() {
-        let t = |args: &[&str]| test(&Fake, args);
+        let t = |args: &[&str]| test(&Fake, Some("/"), args);
         assert_eq!(t(&["-x", "/usr/sbin/adduser"]), Status::True);
         assert_eq!(t(&["-x", "/etc/default/x"]), Status::False);
         assert_eq!(t(&["-s", "/etc/default/x"]), Status::False);

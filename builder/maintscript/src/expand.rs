@@ -46,8 +46,11 @@ pub struct Scope<'a> {
     /// until it does, on a fresh install no diversion exists.
     pub diverted: std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<String>>>,
     /// The image, for the substitutions that only look at it
-    /// (`readlink`).
+    /// (`readlink`) and for globs.
     pub image: Option<Images<'a>>,
+    /// The working directory (dpkg runs a script in `/`; `cd` changes
+    /// it); None once it is not known.
+    pub cwd: Option<String>,
 }
 
 /// The image a scope's substitutions look at.
@@ -247,7 +250,7 @@ impl Scope<'_> {
             return unknown();
         }
         if pieces.iter().any(|p| !p.quoted && is_glob(&p.text)) {
-            return unknown();
+            return self.glob(&pieces).unwrap_or_else(unknown);
         }
         let mut fields = Vec::new();
         let mut current: Option<String> = None;
@@ -271,6 +274,51 @@ impl Scope<'_> {
         }
         fields.extend(current.map(Arg::Known));
         fields
+    }
+
+    /// A word with an unquoted pattern, expanded as the shell does against
+    /// the image: the names in its directory that match, sorted, or the
+    /// word itself when none does. Only the last part of the path may be a
+    /// pattern, and a word whose unquoted text has spaces is not read
+    /// (None: not known).
+    fn glob(&self, pieces: &[Piece]) -> Option<Vec<Arg>> {
+        let image = self.image?;
+        let chars: Vec<(char, bool)> = pieces
+            .iter()
+            .flat_map(|p| p.text.chars().map(move |c| (c, p.quoted)))
+            .collect();
+        let special = |(c, quoted): &(char, bool)| !quoted && matches!(c, '*' | '?' | '[');
+        if chars.iter().any(|(c, quoted)| !quoted && c.is_whitespace()) {
+            return None;
+        }
+        let split = chars
+            .iter()
+            .rposition(|(c, _)| *c == '/')
+            .map_or(0, |i| i + 1);
+        let (dir, name) = chars.split_at(split);
+        if dir.iter().any(special) {
+            return None;
+        }
+        let dir: String = dir.iter().map(|(c, _)| c).collect();
+        let listed = match dir.trim_end_matches('/') {
+            "" if dir.is_empty() => self.cwd.clone()?,
+            "" => "/".to_owned(),
+            parent => crate::condition::absolute(self.cwd.as_deref(), parent)?,
+        };
+        let pattern: Vec<(String, bool)> = name.iter().map(|(c, q)| (c.to_string(), *q)).collect();
+        let hidden = name.first().is_some_and(|(c, _)| *c == '.');
+        let mut found: Vec<String> = image
+            .0
+            .list(&listed)?
+            .into_iter()
+            .filter(|n| (hidden || !n.starts_with('.')) && matches(n, &pattern))
+            .map(|n| format!("{dir}{n}"))
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            found.push(chars.iter().map(|(c, _)| c).collect());
+        }
+        Some(found.into_iter().map(Arg::Known).collect())
     }
 
     /// The word as one value, the way an assignment or a `case` subject is

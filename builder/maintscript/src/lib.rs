@@ -119,6 +119,18 @@ pub trait Image {
         let _ = path;
         None
     }
+    /// The names in the directory at `path` (absolute), for globs; None
+    /// when the image cannot say (the glob is then not known).
+    fn list(&self, path: &str) -> Option<Vec<String>> {
+        let _ = path;
+        None
+    }
+    /// Whether some package of the image ships `path` (absolute, as its
+    /// file list has it), for `dpkg-query -S`; None when not known.
+    fn shipped(&self, path: &str) -> Option<bool> {
+        let _ = path;
+        None
+    }
     /// The value of the package's debconf question `question` as the
     /// script finds it: its template's default, or what the package's
     /// config script set; None when not known.

@@ -98,6 +98,7 @@ impl<'a> Walker<'a> {
                 scratch: Default::default(),
                 diverted: Default::default(),
                 image: Some(crate::expand::Images(image)),
+                cwd: Some("/".to_owned()),
             },
             functions: BTreeMap::new(),
             maybe: 0,

@@ -533,3 +533,98 @@ fn a_loop_over_seq_is_unrolled() {
         "no /etc/h.N: no copy"
     );
 }
+
+/// An image with a dpkg database directory and the biarch links, for the
+/// working directory, globs and `dpkg-query -S`.
+struct Database;
+impl Image for Database {
+    fn stat(&self, path: &str) -> Option<Stat> {
+        let kind = match path {
+            "/var/lib/dpkg" | "/var/lib/dpkg/info" | "/var/lib/dpkg/alternatives" | "/lib64" => {
+                Kind::Dir
+            }
+            "/var/lib/dpkg/status" | "/var/lib/dpkg/stray" | "/etc/p.conf" => Kind::File,
+            _ => return None,
+        };
+        Some(Stat {
+            kind,
+            mode: 0o755,
+            size: 1,
+        })
+    }
+
+    fn is_symlink(&self, _: &str) -> bool {
+        false
+    }
+
+    fn list(&self, path: &str) -> Option<Vec<String>> {
+        match path {
+            "/var/lib/dpkg" => Some(
+                ["status", "info", "alternatives", "stray", ".hidden"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+            "/etc" => Some(vec!["p.conf".to_owned(), "q.txt".to_owned()]),
+            "/empty" => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    fn shipped(&self, path: &str) -> Option<bool> {
+        Some(path == "/lib64")
+    }
+}
+
+#[test]
+fn the_working_directory_globs_and_file_lists_decide_conditions() {
+    // dpkg's fixup of misplaced alternatives: in a subshell, `cd` to the
+    // database and test each file it has, by name.
+    let script = "#!/bin/sh\nfix() (\n  cd /var/lib/dpkg\n  for file in *; do\n    if ! [ -f \"$file\" ]; then\n      continue\n    fi\n    case \"$file\" in\n    status) continue ;;\n    esac\n    mv \"$file\" \"alternatives/$file\"\n  done\n)\nfix\n[ -f status ] && touch /root-status\nchmod 600 /etc/*.conf /empty/*\nfor dir in /lib64 /lib32; do\n  [ -e \"$dir\" ] || continue\n  if ! dpkg-query -S $dir >/dev/null 2>&1; then\n    rm -v $dir\n  fi\ndone\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    assert!(walked.unreadable.is_empty(), "{:?}", walked.unreadable);
+    let steps: Vec<(Vec<&str>, bool)> = walked
+        .invocations
+        .iter()
+        .filter(|i| i.name() != Some("dpkg-query"))
+        .map(|i| (i.known_words().unwrap_or_default(), i.conditional))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            // Only the one file that is neither a directory nor `status`;
+            // hidden names are not globbed.
+            (vec!["mv", "stray", "alternatives/stray"], false),
+            // The subshell's `cd` ended with it: `status` is /status again.
+            // A pattern nothing matches stays as written.
+            (vec!["chmod", "600", "/etc/p.conf", "/empty/*"], false),
+        ],
+        "{:?}",
+        walked.invocations
+    );
+    // /lib64 is in a file list, /lib32 is not in the image: no rm.
+    assert_eq!(
+        walked
+            .invocations
+            .iter()
+            .filter(|i| i.name() == Some("dpkg-query"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_working_directory_not_known_leaves_relative_tests_unknown() {
+    let script = "#!/bin/sh\ncd \"$1\"\nif [ -f status ]; then\n  touch /x\nfi\nfor f in *; do\n  touch \"/y/$f\"\ndone\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    let touch = walked
+        .invocations
+        .iter()
+        .find(|i| i.name() == Some("touch"))
+        .expect("the touch is walked");
+    assert!(touch.conditional, "{touch:?}");
+    assert!(
+        walked.invocations.iter().any(|i| i.known_words().is_none()),
+        "the glob in an unknown directory is not known: {:?}",
+        walked.invocations
+    );
+}

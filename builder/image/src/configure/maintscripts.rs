@@ -532,6 +532,9 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     let mut gaps = Vec::new();
     for (package, command) in scripts.iter() {
         if let Verdict::Unhandled(why) = classify(tree, package, command) {
+            if removes_nothing(tree, scripts, command) {
+                continue;
+            }
             let run = command.words.join(" ");
             let run = (!command.expands
                 && one_line(&run) != one_line(&command.text)
@@ -565,6 +568,40 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     // A function called several times shows the same step once.
     gaps.dedup();
     gaps
+}
+
+/// Whether `command` is an `rm` (under a condition the walk cannot decide)
+/// of paths the image does not have and no other step of any script
+/// names: it changes nothing whether or not it runs (libc6's `rm -f
+/// /etc/ld.so.nohwcap`).
+fn removes_nothing(tree: &Tree, scripts: &Scripts, command: &Command) -> bool {
+    if command.name().rsplit('/').next() != Some("rm") || !command.writes.is_empty() {
+        return false;
+    }
+    let Some(targets) = literal::targets(command).filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let absent = |path: &str| {
+        airlock_tree::normalize_lexically(path.trim_start_matches('/')).is_some_and(|path| {
+            tree.lookup(&path).is_none()
+                && tree
+                    .canonical(&path)
+                    .is_ok_and(|canonical| tree.get(&canonical).is_none())
+        })
+    };
+    let named_elsewhere = |path: &str| {
+        scripts.iter().any(|(_, other)| {
+            other.name().rsplit('/').next() != Some("rm")
+                && other
+                    .words
+                    .iter()
+                    .chain(&other.writes)
+                    .any(|word| word.contains(path))
+        })
+    };
+    targets
+        .iter()
+        .all(|path| path.starts_with('/') && absent(path) && !named_elsewhere(path))
 }
 
 /// Checks the scripts against the recipe's acknowledgements: fails on a
@@ -696,6 +733,17 @@ mod tests {
             "openssh-server postinst line 9: `frobnicate --all /etc/ssh`: a command airlock \
              does not do natively"
         );
+    }
+
+    #[test]
+    fn a_removal_of_what_the_image_lacks_is_no_gap_even_under_a_condition() {
+        let tree = tree();
+        let postinst = "#!/bin/sh\nif [ \"$(cat /etc/x)\" = y ]; then\n  rm -f /etc/ld.so.nohwcap\n  rm -f /usr/lib/systemd/system/ssh.service\n  rm -f /etc/made\nfi\ntouch /etc/made\n";
+        let scripts = walked("libc6", postinst);
+        let gaps: Vec<usize> = gaps(&tree, &scripts).iter().map(|g| g.line).collect();
+        // Line 3 removes nothing; line 4 removes a file the image has and
+        // line 5 one that line 7 makes.
+        assert_eq!(gaps, [4, 5]);
     }
 
     #[test]

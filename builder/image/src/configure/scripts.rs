@@ -5,7 +5,7 @@
 //! with its package, script and line, for the native modules to do and
 //! for [`super::maintscripts`] to account for, one by one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use airlock_maintscript::{Arg, Image, Phase, Stat, Unreadable};
 use airlock_store::Store;
@@ -94,10 +94,20 @@ impl Scripts {
     }
 }
 
-/// The tree as the scripts' file tests see it, the store its files'
-/// bytes are in (for the shell libraries scripts source), and the values
-/// of the package's debconf questions.
-struct TreeImage<'a>(&'a Tree, Option<&'a Store>, &'a BTreeMap<String, String>);
+/// The image as a script's walk sees it.
+#[derive(Clone, Copy)]
+struct TreeImage<'a> {
+    /// The tree, for the scripts' file tests and globs.
+    tree: &'a Tree,
+    /// The store its files' bytes are in (for the shell libraries scripts
+    /// source).
+    blobs: Option<&'a Store>,
+    /// The values of the package's debconf questions.
+    debconf: &'a BTreeMap<String, String>,
+    /// Every path the packages' file lists have (`/usr/bin/dpkg`, `/lib64`),
+    /// for `dpkg-query -S`; None when not known.
+    shipped: Option<&'a BTreeSet<String>>,
+}
 
 /// The defaults of a debconf `templates` file: `Template:` and `Default:`
 /// of each stanza.
@@ -133,12 +143,12 @@ impl Image for TreeImage<'_> {
             });
         }
         let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
-        let (_, node) = self.0.lookup(&path)?;
+        let (_, node) = self.tree.lookup(&path)?;
         let (kind, size) = match &node.kind {
             Kind::Directory => (airlock_maintscript::Kind::Dir, 0),
             Kind::File(content) => (airlock_maintscript::Kind::File, content.size()),
             Kind::Hardlink(target) => {
-                let size = match self.0.get(target).map(|n| &n.kind) {
+                let size = match self.tree.get(target).map(|n| &n.kind) {
                     Some(Kind::File(content)) => content.size(),
                     _ => 0,
                 };
@@ -155,21 +165,21 @@ impl Image for TreeImage<'_> {
 
     fn is_symlink(&self, path: &str) -> bool {
         airlock_tree::normalize_lexically(path.trim_start_matches('/'))
-            .and_then(|path| self.0.canonical(&path).ok())
-            .and_then(|path| self.0.get(&path))
+            .and_then(|path| self.tree.canonical(&path).ok())
+            .and_then(|path| self.tree.get(&path))
             .is_some_and(|node| matches!(node.kind, Kind::Symlink(_)))
     }
 
     fn read(&self, path: &str) -> Option<String> {
         let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
-        let (_, node) = self.0.lookup(&path)?;
+        let (_, node) = self.tree.lookup(&path)?;
         let Kind::File(content) = &node.kind else {
             return None;
         };
         if content.size() > MAX_LIBRARY {
             return None;
         }
-        let bytes = match (content, self.1) {
+        let bytes = match (content, self.blobs) {
             (airlock_tree::Content::Inline(bytes), _) => bytes.clone(),
             (content, Some(blobs)) => super::read_content(blobs, content).ok()?,
             (_, None) => return None,
@@ -179,8 +189,8 @@ impl Image for TreeImage<'_> {
 
     fn readlink(&self, path: &str) -> Option<String> {
         let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
-        let canonical = self.0.canonical(&path).ok()?;
-        match &self.0.get(&canonical)?.kind {
+        let canonical = self.tree.canonical(&path).ok()?;
+        match &self.tree.get(&canonical)?.kind {
             Kind::Symlink(target) => Some(target.clone()),
             _ => None,
         }
@@ -188,15 +198,35 @@ impl Image for TreeImage<'_> {
 
     fn canonical(&self, path: &str) -> Option<String> {
         let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
-        let canonical = match self.0.lookup(&path) {
+        let canonical = match self.tree.lookup(&path) {
             Some((canonical, _)) => canonical,
-            None => self.0.canonical(&path).ok()?,
+            None => self.tree.canonical(&path).ok()?,
         };
         Some(format!("/{canonical}"))
     }
 
+    fn list(&self, path: &str) -> Option<Vec<String>> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let (dir, node) = self.tree.lookup(&path)?;
+        if !matches!(node.kind, Kind::Directory) {
+            return None;
+        }
+        Some(
+            self.tree
+                .children(&dir)
+                .into_iter()
+                .map(|(name, _)| name.to_owned())
+                .collect(),
+        )
+    }
+
+    fn shipped(&self, path: &str) -> Option<bool> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        Some(self.shipped?.contains(&format!("/{path}")))
+    }
+
     fn debconf(&self, question: &str) -> Option<String> {
-        self.2.get(question).cloned()
+        self.debconf.get(question).cloned()
     }
 }
 
@@ -216,20 +246,23 @@ pub fn walk(
     phase: Phase,
     script: &str,
 ) -> Result<(Vec<Command>, Vec<Unreadable>), BuildError> {
-    walk_asked(tree, blobs, package, &BTreeMap::new(), phase, script).map(|(c, u, _)| (c, u))
+    let image = TreeImage {
+        tree,
+        blobs,
+        debconf: &BTreeMap::new(),
+        shipped: None,
+    };
+    walk_asked(image, package, phase, script).map(|(c, u, _)| (c, u))
 }
 
 /// [`walk`] with the values of the package's debconf questions; also
 /// returns the questions the script set.
 fn walk_asked(
-    tree: &Tree,
-    blobs: Option<&Store>,
+    image: TreeImage,
     package: &str,
-    debconf: &BTreeMap<String, String>,
     phase: Phase,
     script: &str,
 ) -> Result<Walked, BuildError> {
-    let image = TreeImage(tree, blobs, debconf);
     let walk = airlock_maintscript::walk(script, phase, package, &image).map_err(|error| {
         BuildError::Package {
             package: package.to_owned(),
@@ -280,11 +313,7 @@ type Walked = (
 /// by what the config script sets (a value the walk cannot know is
 /// dropped, so the scripts see it as unknown). The config script's own
 /// commands only ask questions (Debian policy), and are not steps.
-fn questions(
-    tree: &Tree,
-    blobs: &Store,
-    package: &crate::extract::Unpacked,
-) -> BTreeMap<String, String> {
+fn questions(image: TreeImage, package: &crate::extract::Unpacked) -> BTreeMap<String, String> {
     let text = |name: &str| {
         package
             .control_files
@@ -294,10 +323,11 @@ fn questions(
     let mut values = text("templates").map(debconf_defaults).unwrap_or_default();
     if let Some(config) = text("config")
         && let Ok((_, _, set)) = walk_asked(
-            tree,
-            Some(blobs),
+            TreeImage {
+                debconf: &values,
+                ..image
+            },
             &package.name,
-            &values,
             Phase::Config,
             config,
         )
@@ -317,8 +347,21 @@ fn questions(
 /// be read at all is one entry of `unreadable`.
 pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -> Scripts {
     let mut scripts = Scripts::default();
+    let shipped: BTreeSet<String> = packages
+        .iter()
+        .flat_map(|package| &package.entries)
+        .filter(|(entry, _)| !entry.path.is_empty())
+        .map(|(entry, _)| format!("/{}", entry.path))
+        .collect();
+    let empty = BTreeMap::new();
+    let image = TreeImage {
+        tree,
+        blobs: Some(blobs),
+        debconf: &empty,
+        shipped: Some(&shipped),
+    };
     for package in packages {
-        let debconf = questions(tree, blobs, package);
+        let debconf = questions(image, package);
         for phase in [Phase::Preinst, Phase::Postinst] {
             let Some(bytes) = package.control_files.get(phase.script()) else {
                 continue;
@@ -326,8 +369,16 @@ pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -
             // A script that is not text or not shell is a gap like any
             // other step airlock cannot read: nothing of it is done.
             let walked = match std::str::from_utf8(bytes) {
-                Ok(text) => walk_asked(tree, Some(blobs), &package.name, &debconf, phase, text)
-                    .map(|(c, u, _)| (c, u)),
+                Ok(text) => walk_asked(
+                    TreeImage {
+                        debconf: &debconf,
+                        ..image
+                    },
+                    &package.name,
+                    phase,
+                    text,
+                )
+                .map(|(c, u, _)| (c, u)),
                 Err(_) => Err(BuildError::Package {
                     package: package.name.clone(),
                     message: format!("{} is not UTF-8 text", phase.script()),

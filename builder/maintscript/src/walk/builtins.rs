@@ -4,6 +4,22 @@
 
 use super::*;
 
+/// `path` (absolute) with `.`, `..` and repeated slashes resolved
+/// lexically; None if it climbs above `/`.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
 impl Walker<'_> {
     /// Interprets `name` when it is one of these builtins: the flow it
     /// leads to, or None to go on (a function call, or a recorded command).
@@ -74,7 +90,7 @@ impl Walker<'_> {
                             }
                             args.pop();
                         }
-                        condition::test(self.image, &args)
+                        condition::test(self.image, self.scope.cwd.as_deref(), &args)
                     }
                     None => Status::Unknown,
                 };
@@ -93,6 +109,7 @@ impl Walker<'_> {
                     return Some(flow);
                 }
             }
+            "cd" => return Some(Flow::Next(self.cd(args))),
             "eval" => {
                 self.unreadable(
                     line,
@@ -119,14 +136,51 @@ impl Walker<'_> {
         None
     }
 
+    /// `cd DIR`: the new working directory when DIR is known and the
+    /// image has it (a subshell's `cd` ends with the subshell); else the
+    /// directory is no longer known.
+    fn cd(&mut self, args: &[Arg]) -> Status {
+        let dir = match Self::known(args).as_deref() {
+            Some([dir]) if !dir.starts_with('-') => {
+                condition::absolute(self.scope.cwd.as_deref(), dir).and_then(|dir| normalize(&dir))
+            }
+            _ => None,
+        };
+        let is_dir = |dir: &str| {
+            self.image
+                .stat(dir)
+                .is_some_and(|stat| stat.kind == crate::Kind::Dir)
+        };
+        match dir {
+            Some(dir) if is_dir(&dir) => {
+                self.scope.cwd = Some(dir);
+                Status::True
+            }
+            _ => {
+                self.scope.cwd = None;
+                Status::Unknown
+            }
+        }
+    }
+
     /// The status of the command just recorded, where a fresh install
     /// decides it: `dpkg-statoverride --list PATH` fails (no override
-    /// exists yet) unless this script added one for PATH before.
+    /// exists yet) unless this script added one for PATH before, and
+    /// `dpkg-query -S PATH` succeeds when a package's file list has PATH.
     pub(super) fn fresh_status(&self) -> Status {
         let Some((last, before)) = self.out.invocations.split_last() else {
             return Status::Unknown;
         };
         let words = last.known_words().unwrap_or_default();
+        if let ["dpkg-query", "-S" | "--search", path] = words.as_slice()
+            && path.starts_with('/')
+            && !path.contains(['*', '?', '[', '\\'])
+        {
+            return match self.image.shipped(path) {
+                Some(shipped) => Status::from_bool(shipped),
+                None => Status::Unknown,
+            };
+        }
         let ["dpkg-statoverride", args @ ..] = words.as_slice() else {
             return Status::Unknown;
         };
