@@ -349,11 +349,70 @@ fn unknown_one(word: &str) -> impl Fn() -> Arg + '_ {
 }
 
 impl Scope<'_> {
+    /// `echo WORDS | cut -d C -f N`: the N-th field of the echoed line
+    /// (the whole line when it has no C), as dh_nginx's scripts split
+    /// `FROM:TO` pairs. Any other pipeline is not known.
+    fn pipeline(&self, left: &str, right: &str) -> Option<String> {
+        if right.starts_with('|') || right.contains('|') {
+            return None;
+        }
+        let words = |text: &str| -> Option<Vec<String>> {
+            text.split_whitespace()
+                .map(|word| self.single(word).known().map(str::to_owned))
+                .collect()
+        };
+        let (left, right) = (words(left)?, words(right)?);
+        let left: Vec<&str> = left.iter().map(String::as_str).collect();
+        let ["echo", echoed @ ..] = left.as_slice() else {
+            return None;
+        };
+        let line = echoed.join(" ");
+        let mut args = right.iter().map(String::as_str);
+        if args.next() != Some("cut") {
+            return None;
+        }
+        let (mut delimiter, mut field) = (None, None);
+        while let Some(arg) = args.next() {
+            let value = |flag: &str| -> Option<String> {
+                match arg.strip_prefix(flag) {
+                    Some("") => None,
+                    Some(rest) => Some(rest.to_owned()),
+                    None => None,
+                }
+            };
+            if arg == "-d" {
+                delimiter = Some(args.next()?.to_owned());
+            } else if arg == "-f" {
+                field = Some(args.next()?.parse::<usize>().ok()?);
+            } else if let Some(d) = value("-d") {
+                delimiter = Some(d);
+            } else if let Some(f) = value("-f") {
+                field = Some(f.parse::<usize>().ok()?);
+            } else {
+                return None;
+            }
+        }
+        let delimiter = delimiter.filter(|d| d.chars().count() == 1)?;
+        let field = field.filter(|&f| f > 0)?;
+        if !line.contains(&delimiter) {
+            return Some(line);
+        }
+        Some(
+            line.split(&delimiter)
+                .nth(field - 1)
+                .unwrap_or("")
+                .to_owned(),
+        )
+    }
+
     /// The output of a command substitution whose value is known without
     /// running anything: `dpkg-divert --truename PATH`, `dirname PATH`,
     /// `basename PATH`, and `mktemp` (below). Each word may be quoted and
     /// hold variables.
     fn substitution(&self, command: &str) -> Option<String> {
+        if let Some((left, right)) = command.split_once('|') {
+            return self.pipeline(left, right);
+        }
         let words: Vec<String> = command
             .split_whitespace()
             .map(|word| self.single(word).known().map(str::to_owned))

@@ -37,7 +37,7 @@ mod condition;
 mod expand;
 mod walk;
 
-pub use expand::{Arg, SCRATCH};
+pub use expand::{Arg, SCRATCH, matches};
 
 /// Which maintainer script, and so the arguments dpkg runs it with for a
 /// fresh install.

@@ -13,12 +13,11 @@
 //!   exactly (a word whose value the walk does not know, an option it does
 //!   not know).
 //!
-//! Every unhandled step is a note of the build report naming the package,
-//! the script, the line and the command; the recipe's `[packages]
-//! acknowledge` names a package with the reason its steps do not matter,
-//! and the note says so. Nothing is skipped silently. Once airlock does the
-//! file-system steps of the base packages natively ([`STRICT`]), an
-//! unacknowledged step fails the build instead.
+//! An unhandled step fails the build ([`STRICT`]), naming the package, the
+//! script, the line and the command, unless the recipe's `[packages]
+//! acknowledge` names the package with the reason its steps do not matter;
+//! each acknowledged step is then a note of the build report that says so.
+//! Nothing is skipped silently.
 
 use std::collections::BTreeMap;
 
@@ -90,10 +89,9 @@ const OUTPUT: &[&str] = &[
     "echo", "printf", "true", "false", ":", "sleep", "logger", "cat",
 ];
 
-/// Whether a unhandled step fails the build. Off until airlock does the
-/// literal file-system steps of the base packages (`mkdir`, `chown`, …)
-/// natively; until then each is a note.
-pub const STRICT: bool = false;
+/// Whether an unhandled step the recipe does not acknowledge fails the
+/// build (else it is only a note).
+pub const STRICT: bool = true;
 
 mod paths;
 use paths::file_step;
@@ -259,6 +257,7 @@ fn native_step(
             ));
         }
         "depmod" => return Some(Verdict::Native("modules (depmod's indexes)")),
+        "ldconfig" => return Some(ldconfig(args)),
         _ => {}
     }
     None
@@ -339,18 +338,15 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
             ));
         }
         "journalctl" if args.contains(&"--update-catalog") => {
-            return Some(unit_at_boot(
-                tree,
-                "systemd-journal-catalog-update.service",
-                "systemd-journal-catalog-update.service builds the catalog at first boot",
+            return Some(Verdict::Native(
+                "caches (the journal's catalog, /var/lib/systemd/catalog/database)",
             ));
         }
-        "systemd-hwdb" | "udevadm" if args.contains(&"update") || args.contains(&"hwdb") => {
-            return Some(unit_at_boot(
-                tree,
-                "systemd-hwdb-update.service",
-                "systemd-hwdb-update.service builds hwdb.bin at first boot",
-            ));
+        "systemd-hwdb" if args.contains(&"update") => {
+            return Some(Verdict::Native("caches (udev's hwdb.bin)"));
+        }
+        "udevadm" if args.contains(&"hwdb") && args.contains(&"--update") => {
+            return Some(Verdict::Native("caches (udev's hwdb.bin)"));
         }
         "augenrules" => {
             return Some(unit_at_boot(
@@ -437,6 +433,29 @@ fn hooks(tree: &Tree, native: &'static str, no_hooks: bool) -> Verdict {
     } else {
         Verdict::Native(native)
     }
+}
+
+/// `ldconfig` on the image's root: native (the cache and the soname
+/// links); one that only prints is inert; other options are not read.
+fn ldconfig(args: &[&str]) -> Verdict {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "-v" | "--verbose" | "-X" => {}
+            "-r" => {
+                if !matches!(rest.next(), Some(&"/" | &"")) {
+                    return Verdict::Unhandled("ldconfig on another root".to_owned());
+                }
+            }
+            "-p" | "--print-cache" => return Verdict::Inert("only prints the cache"),
+            other => {
+                return Verdict::Unhandled(format!(
+                    "ldconfig {other}: an option airlock does not read"
+                ));
+            }
+        }
+    }
+    Verdict::Native("caches (ld.so.cache and the soname links ldconfig makes)")
 }
 
 /// At boot, if the image has the unit that does it.
@@ -747,14 +766,20 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_is_a_note_and_an_acknowledged_gap_says_why() {
+    fn a_gap_fails_the_build_and_an_acknowledged_gap_is_a_note_that_says_why() {
         let tree = tree();
         let scripts = walked("openssh-server", POSTINST);
-        let notes = account(&tree, &scripts, &["openssh-server"], &BTreeMap::new()).unwrap();
-        assert_eq!(notes.len(), 1);
+        let error = account(&tree, &scripts, &["openssh-server"], &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(
-            notes[0].starts_with("maintainer script step not done: openssh-server postinst line 9"),
-            "{notes:?}"
+            error.contains("1 maintainer-script step(s) airlock does not do natively")
+                && error.contains(
+                    "openssh-server postinst line 9: `frobnicate --all /etc/ssh`: a command \
+                     airlock does not do natively"
+                )
+                && error.contains("acknowledge = { \"openssh-server\" = "),
+            "{error}"
         );
         let acknowledge = BTreeMap::from([(
             "openssh-server".parse().unwrap(),

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod agent;
 pub mod alternatives;
 pub mod audit;
+pub mod caches;
 pub mod capabilities;
 pub mod certificates;
 pub mod defaults;
@@ -213,6 +214,7 @@ pub fn configure(
     shells::configure(tree, blobs)?;
     ucf::configure(tree, blobs, &scripts.commands)?;
     certificates::configure(tree, blobs, added)?;
+    caches::configure(tree, blobs, packages)?;
     let (first_boot, off) = firstboot::configure(tree, &recipe.services)?;
     notes.extend(off);
     let kernels = modules::configure(tree, blobs)?;
