@@ -51,6 +51,12 @@ pub struct Scope<'a> {
     /// The working directory (dpkg runs a script in `/`; `cd` changes
     /// it); None once it is not known.
     pub cwd: Option<String>,
+    /// The directories the commands recorded so far name paths in (the
+    /// empty string: a command with a word not known, which may name any):
+    /// a glob in one of them is not known, for the command may have made
+    /// or removed what it would match (fail2ban's `touch $LOG` before
+    /// `chown … ${LOG}*`).
+    pub touched: std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<String>>>,
 }
 
 /// The image a scope's substitutions look at.
@@ -305,6 +311,16 @@ impl Scope<'_> {
             "" => "/".to_owned(),
             parent => crate::condition::absolute(self.cwd.as_deref(), parent)?,
         };
+        let canonical = |dir: &str| image.0.canonical(dir).unwrap_or_else(|| dir.to_owned());
+        let here = canonical(&listed);
+        if self
+            .touched
+            .borrow()
+            .iter()
+            .any(|dir| dir.is_empty() || *dir == listed || canonical(dir) == here)
+        {
+            return None;
+        }
         let pattern: Vec<(String, bool)> = name.iter().map(|(c, q)| (c.to_string(), *q)).collect();
         let hidden = name.first().is_some_and(|(c, _)| *c == '.');
         let mut found: Vec<String> = image

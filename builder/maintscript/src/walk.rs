@@ -99,6 +99,7 @@ impl<'a> Walker<'a> {
                 diverted: Default::default(),
                 image: Some(crate::expand::Images(image)),
                 cwd: Some("/".to_owned()),
+                touched: Default::default(),
             },
             functions: BTreeMap::new(),
             maybe: 0,
@@ -579,6 +580,7 @@ impl<'a> Walker<'a> {
         {
             self.scope.diverted.borrow_mut().insert(path);
         }
+        self.touch(&words, &io.writes);
         self.out.invocations.push(Invocation {
             line: self.sourced.or(line).unwrap_or(self.line),
             text,

@@ -573,6 +573,23 @@ impl Image for Database {
     fn shipped(&self, path: &str) -> Option<bool> {
         Some(path == "/lib64")
     }
+
+    fn read(&self, path: &str) -> Option<String> {
+        (path == "/etc/p.conf").then(|| "x\n".to_owned())
+    }
+}
+
+#[test]
+fn cmp_and_md5sum_checks_are_decided_by_the_image() {
+    let script = "#!/bin/sh\nif cmp -s /usr/share/nope /etc/p.conf; then\n  touch /a\nfi\nif ! md5sum --status --ignore-missing -c <<EOF\n401b30e3b8b5d629635a5c613cdb7919  /etc/p.conf\n00000000000000000000000000000000  /etc/missing\nEOF\nthen\n  touch /b\nfi\nif md5sum --status -c <<EOF\nffffffffffffffffffffffffffffffff  /etc/p.conf\nEOF\nthen\n  touch /c\nfi\ncmp -s /etc/p.conf /etc/p.conf && touch /d\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    let touched: Vec<(Vec<&str>, bool)> = walked
+        .invocations
+        .iter()
+        .filter(|i| i.name() == Some("touch"))
+        .map(|i| (i.known_words().unwrap_or_default(), i.conditional))
+        .collect();
+    assert_eq!(touched, vec![(vec!["touch", "/d"], false)]);
 }
 
 #[test]
@@ -614,6 +631,17 @@ fn the_working_directory_globs_and_file_lists_decide_conditions() {
 
 #[test]
 fn a_working_directory_not_known_leaves_relative_tests_unknown() {
+    // A glob in a directory an earlier step names is not known either: the
+    // step may have made what it would match.
+    let touched = "#!/bin/sh\nLOG=/etc/p.log\ntouch $LOG\nchmod 640 ${LOG}* /var/lib/dpkg/s*\n";
+    let walked = walk(touched, Phase::Postinst, "p", &Database).unwrap();
+    let chmod = &walked.invocations[1];
+    assert_eq!(
+        chmod.words[3],
+        Arg::Known("/var/lib/dpkg/status".to_owned())
+    );
+    assert_eq!(chmod.words[4], Arg::Known("/var/lib/dpkg/stray".to_owned()));
+    assert!(chmod.words[2].known().is_none(), "{chmod:?}");
     let script = "#!/bin/sh\ncd \"$1\"\nif [ -f status ]; then\n  touch /x\nfi\nfor f in *; do\n  touch \"/y/$f\"\ndone\n";
     let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
     let touch = walked

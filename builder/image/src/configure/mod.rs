@@ -211,7 +211,7 @@ pub fn configure(
     )?);
     system::configure(tree, &recipe.image)?;
     pam::configure(tree, blobs)?;
-    shells::configure(tree, blobs)?;
+    shells::configure(tree, blobs, &scripts.commands)?;
     ucf::configure(tree, blobs, &scripts.commands)?;
     certificates::configure(tree, blobs, added)?;
     caches::configure(tree, blobs, packages)?;

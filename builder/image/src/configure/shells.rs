@@ -5,6 +5,9 @@
 //! when a symlinked directory leads to it (/bin/sh and /usr/bin/sh on a
 //! merged /usr), added once. /var/lib/shells.state records the packaged
 //! shells, so update-shells on the running system keeps local edits.
+//! Then each `add-shell SHELL…` of the postinsts (tmux's), in package
+//! order, appends every SHELL and its resolved path that /etc/shells does
+//! not list yet, as add-shell does.
 
 use airlock_store::Store;
 use airlock_tree::Tree;
@@ -69,7 +72,11 @@ pub fn render(tree: &Tree, template: &str, packaged: &[String]) -> (String, Stri
 /// Writes /etc/shells and /var/lib/shells.state when the image has
 /// debianutils' template and no /etc/shells of its own (from the recipe's
 /// files).
-pub fn configure(tree: &mut Tree, blobs: &Store) -> Result<(), BuildError> {
+pub fn configure(
+    tree: &mut Tree,
+    blobs: &Store,
+    commands: &std::collections::BTreeMap<String, Vec<super::scripts::Command>>,
+) -> Result<(), BuildError> {
     if tree.lookup("etc/shells").is_some() {
         return Ok(());
     }
@@ -85,10 +92,29 @@ pub fn configure(tree: &mut Tree, blobs: &Store) -> Result<(), BuildError> {
             }
         }
     }
-    let (etc, state) = render(tree, &String::from_utf8_lossy(&template), &packaged);
+    let (mut etc, state) = render(tree, &String::from_utf8_lossy(&template), &packaged);
+    let added = commands
+        .values()
+        .flatten()
+        .filter(|c| c.script == "postinst" && c.name().rsplit('/').next() == Some("add-shell"))
+        .flat_map(|c| c.words.iter().skip(1));
+    for shell in added {
+        add(tree, &mut etc, shell);
+    }
     put(tree, "etc/shells", generated(etc, 0o644))?;
     put(tree, "var/lib/shells.state", generated(state, 0o644))?;
     Ok(())
+}
+
+/// `add-shell SHELL`: SHELL and its resolved path, each unless listed.
+fn add(tree: &Tree, etc: &mut String, shell: &str) {
+    let real = resolved(tree, shell);
+    for shell in std::iter::once(shell).chain(real.as_deref()) {
+        if !etc.lines().any(|line| line == shell) {
+            etc.push_str(shell);
+            etc.push('\n');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +137,10 @@ mod tests {
             "# /etc/shells: valid login shells\n/bin/sh\n/usr/bin/sh\n/bin/bash\n/usr/bin/bash\n/bin/rbash\n/usr/bin/rbash\n/bin/dash\n/usr/bin/dash\n"
         );
         assert_eq!(state.lines().count(), 10);
+        let mut added = etc.clone();
+        add(&tree, &mut added, "/usr/bin/tmux");
+        add(&tree, &mut added, "/bin/bash");
+        assert_eq!(added, format!("{etc}/usr/bin/tmux\n"));
         assert!(state.starts_with("/bin/sh\n/usr/bin/sh\n/bin/bash\n"));
     }
 }

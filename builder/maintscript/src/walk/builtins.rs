@@ -136,6 +136,25 @@ impl Walker<'_> {
         None
     }
 
+    /// Records what a command may change, for the globs after it: the
+    /// directories of its paths, or everything when a word is not known.
+    pub(super) fn touch(&self, words: &[Arg], writes: &[Arg]) {
+        let mut touched = self.scope.touched.borrow_mut();
+        for arg in words.iter().chain(writes) {
+            let path = arg
+                .known()
+                .and_then(|word| condition::absolute(self.scope.cwd.as_deref(), word));
+            let dir = match &path {
+                Some(path) => match path.rsplit_once('/') {
+                    Some(("", _)) | None => "/",
+                    Some((dir, _)) => dir,
+                },
+                None => "",
+            };
+            touched.insert(dir.to_owned());
+        }
+    }
+
     /// `cd DIR`: the new working directory when DIR is known and the
     /// image has it (a subshell's `cd` ends with the subshell); else the
     /// directory is no longer known.
@@ -179,6 +198,13 @@ impl Walker<'_> {
         if let ["setcap", _, ..] = words.as_slice() {
             return Status::True;
         }
+        match words.as_slice() {
+            ["cmp", "-s", a, b] | ["cmp", "--silent" | "--quiet", a, b] => return self.cmp(a, b),
+            ["md5sum", args @ ..] if args.contains(&"-c") || args.contains(&"--check") => {
+                return self.md5_check(args, last.stdin.as_ref());
+            }
+            _ => {}
+        }
         if let ["dpkg-query", "-S" | "--search", path] = words.as_slice()
             && path.starts_with('/')
             && !path.contains(['*', '?', '[', '\\'])
@@ -205,6 +231,69 @@ impl Walker<'_> {
         } else {
             Status::False
         }
+    }
+
+    /// `cmp -s A B`: fails when either file is missing, else succeeds when
+    /// their bytes (as the image has them) are the same.
+    fn cmp(&self, a: &str, b: &str) -> Status {
+        let path = |p: &str| condition::absolute(self.scope.cwd.as_deref(), p);
+        let (Some(a), Some(b)) = (path(a), path(b)) else {
+            return Status::Unknown;
+        };
+        if self.image.stat(&a).is_none() || self.image.stat(&b).is_none() {
+            return Status::False;
+        }
+        match (self.image.read(&a), self.image.read(&b)) {
+            (Some(a), Some(b)) => Status::from_bool(a == b),
+            _ => Status::Unknown,
+        }
+    }
+
+    /// `md5sum [--status] [--ignore-missing] -c` of a here-document of
+    /// `HASH  PATH` lines: succeeds when every file the image has matches
+    /// (a missing one fails, unless `--ignore-missing`).
+    fn md5_check(&self, args: &[&str], stdin: Option<&Arg>) -> Status {
+        use md5::Digest;
+        let options = [
+            "-c",
+            "--check",
+            "--status",
+            "--quiet",
+            "--ignore-missing",
+            "--strict",
+        ];
+        let (Some(list), true) = (
+            stdin.and_then(Arg::known),
+            args.iter().all(|a| options.contains(a)),
+        ) else {
+            return Status::Unknown;
+        };
+        let ignore_missing = args.contains(&"--ignore-missing");
+        let mut checked = 0;
+        for line in list.lines().filter(|l| !l.trim().is_empty()) {
+            let Some((hash, path)) = line.split_once("  ") else {
+                return Status::Unknown;
+            };
+            let Some(path) = condition::absolute(self.scope.cwd.as_deref(), path) else {
+                return Status::Unknown;
+            };
+            if self.image.stat(&path).is_none() {
+                if ignore_missing {
+                    continue;
+                }
+                return Status::False;
+            }
+            let Some(text) = self.image.read(&path) else {
+                return Status::Unknown;
+            };
+            if hex::encode(md5::Md5::digest(text.as_bytes())) != hash.to_ascii_lowercase() {
+                return Status::False;
+            }
+            checked += 1;
+        }
+        // With every file missing, md5sum reports nothing checked: a
+        // failure.
+        Status::from_bool(checked > 0)
     }
 
     /// debconf: with the noninteractive frontend every question has the

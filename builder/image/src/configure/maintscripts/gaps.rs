@@ -1,0 +1,129 @@
+//! The steps airlock does not do, as the build report and the build's
+//! refusal name them.
+
+use airlock_tree::Tree;
+
+use super::super::literal;
+use super::super::scripts::{Command, Scripts};
+use super::{Verdict, classify};
+
+/// One step airlock does not do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The package.
+    pub package: String,
+    /// `preinst` or `postinst`.
+    pub script: &'static str,
+    /// The line.
+    pub line: usize,
+    /// The command as written.
+    pub text: String,
+    /// Its words as the walk expanded them, when they differ from the text
+    /// (`mkdir -p "$DPKG_ROOT$1"` in a function is `mkdir -p /var/opt`).
+    pub run: Option<String>,
+    /// Why it is not done.
+    pub why: String,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} line {}: `{}`",
+            self.package,
+            self.script,
+            self.line,
+            one_line(&self.text)
+        )?;
+        if let Some(run) = &self.run {
+            write!(f, " (as run: `{}`)", one_line(run))?;
+        }
+        write!(f, ": {}", self.why)
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 120 {
+        format!("{}…", joined.chars().take(120).collect::<String>())
+    } else {
+        joined
+    }
+}
+
+/// Every step of every script that airlock does not do, in package order.
+pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
+    let mut gaps = Vec::new();
+    for (package, command) in scripts.iter() {
+        if let Verdict::Unhandled(why) = classify(tree, package, command) {
+            if removes_nothing(tree, scripts, command) {
+                continue;
+            }
+            let run = command.words.join(" ");
+            let run = (!command.expands
+                && one_line(&run) != one_line(&command.text)
+                && command.text.contains('$'))
+            .then_some(run);
+            gaps.push(Gap {
+                package: package.to_owned(),
+                script: command.script,
+                line: command.line,
+                text: command.text.clone(),
+                run,
+                why,
+            });
+        }
+    }
+    for (package, places) in &scripts.unreadable {
+        for (script, place) in places {
+            gaps.push(Gap {
+                package: package.clone(),
+                script,
+                line: place.line,
+                text: place.text.clone(),
+                run: None,
+                why: place.why.clone(),
+            });
+        }
+    }
+    gaps.sort_by(|a, b| {
+        (&a.package, a.script, a.line, &a.text).cmp(&(&b.package, b.script, b.line, &b.text))
+    });
+    // A function called several times shows the same step once.
+    gaps.dedup();
+    gaps
+}
+
+/// Whether `command` is an `rm` (under a condition the walk cannot decide)
+/// of paths the image does not have and no other step of any script
+/// names: it changes nothing whether or not it runs (libc6's `rm -f
+/// /etc/ld.so.nohwcap`).
+fn removes_nothing(tree: &Tree, scripts: &Scripts, command: &Command) -> bool {
+    if command.name().rsplit('/').next() != Some("rm") || !command.writes.is_empty() {
+        return false;
+    }
+    let Some(targets) = literal::targets(command).filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let absent = |path: &str| {
+        airlock_tree::normalize_lexically(path.trim_start_matches('/')).is_some_and(|path| {
+            tree.lookup(&path).is_none()
+                && tree
+                    .canonical(&path)
+                    .is_ok_and(|canonical| tree.get(&canonical).is_none())
+        })
+    };
+    let named_elsewhere = |path: &str| {
+        scripts.iter().any(|(_, other)| {
+            other.name().rsplit('/').next() != Some("rm")
+                && other
+                    .words
+                    .iter()
+                    .chain(&other.writes)
+                    .any(|word| word.contains(path))
+        })
+    };
+    targets
+        .iter()
+        .all(|path| path.starts_with('/') && absent(path) && !named_elsewhere(path))
+}
