@@ -63,6 +63,12 @@ fn executable(image: &dyn Image, path: &str) -> bool {
         .is_some_and(|stat| stat.kind == Kind::File && stat.mode & 0o111 != 0)
 }
 
+/// Whether `path` (absolute) is in one of the directories of dpkg's PATH.
+pub fn on_path(path: &str) -> bool {
+    path.rsplit_once('/')
+        .is_some_and(|(dir, _)| PATH.contains(&dir))
+}
+
 /// Whether `name` is a command the script could run: a builtin, a
 /// function it defined, or an executable on dpkg's PATH in the image.
 pub fn found(image: &dyn Image, name: &str, is_function: bool) -> bool {

@@ -100,6 +100,7 @@ impl<'a> Walker<'a> {
                 image: Some(crate::expand::Images(image)),
                 cwd: Some("/".to_owned()),
                 touched: Default::default(),
+                inherits: false,
             },
             functions: BTreeMap::new(),
             maybe: 0,
@@ -602,7 +603,7 @@ impl<'a> Walker<'a> {
         command: &ast::SimpleCommand,
         words: Vec<Arg>,
         raw: &[&str],
-        io: Io,
+        mut io: Io,
     ) -> Flow {
         let text = command.to_string();
         let Some(name) = words[0].known().map(str::to_owned) else {
@@ -630,33 +631,9 @@ impl<'a> Walker<'a> {
                 return flow;
             }
             "command" | "which" | "type" | "hash" => {
-                let lookup = match (name.as_str(), Self::known(args).as_deref()) {
-                    ("command", Some(["-v" | "-V", rest @ ..])) => Some(rest.to_vec()),
-                    ("which", Some(rest)) => Some(
-                        rest.iter()
-                            .copied()
-                            .filter(|w| !w.starts_with('-'))
-                            .collect(),
-                    ),
-                    ("type" | "hash", Some(rest)) => Some(rest.to_vec()),
-                    _ => None,
-                };
-                match lookup {
-                    Some(names) => {
-                        let status = names.iter().all(|n| {
-                            condition::found(self.image, n, self.functions.contains_key(*n))
-                        });
-                        return Flow::Next(Status::from_bool(status && !names.is_empty()));
-                    }
-                    None if name == "command"
-                        && args
-                            .first()
-                            .and_then(Arg::known)
-                            .is_some_and(|a| !a.starts_with('-')) =>
-                    {
-                        return self.dispatch(line, command, args.to_vec(), &raw[1..], io);
-                    }
-                    None => {}
+                match self.lookup(line, command, &name, &words, raw, io) {
+                    Ok(flow) => return flow,
+                    Err(back) => io = back,
                 }
             }
             _ => {}
@@ -673,6 +650,11 @@ impl<'a> Walker<'a> {
             self.sourced = saved;
             return flow;
         }
+        if io.writes.is_empty()
+            && let Some(flow) = self.run(line, &text, &name, args)
+        {
+            return flow;
+        }
         self.record(line, text, words, io);
         Flow::Next(self.fresh_status())
     }
@@ -680,7 +662,7 @@ impl<'a> Walker<'a> {
 
 /// A simple command's redirections.
 #[derive(Default)]
-struct Io {
+pub(super) struct Io {
     /// The files it writes into.
     writes: Vec<Arg>,
     /// Whether a write appends (`>>`).

@@ -575,7 +575,14 @@ impl Image for Database {
     }
 
     fn read(&self, path: &str) -> Option<String> {
-        (path == "/etc/p.conf").then(|| "x\n".to_owned())
+        match path {
+            "/etc/p.conf" => Some("x\n".to_owned()),
+            "/usr/share/p/helper" => Some(
+                "#!/bin/sh\nset -e\ncase \"$1\" in\n  install)\n    update-alternatives --install /etc/x x \"$3\" 200\n    touch \"$CALLER\"\n    exit 0\n    ;;\nesac\ntouch /never\n"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -654,5 +661,56 @@ fn a_working_directory_not_known_leaves_relative_tests_unknown() {
         walked.invocations.iter().any(|i| i.known_words().is_none()),
         "the glob in an unknown directory is not known: {:?}",
         walked.invocations
+    );
+}
+
+#[test]
+fn prefix_and_suffix_patterns_are_removed() {
+    let script = "#!/bin/sh\nP=postgresql-15\nF=/a/b/c.tar.gz\ntouch /${P##*-} /${P#*-} /${P%-*} ${F%%.*} ${F%.*} /${F##*/} /${F#\"/a\"}\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    assert_eq!(
+        walked.invocations[0].known_words().unwrap(),
+        [
+            "touch",
+            "/15",
+            "/15",
+            "/postgresql",
+            "/a/b/c",
+            "/a/b/c.tar",
+            "/c.tar.gz",
+            "//b/c.tar.gz"
+        ]
+    );
+}
+
+#[test]
+fn a_helper_script_the_package_runs_by_path_is_walked_in_its_own_shell() {
+    let script =
+        "#!/bin/sh\nCALLER=/etc/mine\n/usr/share/p/helper install p /etc/p.conf\ntouch $CALLER\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    let steps: Vec<(usize, Option<Vec<&str>>)> = walked
+        .invocations
+        .iter()
+        .map(|i| (i.line, i.known_words()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (
+                3,
+                Some(vec![
+                    "update-alternatives",
+                    "--install",
+                    "/etc/x",
+                    "x",
+                    "/etc/p.conf",
+                    "200"
+                ])
+            ),
+            // The helper does not see the caller's unexported variable as
+            // known, and its exit ends only itself.
+            (3, None),
+            (4, Some(vec!["touch", "/etc/mine"])),
+        ]
     );
 }

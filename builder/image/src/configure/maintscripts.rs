@@ -390,6 +390,12 @@ fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
                  (the recipe's [services] first_boot turns it off)",
             ));
         }
+        "make-ssl-cert" if args == ["generate-default-snakeoil"] => {
+            return Some(Verdict::AtBoot(
+                "airlock-ssl-snakeoil.service makes the snakeoil certificate and key at first \
+                 boot, on /var (the recipe's [services] first_boot turns it off)",
+            ));
+        }
         "chronyd" if args == ["-p"] => {
             return Some(Verdict::Inert("only prints chronyd's configuration"));
         }

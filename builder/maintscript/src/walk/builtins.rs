@@ -368,6 +368,138 @@ impl Walker<'_> {
         })
     }
 
+    /// `command -v NAME`, `which NAME`, `type NAME`, `hash NAME`: whether
+    /// the image (or the script) has NAME; `command NAME ARGS` runs NAME.
+    /// Gives the redirections back when it is none of these.
+    pub(super) fn lookup(
+        &mut self,
+        line: Option<usize>,
+        command: &ast::SimpleCommand,
+        name: &str,
+        words: &[Arg],
+        raw: &[&str],
+        io: Io,
+    ) -> Result<Flow, Io> {
+        let args = &words[1..];
+        let lookup = match (name, Self::known(args).as_deref()) {
+            ("command", Some(["-v" | "-V", rest @ ..])) => Some(rest.to_vec()),
+            ("which", Some(rest)) => Some(
+                rest.iter()
+                    .copied()
+                    .filter(|w| !w.starts_with('-'))
+                    .collect(),
+            ),
+            ("type" | "hash", Some(rest)) => Some(rest.to_vec()),
+            _ => None,
+        };
+        match lookup {
+            Some(names) => {
+                let status = names
+                    .iter()
+                    .all(|n| condition::found(self.image, n, self.functions.contains_key(*n)));
+                Ok(Flow::Next(Status::from_bool(status && !names.is_empty())))
+            }
+            None if name == "command"
+                && args
+                    .first()
+                    .and_then(Arg::known)
+                    .is_some_and(|a| !a.starts_with('-')) =>
+            {
+                Ok(self.dispatch(line, command, args.to_vec(), &raw[1..], io))
+            }
+            None => Err(io),
+        }
+    }
+
+    /// A shell script of the image the package runs by its path, outside
+    /// the command directories (`/usr/share/mysql-common/configure-symlinks
+    /// install …`): walked in a shell of its own, with the call's
+    /// arguments, its steps at the line of the call. None (recorded as a
+    /// command) for anything else, commands on the PATH included: airlock
+    /// reads those by name.
+    pub(super) fn run(
+        &mut self,
+        line: Option<usize>,
+        text: &str,
+        name: &str,
+        args: &[Arg],
+    ) -> Option<Flow> {
+        // runit-helper's links are for runit, which no image boots with:
+        // airlock reads the call by name.
+        const BY_NAME: &[&str] = &["runit-helper"];
+        if !name.starts_with('/')
+            || condition::on_path(name)
+            || name
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| BY_NAME.contains(&n))
+        {
+            return None;
+        }
+        let script = self.image.read(name)?;
+        let shebang = script.lines().next().unwrap_or_default();
+        let shell = shebang
+            .strip_prefix("#!")
+            .map(str::trim_start)
+            .and_then(|rest| rest.split_whitespace().next());
+        if !matches!(
+            shell,
+            Some("/bin/sh" | "/bin/bash" | "/usr/bin/sh" | "/usr/bin/bash")
+        ) {
+            return None;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.unreadable(line, text.to_owned(), "scripts run each other too deeply");
+            return Some(Flow::Next(Status::Unknown));
+        }
+        let program = match crate::parse(&script) {
+            Ok(program) => program,
+            Err(message) => {
+                self.unreadable(line, text.to_owned(), &format!("{name}: {message}"));
+                return Some(Flow::Next(Status::Unknown));
+            }
+        };
+        let mut vars = BTreeMap::new();
+        for var in [
+            "DPKG_MAINTSCRIPT_PACKAGE",
+            "DPKG_MAINTSCRIPT_NAME",
+            "DPKG_ROOT",
+            "DPKG_ADMINDIR",
+        ] {
+            if let Some(value) = self.scope.vars.get(var) {
+                vars.insert(var.to_owned(), value.clone());
+            }
+        }
+        let child = Scope {
+            vars,
+            positional: args.iter().map(|a| a.known().map(str::to_owned)).collect(),
+            inherits: true,
+            ..self.scope.clone()
+        };
+        let saved = (
+            std::mem::replace(&mut self.scope, child),
+            std::mem::take(&mut self.functions),
+            self.may_have_ended,
+            self.sourced
+                .replace(self.sourced.or(line).unwrap_or(self.line)),
+        );
+        self.depth += 1;
+        for command in &program.complete_commands {
+            if !matches!(self.list(command), Flow::Next(_)) {
+                break;
+            }
+        }
+        self.depth -= 1;
+        (
+            self.scope,
+            self.functions,
+            self.may_have_ended,
+            self.sourced,
+        ) = saved;
+        // Its exit status is not kept.
+        Some(Flow::Next(Status::Unknown))
+    }
+
     pub(super) fn call(
         &mut self,
         line: Option<usize>,
