@@ -194,6 +194,11 @@ pub struct Walk {
     /// None when it is not known (a value or a condition the walk cannot
     /// decide).
     pub debconf: std::collections::BTreeMap<String, Option<String>>,
+    /// The lines of `exit N` (N not 0) the walk took as not reached, under
+    /// a condition it could not decide: had the script exited there, dpkg
+    /// would not have configured the package, and a built image has every
+    /// package configured.
+    pub assumed: Vec<usize>,
 }
 
 /// A script that is not valid shell.

@@ -14,6 +14,7 @@ use crate::condition::{self, Status};
 use crate::expand::{Arg, Scope, Value, matches};
 use crate::{Image, Invocation, Phase, Unreadable, Walk};
 
+mod branches;
 mod builtins;
 
 /// The parser's settings: POSIX sh and bash syntax, no extended globs
@@ -37,6 +38,9 @@ enum Flow {
     Next(Status),
     /// `exit`: the script ends.
     Exit,
+    /// `exit N` with N not 0, at this line: the script fails, and dpkg
+    /// with it.
+    Fail(usize),
     /// `return`: the function ends, with this status.
     Return(Status),
     /// `break` and `continue` in a loop.
@@ -114,8 +118,19 @@ impl<'a> Walker<'a> {
 
     pub fn program(mut self, program: &ast::Program) -> Walk {
         for command in &program.complete_commands {
-            if self.list(command) == Flow::Exit {
-                break;
+            match self.list(command) {
+                Flow::Exit => break,
+                Flow::Fail(line) => {
+                    self.out.unreadable.push(Unreadable {
+                        line,
+                        text: "exit".to_owned(),
+                        why: "the script fails here on a fresh install, and dpkg would not \
+                              configure the package"
+                            .to_owned(),
+                    });
+                    break;
+                }
+                _ => {}
             }
         }
         self.out
@@ -169,7 +184,7 @@ impl<'a> Walker<'a> {
         let mut flow = Flow::Next(Status::True);
         for command in &pipeline.seq {
             flow = self.command(command);
-            if saved.is_some() && flow == Flow::Exit {
+            if saved.is_some() && matches!(flow, Flow::Exit | Flow::Fail(_)) {
                 flow = Flow::Next(Status::Unknown);
             }
         }
@@ -371,7 +386,7 @@ impl<'a> Walker<'a> {
                     flow = self.list(&clause.body.list);
                     match flow {
                         Flow::Break => return Flow::Next(Status::True),
-                        Flow::Exit | Flow::Return(_) => return flow,
+                        Flow::Exit | Flow::Fail(_) | Flow::Return(_) => return flow,
                         _ => {}
                     }
                 }
@@ -410,67 +425,6 @@ impl<'a> Walker<'a> {
             Flow::Break | Flow::Continue => Flow::Next(Status::True),
             flow => flow,
         }
-    }
-
-    /// A branch point the walk cannot decide: every way is walked as
-    /// conditional, and what they assign is merged (a variable the ways
-    /// disagree on is no longer known).
-    fn branches(&mut self, ways: &[Branch<'_>]) -> Flow {
-        let start = self.scope.clone();
-        let mut ended = None;
-        let mut continuing: Vec<(Scope<'a>, Status)> = Vec::new();
-        self.maybe += 1;
-        for way in ways {
-            self.scope = start.clone();
-            let flow = match way {
-                Branch::List(list) => self.list(list),
-                Branch::Elses(elses) => self.elses(elses),
-                Branch::Pipeline(pipeline) => self.pipeline(pipeline),
-                Branch::Nothing => Flow::Next(Status::Unknown),
-            };
-            match flow {
-                Flow::Next(status) => continuing.push((self.scope.clone(), status)),
-                Flow::Break | Flow::Continue => {
-                    continuing.push((self.scope.clone(), Status::Unknown));
-                }
-                Flow::Exit | Flow::Return(_) => {
-                    ended.get_or_insert(flow);
-                }
-            }
-        }
-        self.maybe -= 1;
-        if ended.is_some() {
-            self.may_have_ended = true;
-        }
-        let Some(((first, status), rest)) = continuing.split_first() else {
-            self.scope = start;
-            return ended.unwrap_or(Flow::Next(Status::Unknown));
-        };
-        let mut merged = first.clone();
-        let mut status = *status;
-        for (scope, other) in rest {
-            if *other != status {
-                status = Status::Unknown;
-            }
-            let names: Vec<String> = merged
-                .vars
-                .keys()
-                .chain(scope.vars.keys())
-                .cloned()
-                .collect();
-            for name in names {
-                let (a, b) = (merged.vars.get(&name), scope.vars.get(&name));
-                if a != b {
-                    merged.vars.insert(name, None);
-                }
-            }
-            if merged.positional != scope.positional {
-                let n = merged.positional.len().max(scope.positional.len());
-                merged.positional = vec![None; n];
-            }
-        }
-        self.scope = merged;
-        Flow::Next(status)
     }
 
     fn simple(&mut self, command: &ast::SimpleCommand) -> Flow {
@@ -612,7 +566,14 @@ impl<'a> Walker<'a> {
         };
         let args = &words[1..];
         match name.as_str() {
-            "exit" => return Flow::Exit,
+            "exit" => {
+                return match args.first().map(Arg::known) {
+                    Some(Some(n)) if n.parse::<u8>().is_ok_and(|n| n != 0) => {
+                        Flow::Fail(self.sourced.or(line).unwrap_or(self.line))
+                    }
+                    _ => Flow::Exit,
+                };
+            }
             "return" => {
                 // `return N`; without N, the last status, which the walk
                 // does not keep.

@@ -714,3 +714,29 @@ fn a_helper_script_the_package_runs_by_path_is_walked_in_its_own_shell() {
         ]
     );
 }
+
+#[test]
+fn a_failing_exit_under_an_undecided_condition_is_taken_as_not_reached() {
+    // postgresql-common's check of the postgres user: had it failed, the
+    // package would not be configured.
+    let script = "#!/bin/sh\nif [ \"`id -u postgres`\" -eq 0 ]; then\n  echo \"must not be root\" >&2\n  exit 1\nfi\nmkdir -p /var/lib/postgresql\n";
+    let walked = walk(script, Phase::Postinst, "p", &Database).unwrap();
+    let mkdir = walked
+        .invocations
+        .iter()
+        .find(|i| i.name() == Some("mkdir"))
+        .unwrap();
+    assert!(!mkdir.conditional, "{mkdir:?}");
+    assert_eq!(walked.assumed, [4]);
+    // A plain `exit` under such a condition may end the script: what
+    // follows is conditional.
+    let plain = "#!/bin/sh\nif [ \"$(cat /x)\" = y ]; then\n  exit 0\nfi\nmkdir /a\n";
+    let walked = walk(plain, Phase::Postinst, "p", &Database).unwrap();
+    assert!(walked.invocations.last().unwrap().conditional);
+    // One reached on every way fails the script: that is named.
+    let fails = "#!/bin/sh\ncase \"$1\" in\n  configure) exit 2 ;;\nesac\n";
+    let walked = walk(fails, Phase::Postinst, "p", &Database).unwrap();
+    assert_eq!(walked.unreadable.len(), 1);
+    assert_eq!(walked.unreadable[0].line, 3);
+    assert!(walked.unreadable[0].why.contains("fails here"));
+}

@@ -83,6 +83,8 @@ pub struct Scripts {
     pub commands: BTreeMap<String, Vec<Command>>,
     /// What could not be followed, by package: (script, place).
     pub unreadable: BTreeMap<String, Vec<(&'static str, Unreadable)>>,
+    /// The failing exits taken as not reached, by package: (script, place).
+    pub assumed: BTreeMap<String, Vec<(&'static str, Unreadable)>>,
 }
 
 impl Scripts {
@@ -252,7 +254,7 @@ pub fn walk(
         debconf: &BTreeMap::new(),
         shipped: None,
     };
-    walk_asked(image, package, phase, script).map(|(c, u, _)| (c, u))
+    walk_asked(image, package, phase, script).map(|(c, u, _, _)| (c, u))
 }
 
 /// [`walk`] with the values of the package's debconf questions; also
@@ -297,15 +299,32 @@ fn walk_asked(
             }
         })
         .collect();
-    Ok((commands, walk.unreadable, walk.debconf))
+    let assumed = walk
+        .assumed
+        .iter()
+        .map(|&line| Unreadable {
+            line,
+            text: script
+                .lines()
+                .nth(line - 1)
+                .unwrap_or("exit")
+                .trim()
+                .to_owned(),
+            why: "taken as not reached: it fails the script, and every package of a built \
+                  image is configured"
+                .to_owned(),
+        })
+        .collect();
+    Ok((commands, walk.unreadable, walk.debconf, assumed))
 }
 
-/// A walk's commands, what it could not follow, and the debconf questions
-/// it set.
+/// A walk's commands, what it could not follow, the debconf questions it
+/// set, and the failing exits it took as not reached.
 type Walked = (
     Vec<Command>,
     Vec<Unreadable>,
     BTreeMap<String, Option<String>>,
+    Vec<Unreadable>,
 );
 
 /// The values of `package`'s debconf questions once its config script has
@@ -322,7 +341,7 @@ fn questions(image: TreeImage, package: &crate::extract::Unpacked) -> BTreeMap<S
     };
     let mut values = text("templates").map(debconf_defaults).unwrap_or_default();
     if let Some(config) = text("config")
-        && let Ok((_, _, set)) = walk_asked(
+        && let Ok((_, _, set, _)) = walk_asked(
             TreeImage {
                 debconf: &values,
                 ..image
@@ -378,13 +397,13 @@ pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -
                     phase,
                     text,
                 )
-                .map(|(c, u, _)| (c, u)),
+                .map(|(c, u, _, a)| (c, u, a)),
                 Err(_) => Err(BuildError::Package {
                     package: package.name.clone(),
                     message: format!("{} is not UTF-8 text", phase.script()),
                 }),
             };
-            let (commands, unreadable) = walked.unwrap_or_else(|error| {
+            let (commands, unreadable, assumed) = walked.unwrap_or_else(|error| {
                 let why = match error {
                     BuildError::Package { message, .. } => message,
                     other => other.to_string(),
@@ -396,8 +415,16 @@ pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -
                         text: "(the whole script)".to_owned(),
                         why,
                     }],
+                    Vec::new(),
                 )
             });
+            if !assumed.is_empty() {
+                scripts
+                    .assumed
+                    .entry(package.name.clone())
+                    .or_default()
+                    .extend(assumed.into_iter().map(|u| (phase.script(), u)));
+            }
             scripts
                 .commands
                 .entry(package.name.clone())

@@ -186,7 +186,7 @@ impl Walker<'_> {
     /// decides it: `dpkg-statoverride --list PATH` fails (no override
     /// exists yet) unless this script added one for PATH before,
     /// `dpkg-query -S PATH` succeeds when a package's file list has PATH,
-    /// and `setcap` succeeds.
+    /// and `setcap`, `invoke-rc.d` and `update-rc.d` succeed.
     pub(super) fn fresh_status(&self) -> Status {
         let Some((last, before)) = self.out.invocations.split_last() else {
             return Status::Unknown;
@@ -196,6 +196,12 @@ impl Walker<'_> {
         // whose setcap it cannot apply fails: in a built image it
         // succeeded (iputils-ping's `if setcap …; then chmod u-s …`).
         if let ["setcap", _, ..] = words.as_slice() {
+            return Status::True;
+        }
+        // Neither starts nor links anything in a built image (no service
+        // runs while it is built; systemd starts units from their own
+        // files): they succeed, as on a host whose services are units.
+        if let ["invoke-rc.d" | "update-rc.d", ..] = words.as_slice() {
             return Status::True;
         }
         match words.as_slice() {
