@@ -17,6 +17,7 @@
 
 mod apply;
 mod mode;
+pub mod sed;
 
 pub use apply::{configure, remove_scratch};
 pub use mode::Mode;
@@ -120,10 +121,13 @@ pub enum Op {
         /// `>>`.
         append: bool,
     },
-    /// `cat FILE… > PATH`: files of the image concatenated into one.
+    /// `cat FILE… > PATH`: files of the image concatenated into one;
+    /// `sed 's/…/…/' FILE… > PATH`: edited on the way.
     Concatenate {
         /// The files read.
         from: Vec<String>,
+        /// sed's substitutions (none for `cat`).
+        edits: Vec<sed::Substitution>,
         /// The file written.
         path: String,
         /// `>>`.
@@ -558,6 +562,19 @@ fn written(command: &Command, program: &str, args: &[&str]) -> Result<Op, String
             }
             return Ok(Op::Concatenate {
                 from: files.iter().map(|f| (*f).to_owned()).collect(),
+                edits: Vec::new(),
+                path: path.clone(),
+                append,
+            });
+        }
+        ("sed", args) => {
+            let (edits, from) = sed::parse(args)?;
+            for file in &from {
+                check_path(file)?;
+            }
+            return Ok(Op::Concatenate {
+                from,
+                edits,
                 path: path.clone(),
                 append,
             });

@@ -722,7 +722,7 @@ mod tests {
         assert_eq!(gaps.len(), 4, "{whys:?}");
         assert!(whys.iter().any(|w| w.contains("not known")), "{whys:?}");
         assert!(
-            whys.iter().any(|w| w.contains("/etc/motd.tail")),
+            whys.iter().any(|w| w.contains("sed `p`: only s/RE/REPL/")),
             "{whys:?}"
         );
         assert!(

@@ -141,7 +141,8 @@ impl Scope<'_> {
         }
     }
 
-    /// `$(mktemp)`, `$(mktemp -d)`, `$(mktemp -t NAME.XXXXXX)`: a fresh
+    /// `$(mktemp)`, `$(mktemp -d)`, `$(mktemp [-t|--tmpdir|-p /tmp]
+    /// NAME.XXXXXX)`: a fresh
     /// scratch path of its own, `/tmp/airlock-mktemp.PACKAGE.N` (the caller
     /// makes the file or directory when it does the script's steps, and
     /// removes it after). The script's own steps on it (a copy into it, an
@@ -151,11 +152,28 @@ impl Scope<'_> {
         let (&"mktemp", args) = words.split_first()? else {
             return None;
         };
-        let directory = match args {
-            [] | ["-t" | "-q", _] | ["-t"] => false,
-            ["-d"] | ["-d", "-t" | "-q", _] => true,
-            _ => return None,
-        };
+        let mut directory = false;
+        let mut template = false;
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            match *arg {
+                "-d" | "--directory" => directory = true,
+                "-q" | "--quiet" | "-t" | "--tmpdir" | "--tmpdir=/tmp" => {}
+                "-p" => {
+                    if rest.next() != Some(&"/tmp") {
+                        return None;
+                    }
+                }
+                name if !template
+                    && !name.starts_with('-')
+                    && !name.contains('/')
+                    && name.contains("XXX") =>
+                {
+                    template = true;
+                }
+                _ => return None,
+            }
+        }
         let package = self
             .vars
             .get("DPKG_MAINTSCRIPT_PACKAGE")

@@ -182,10 +182,20 @@ impl Step<'_> {
                 bytes,
                 append,
             } => self.write(path, bytes.clone(), *append)?,
-            Op::Concatenate { from, path, append } => {
+            Op::Concatenate {
+                from,
+                edits,
+                path,
+                append,
+            } => {
                 let mut bytes = Vec::new();
                 for file in from {
                     bytes.extend(self.read(file)?);
+                }
+                if !edits.is_empty() {
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| format!("sed reads {}, which is not text", from.join(" ")))?;
+                    bytes = super::sed::apply(edits, &text).into_bytes();
                 }
                 self.write(path, bytes, *append)?;
             }

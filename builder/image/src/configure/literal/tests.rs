@@ -99,7 +99,8 @@ fn what_is_not_exact_is_refused_with_the_reason() {
         ("rm -f '/etc/*.conf'", "pattern"),
         ("ln -s /a", "one target and one link"),
         ("mkdir var/x", "not an absolute path"),
-        ("sed -n p /etc/a > /etc/b", "airlock does not run it"),
+        ("sed -n p /etc/a > /etc/b", "sed option -n"),
+        ("awk 1 /etc/a > /etc/b", "airlock does not run it"),
         ("echo '\\033' > /etc/b", "dash and bash"),
         ("cat > /etc/x <<EOF\n$HOSTNAME\nEOF", "not known"),
         ("chmod u+q /etc/x", "neither octal nor symbolic"),
@@ -177,9 +178,11 @@ fn steps_change_the_tree_as_the_programs_would() {
         rm -f /etc/p/missing /etc/p/new\n\
         mkdir -p /run/p\n\
         cat /etc/p/p.conf > /etc/p/copy\n\
+        sed -e 's/^a = .*/a = 3/' /etc/p/p.conf > /etc/p/edited\n\
         install --mode 640 -g adm /dev/null /etc/p/local\n";
     let done = configured(&mut tree, script).unwrap();
-    assert_eq!(done, 13, "the step on /run is not done");
+    assert_eq!(done, 14, "the step on /run is not done");
+    assert_eq!(bytes(&tree, "etc/p/edited"), b"a = 3\nb = 2\n");
     let local = tree.get("etc/p/local").unwrap();
     assert_eq!((local.mode, local.gid), (0o640, 998));
     assert_eq!(bytes(&tree, "etc/p/local"), b"");
