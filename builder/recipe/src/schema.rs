@@ -307,7 +307,12 @@ pub struct Services {
 
 /// The per-host state airlock can make at first boot: `ssh-host-keys`
 /// (for openssh-server).
-pub const FIRST_BOOT: &[&str] = &["ssh-host-keys", "ssl-snakeoil"];
+pub const FIRST_BOOT: &[&str] = &[
+    "ssh-host-keys",
+    "ssl-snakeoil",
+    "postgresql-cluster",
+    "mariadb-datadir",
+];
 
 impl Services {
     /// Whether the first-boot maker `name` is on (the default).

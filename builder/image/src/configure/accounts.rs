@@ -391,11 +391,21 @@ pub fn configure(
             accounts.sysusers(name, &text).map_err(fail)?;
         }
     }
+    // Accounts first, in package order (which gives the dynamic ids),
+    // then memberships and changes: dpkg configures a package that adds
+    // a user to another's group after that package (postgresql-common's
+    // `adduser postgres ssl-cert`), and the scripts' order here is by name.
+    let steps: Vec<_> = super::scripts::steps(scripts, parse).collect();
+    let makes = |op: &steps::Op| matches!(op, steps::Op::Group { .. } | steps::Op::User(_));
     let mut homes = Vec::new();
-    for (package, command, op) in super::scripts::steps(scripts, parse) {
+    for (package, command, op) in steps
+        .iter()
+        .filter(|(_, _, op)| makes(op))
+        .chain(steps.iter().filter(|(_, _, op)| !makes(op)))
+    {
         homes.extend(
             accounts
-                .apply(&op)
+                .apply(op)
                 .map_err(|message| command.error(package, message))?,
         );
     }

@@ -10,6 +10,10 @@
 //! - `ssh-host-keys` (openssh-server): the host's RSA, ECDSA and Ed25519
 //!   keys in /var/lib/airlock/ssh, which an sshd_config.d drop-in names
 //!   (the postinst's `ssh-keygen` would write them into /etc/ssh).
+//! - `mariadb-datadir` (mariadb-server): the data directory, by
+//!   mysql_install_db itself ([`mariadb`]).
+//! - `postgresql-cluster` (postgresql-NN): the `main` cluster, by
+//!   pg_createcluster itself ([`postgresql`]).
 //! - `ssl-snakeoil` (ssl-cert): the host's self-signed "snakeoil"
 //!   certificate and key, as `make-ssl-cert generate-default-snakeoil`
 //!   makes them (RSA 2048, SHA-256, ten years, the host's name as common
@@ -24,6 +28,9 @@ use airlock_recipe::Services;
 use airlock_tree::Tree;
 
 use super::{generated, put};
+
+mod mariadb;
+mod postgresql;
 use crate::BuildError;
 
 /// The name of the ssh host keys maker.
@@ -94,11 +101,13 @@ if [ -s "$cert" ] && [ -s "$key" ]; then
 	exit 0
 fi
 host="$(hostname)"
-config="$(mktemp)"
+# Before sysinit.target /tmp may not be writable yet: the request's
+# configuration goes next to the certificate.
+config="$dir/.request.cnf"
 trap 'rm -f "$config"' EXIT
 sed -e "s#@HostName@#$host#" -e "s#@SubjectAltName@#DNS:$host#" 	/usr/share/ssl-cert/ssleay.cnf > "$config"
 rm -f "$cert" "$key"
-openssl req -config "$config" -new -x509 -days 3650 -nodes -sha256 	-out "$cert" -keyout "$key" 2>/dev/null
+openssl req -config "$config" -new -x509 -days 3650 -nodes -sha256 	-out "$cert" -keyout "$key"
 chmod 0644 "$cert"
 chown root:ssl-cert "$key"
 chmod 0640 "$key"
@@ -159,6 +168,24 @@ pub fn configure(
                  SSH host keys, and sshd starts only with keys the recipe provides"
             ));
         }
+    }
+    if services.first_boot_on(mariadb::NAME) {
+        made.extend(mariadb::configure(tree)?);
+    } else if tree.lookup("usr/bin/mysql_install_db").is_some() {
+        notes.push(format!(
+            "first boot: {} is off ([services] first_boot): the image makes no MariaDB data \
+             directory",
+            mariadb::NAME
+        ));
+    }
+    if services.first_boot_on(postgresql::NAME) {
+        made.extend(postgresql::configure(tree)?);
+    } else if tree.lookup("usr/bin/pg_createcluster").is_some() {
+        notes.push(format!(
+            "first boot: {} is off ([services] first_boot): the image makes no PostgreSQL \
+             cluster",
+            postgresql::NAME
+        ));
     }
     if tree.lookup("usr/sbin/make-ssl-cert").is_some() {
         if services.first_boot_on(SNAKEOIL) {

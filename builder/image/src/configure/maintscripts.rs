@@ -390,6 +390,18 @@ fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
                  (the recipe's [services] first_boot turns it off)",
             ));
         }
+        "bash" if args.first() == Some(&"/usr/bin/mysql_install_db") => {
+            return Some(Verdict::AtBoot(
+                "airlock-mariadb-datadir.service makes the data directory at first boot, with \
+                 mysql_install_db, on /var (the recipe's [services] first_boot turns it off)",
+            ));
+        }
+        "pg_createcluster" if args.contains(&"main") && !args.contains(&"--start") => {
+            return Some(Verdict::AtBoot(
+                "airlock-postgresql-cluster.service makes the main cluster at first boot, with \
+                 pg_createcluster, on /var (the recipe's [services] first_boot turns it off)",
+            ));
+        }
         "make-ssl-cert" if args == ["generate-default-snakeoil"] => {
             return Some(Verdict::AtBoot(
                 "airlock-ssl-snakeoil.service makes the snakeoil certificate and key at first \

@@ -30,7 +30,7 @@ pub fn configure(
 ) -> Result<usize, BuildError> {
     let mut done = 0;
     for (package, command, op) in crate::configure::scripts::steps(scripts, super::parse) {
-        if op.at_runtime_only() || left_to_others(&op, added) {
+        if op.at_runtime_only() || left_to_others(&op, added) || removes_scratch(&op) {
             continue;
         }
         let mut step = Step {
@@ -59,6 +59,14 @@ pub fn remove_scratch(tree: &mut Tree) -> Result<(), BuildError> {
         crate::configure::remove(tree, &path)?;
     }
     Ok(())
+}
+
+/// Whether the step only removes scratch files: they stay until every
+/// step that reads them is done (ucf's, after the script's own `rm -f
+/// "$tmp"`), then [`remove_scratch`] removes them.
+fn removes_scratch(op: &Op) -> bool {
+    matches!(op, Op::Remove { paths, .. }
+        if paths.iter().all(|p| p.starts_with(airlock_maintscript::SCRATCH)))
 }
 
 /// Whether a module of airlock or the recipe writes a path the step
@@ -376,6 +384,10 @@ impl Step<'_> {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        // The device every host has, whether or not the image lists it.
+        if path == "/dev/null" {
+            return Ok(Vec::new());
+        }
         let Some((_, node)) = self.tree.lookup(&relative(path)?) else {
             return Err(format!("{path} is not in the image"));
         };

@@ -3,7 +3,6 @@
 
 use airlock_tree::Tree;
 
-use super::super::literal;
 use super::super::scripts::{Command, Scripts};
 use super::{Verdict, classify};
 
@@ -102,9 +101,18 @@ fn removes_nothing(tree: &Tree, scripts: &Scripts, command: &Command) -> bool {
     if command.name().rsplit('/').next() != Some("rm") || !command.writes.is_empty() {
         return false;
     }
-    let Some(targets) = literal::targets(command).filter(|t| !t.is_empty()) else {
+    // Its operands as written: a pattern that matched nothing is passed
+    // on as it is, and names nothing the image has either.
+    let targets: Vec<String> = command
+        .words
+        .iter()
+        .skip(1)
+        .filter(|w| !w.starts_with('-'))
+        .cloned()
+        .collect();
+    if targets.is_empty() || command.expands {
         return false;
-    };
+    }
     let absent = |path: &str| {
         airlock_tree::normalize_lexically(path.trim_start_matches('/')).is_some_and(|path| {
             tree.lookup(&path).is_none()
