@@ -85,12 +85,20 @@ pub fn lock_and_build(recipe: &Path, output: &Path, name: &str) -> PathBuf {
     airlock_fixtures::only_image(&output.join(name))
 }
 
-/// Builds `recipe` (already locked) again into `output`, under other
-/// conditions than the first build: umask 077, another clock (when
-/// faketime is there), time zone, locale, one thread, `tmp` as the
-/// temporary folder. Returns the folder of the image named `name`.
-pub fn rebuild_elsewhere(recipe: &Path, output: &Path, tmp: &Path, name: &str) -> PathBuf {
-    std::fs::create_dir_all(tmp).unwrap();
+/// Builds the recipe at `recipe` (relative to `dir`, the folder of a first
+/// build, already locked) again from a copy of `dir` in another folder
+/// (its images left behind), under other conditions than the first build:
+/// umask 077, another clock (when faketime is there), time zone, locale,
+/// one thread, another temporary folder. Returns the folder that holds
+/// the copy (keep it while the image is read) and the folder of the image
+/// named `name`.
+pub fn rebuild_elsewhere(dir: &Path, recipe: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let other = tempfile::tempdir().unwrap();
+    let root = other.path().join("elsewhere");
+    copy_tree(dir, &root);
+    let _ = std::fs::remove_dir_all(root.join("images"));
+    let (output, tmp) = (other.path().join("out-b"), other.path().join("tmp-b"));
+    std::fs::create_dir_all(&tmp).unwrap();
     let faketime = Command::new("sh")
         .args(["-c", "command -v faketime"])
         .output()
@@ -104,10 +112,10 @@ pub fn rebuild_elsewhere(recipe: &Path, output: &Path, tmp: &Path, name: &str) -
         .args(["-c", &script, "sh"])
         .arg(airlock())
         .arg("build")
-        .arg(recipe)
+        .arg(root.join(recipe))
         .arg("--output")
-        .arg(output)
-        .env("TMPDIR", tmp)
+        .arg(&output)
+        .env("TMPDIR", &tmp)
         .env("TZ", "Pacific/Kiritimati")
         .env("LANG", "de_DE.UTF-8")
         .env("LC_ALL", "de_DE.UTF-8")
@@ -116,5 +124,6 @@ pub fn rebuild_elsewhere(recipe: &Path, output: &Path, tmp: &Path, name: &str) -
         .status()
         .unwrap();
     assert!(status.success(), "the second build failed");
-    airlock_fixtures::only_image(&output.join(name))
+    let image = airlock_fixtures::only_image(&output.join(name));
+    (other, image)
 }
