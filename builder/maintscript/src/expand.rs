@@ -53,6 +53,9 @@ pub struct Scope<'a> {
     /// The working directory (dpkg runs a script in `/`; `cd` changes
     /// it); None once it is not known.
     pub cwd: Option<String>,
+    /// The file-creation mask (dpkg runs a script with 022; `umask`
+    /// changes it); None once it is not known.
+    pub umask: Option<u32>,
     /// The directories the commands recorded so far name paths in (the
     /// empty string: a command with a word not known, which may name any):
     /// a glob in one of them is not known, for the command may have made

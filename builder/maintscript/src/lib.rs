@@ -119,6 +119,13 @@ pub trait Image {
         let _ = path;
         None
     }
+    /// The numeric owner and group of what is at `path` (absolute) itself,
+    /// a symlink not followed (as `ls -ln PATH` prints them); None when
+    /// nothing is there or the image cannot say.
+    fn owner(&self, path: &str) -> Option<(u32, u32)> {
+        let _ = path;
+        None
+    }
     /// The names in the directory at `path` (absolute), for globs; None
     /// when the image cannot say (the glob is then not known).
     fn list(&self, path: &str) -> Option<Vec<String>> {
@@ -158,7 +165,14 @@ pub struct Invocation {
     /// Whether it runs only under a condition the walk could not decide
     /// (it may or may not run on a fresh install).
     pub conditional: bool,
+    /// The file-creation mask it runs with (dpkg's 022 until the script's
+    /// `umask` changes it); None when the walk cannot say (an `umask`
+    /// under a condition it could not decide, or with a value not known).
+    pub umask: Option<u32>,
 }
+
+/// The file-creation mask dpkg runs maintainer scripts with.
+pub const DPKG_UMASK: u32 = 0o022;
 
 impl Invocation {
     /// The command's name, if known.

@@ -12,7 +12,7 @@ use brush_parser::ast::{
 
 use crate::condition::{self, Status};
 use crate::expand::{Arg, Scope, Value, matches};
-use crate::{Image, Invocation, Phase, Unreadable, Walk};
+use crate::{DPKG_UMASK, Image, Invocation, Phase, Unreadable, Walk};
 
 mod branches;
 mod builtins;
@@ -103,6 +103,7 @@ impl<'a> Walker<'a> {
                 diverted: Default::default(),
                 image: Some(crate::expand::Images(image)),
                 cwd: Some("/".to_owned()),
+                umask: Some(DPKG_UMASK),
                 touched: Default::default(),
                 inherits: false,
             },
@@ -544,6 +545,7 @@ impl<'a> Walker<'a> {
             append: io.append,
             stdin: io.stdin,
             conditional: self.maybe > 0 || self.may_have_ended,
+            umask: self.scope.umask,
         });
     }
 

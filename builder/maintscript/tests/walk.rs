@@ -740,3 +740,51 @@ fn a_failing_exit_under_an_undecided_condition_is_taken_as_not_reached() {
     assert_eq!(walked.unreadable[0].line, 3);
     assert!(walked.unreadable[0].why.contains("fails here"));
 }
+
+/// An image whose /etc/bind/rndc.key is a link root owns, and whose
+/// /etc/bind belongs to uid 0 and gid 101.
+struct Owners;
+
+impl Image for Owners {
+    fn stat(&self, path: &str) -> Option<Stat> {
+        (path == "/etc/bind").then_some(Stat {
+            kind: Kind::Dir,
+            mode: 0o755,
+            size: 0,
+        })
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        path == "/etc/bind/rndc.key"
+    }
+
+    fn owner(&self, path: &str) -> Option<(u32, u32)> {
+        match path {
+            "/etc/bind/rndc.key" => Some((0, 0)),
+            "/etc/bind" => Some((0, 101)),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn owners_listed_by_ls_and_awk_come_from_the_image() {
+    // bind9's postinst, and the shapes that are not read.
+    let script = "uid=$(ls -ln /etc/bind/rndc.key | awk '{print $3}')\n\
+                  if [ \"$uid\" = \"0\" ]; then\n  chown bind /etc/bind/rndc.key\nfi\n\
+                  echo \"$(ls -ln /etc/bind | awk '{ print $4 }')\"\n\
+                  echo \"$(ls -ln /etc/missing | awk '{print $3}')\"\n\
+                  echo \"$(ls -l /etc/bind | awk '{print $3}')\"\n\
+                  echo \"$(ls -ln /etc/bind | awk '{print $5}')\"\n";
+    let walk = walk(script, Phase::Postinst, "bind9", &Owners).unwrap();
+    assert_eq!(
+        summary(&walk),
+        [
+            "chown bind /etc/bind/rndc.key",
+            "echo 101",
+            "echo ?",
+            "echo ?",
+            "echo ?",
+        ]
+    );
+}

@@ -191,6 +191,12 @@ pub fn parse(command: &Command) -> Option<Result<Op, String>> {
                 .to_owned(),
         ));
     }
+    if command.umask.is_none() {
+        return Some(Err(
+            "the file-creation mask it runs with is not known (an umask the walk cannot decide)"
+                .to_owned(),
+        ));
+    }
     Some(op)
 }
 

@@ -36,6 +36,8 @@ pub struct Command {
     /// A here-document on its standard input (its value not known sets
     /// `expands`).
     pub stdin: Option<String>,
+    /// The file-creation mask it runs with; None when the walk cannot say.
+    pub umask: Option<u32>,
 }
 
 impl Command {
@@ -189,6 +191,12 @@ impl Image for TreeImage<'_> {
         String::from_utf8(bytes).ok()
     }
 
+    fn owner(&self, path: &str) -> Option<(u32, u32)> {
+        let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
+        let node = self.tree.get(&self.tree.canonical(&path).ok()?)?;
+        Some((node.uid, node.gid))
+    }
+
     fn readlink(&self, path: &str) -> Option<String> {
         let path = airlock_tree::normalize_lexically(path.trim_start_matches('/'))?;
         let canonical = self.tree.canonical(&path).ok()?;
@@ -296,6 +304,7 @@ fn walk_asked(
                 writes,
                 append: invocation.append,
                 stdin,
+                umask: invocation.umask,
             }
         })
         .collect();

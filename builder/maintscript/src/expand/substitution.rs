@@ -5,10 +5,16 @@ use super::*;
 impl Scope<'_> {
     /// `echo WORDS | cut -d C -f N`: the N-th field of the echoed line
     /// (the whole line when it has no C), as dh_nginx's scripts split
-    /// `FROM:TO` pairs. Any other pipeline is not known.
+    /// `FROM:TO` pairs; and `ls -ln PATH | awk '{print $3}'` (or `$4`):
+    /// the numeric owner (group) of PATH itself, from the image, as
+    /// bind9's postinst asks who owns its rndc key. Any other pipeline is
+    /// not known.
     fn pipeline(&self, left: &str, right: &str) -> Option<String> {
         if right.starts_with('|') || right.contains('|') {
             return None;
+        }
+        if let Some(owner) = self.listed_owner(left, right) {
+            return owner;
         }
         let words = |text: &str| -> Option<Vec<String>> {
             text.split_whitespace()
@@ -57,6 +63,39 @@ impl Scope<'_> {
                 .unwrap_or("")
                 .to_owned(),
         )
+    }
+
+    /// `ls -ln PATH | awk '{print $3}'` (`$4` for the group): Some when
+    /// the pipeline has that shape, with the id when the image says.
+    fn listed_owner(&self, left: &str, right: &str) -> Option<Option<String>> {
+        let program = right.trim().strip_prefix("awk")?.trim();
+        let program = program.strip_prefix('\'')?.strip_suffix('\'')?;
+        let program = program.trim().strip_prefix('{')?.strip_suffix('}')?;
+        let field = match program.split_whitespace().collect::<Vec<_>>()[..] {
+            ["print", "$3"] => 0,
+            ["print", "$4"] => 1,
+            _ => return None,
+        };
+        let words: Vec<&str> = left.split_whitespace().collect();
+        let ["ls", flags, path] = words[..] else {
+            return None;
+        };
+        let flags = flags.strip_prefix('-')?;
+        if flags.chars().any(|c| !matches!(c, 'l' | 'n')) || !flags.contains('n') {
+            return None;
+        }
+        let path = self.single(path).known()?.to_owned();
+        if !path.starts_with('/') {
+            return Some(None);
+        }
+        let Some(image) = self.image else {
+            return Some(None);
+        };
+        let (uid, gid) = match image.0.owner(&path) {
+            Some(ids) => ids,
+            None => return Some(None),
+        };
+        Some(Some([uid, gid][field].to_string()))
     }
 
     /// The output of a command substitution whose value is known without

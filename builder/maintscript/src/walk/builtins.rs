@@ -110,6 +110,7 @@ impl Walker<'_> {
                 }
             }
             "cd" => return Some(Flow::Next(self.cd(args))),
+            "umask" => return Some(Flow::Next(self.umask(args))),
             "eval" => {
                 self.unreadable(
                     line,
@@ -152,6 +153,33 @@ impl Walker<'_> {
                 None => "",
             };
             touched.insert(dir.to_owned());
+        }
+    }
+
+    /// `umask [MODE]`: an octal MODE sets the mask for what follows (a
+    /// subshell's ends with it); under a condition the walk could not
+    /// decide, or with a MODE it does not read (symbolic, not known), the
+    /// mask is no longer known. Without MODE it only prints.
+    fn umask(&mut self, args: &[Arg]) -> Status {
+        let Some(args) = Self::known(args) else {
+            self.scope.umask = None;
+            return Status::Unknown;
+        };
+        match args[..] {
+            [] | ["-S"] | ["-p"] => Status::True,
+            [mode]
+                if (1..=4).contains(&mode.len())
+                    && mode.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                    && self.maybe == 0
+                    && !self.may_have_ended =>
+            {
+                self.scope.umask = u32::from_str_radix(mode, 8).ok();
+                Status::True
+            }
+            _ => {
+                self.scope.umask = None;
+                Status::Unknown
+            }
         }
     }
 

@@ -14,9 +14,6 @@ use crate::configure::files::Added;
 use crate::configure::scripts::Command;
 use crate::configure::{maintscripts, read_content};
 
-/// dpkg's umask for maintainer scripts.
-const UMASK: u32 = 0o022;
-
 /// The largest file `cat FILE > …` reads.
 const MAX_READ: u64 = 1 << 20;
 
@@ -33,10 +30,19 @@ pub fn configure(
         if op.at_runtime_only() || left_to_others(&op, added) || removes_scratch(&op) {
             continue;
         }
+        let Some(umask) = command.umask else {
+            return Err(command.error(
+                package,
+                "the file-creation mask it runs with is not known (an umask the walk could not \
+                 decide)"
+                    .to_owned(),
+            ));
+        };
         let mut step = Step {
             tree,
             blobs,
             accounts,
+            umask,
         };
         step.apply(&op)
             .map_err(|message| command.error(package, message))?;
@@ -95,6 +101,9 @@ struct Step<'a> {
     tree: &'a mut Tree,
     blobs: &'a Store,
     accounts: &'a Accounts,
+    /// The script's file-creation mask at this step (dpkg's 022 unless it
+    /// ran `umask`).
+    umask: u32,
 }
 
 impl Step<'_> {
@@ -138,8 +147,8 @@ impl Step<'_> {
                         let node = self.tree.get_mut(&node).expect("listed");
                         match node.kind {
                             Kind::Symlink(_) => {}
-                            Kind::Directory => node.mode = mode.apply(node.mode, true),
-                            _ => node.mode = mode.apply(node.mode, false),
+                            Kind::Directory => node.mode = mode.apply(node.mode, true, self.umask),
+                            _ => node.mode = mode.apply(node.mode, false, self.umask),
                         }
                     }
                 }
@@ -155,7 +164,7 @@ impl Step<'_> {
                 for path in paths {
                     if self.tree.lookup(&relative(path)?).is_none() {
                         let at = self.new_file(path)?;
-                        self.put(&at, file(Vec::new()))?;
+                        self.put(&at, file(Vec::new(), self.umask))?;
                     }
                 }
             }
@@ -183,7 +192,7 @@ impl Step<'_> {
                     }
                 }
             }
-            Op::Move { from, to } => self.copy_or_move(from, to, true, &Copy::moved())?,
+            Op::Move { from, to } => self.copy_or_move(from, to, true, &Copy::moved(self.umask))?,
             Op::Copy { .. } => self.copy(op)?,
             Op::Write {
                 path,
@@ -230,11 +239,12 @@ impl Step<'_> {
             recursive: *recursive,
             mode: mode.clone(),
             ids: self.ids(owner.as_deref(), group.as_deref())?,
+            umask: self.umask,
         };
         if from == "/dev/null" {
             // `install -m 644 /dev/null FILE`: an empty file.
             let rel = relative(to)?;
-            let node = copy.node(&file(Vec::new()), None, false);
+            let node = copy.node(&file(Vec::new(), self.umask), None, false);
             self.put(&rel, node)
         } else {
             self.copy_or_move(from, to, false, &copy)
@@ -316,13 +326,13 @@ impl Step<'_> {
         existing: bool,
     ) -> Result<(), String> {
         let rel = relative(path)?;
-        let default = 0o777 & !UMASK;
+        let default = 0o777 & !self.umask;
         match self.tree.lookup(&rel) {
             Some((canonical, node)) if matches!(node.kind, Kind::Directory) => {
                 if existing {
                     let node = self.tree.get_mut(&canonical).expect("looked up");
                     if let Some(mode) = mode {
-                        node.mode = mode.apply(node.mode, true);
+                        node.mode = mode.apply(node.mode, true, self.umask);
                     }
                     node.uid = uid.unwrap_or(node.uid);
                     node.gid = gid.unwrap_or(node.gid);
@@ -333,7 +343,7 @@ impl Step<'_> {
             None => {
                 let mut node = Node::new(
                     Kind::Directory,
-                    mode.map_or(default, |m| m.apply(default, true)),
+                    mode.map_or(default, |m| m.apply(default, true, self.umask)),
                 );
                 node.uid = uid.unwrap_or(0);
                 node.gid = gid.unwrap_or(0);
@@ -418,7 +428,7 @@ impl Step<'_> {
             }
             None => {
                 let at = self.new_file(path)?;
-                self.put(&at, file(bytes))
+                self.put(&at, file(bytes, self.umask))
             }
         }
     }
@@ -511,14 +521,16 @@ struct Copy {
     recursive: bool,
     mode: Option<Mode>,
     ids: (Option<u32>, Option<u32>),
+    umask: u32,
 }
 
 impl Copy {
-    fn moved() -> Copy {
+    fn moved(umask: u32) -> Copy {
         Copy {
             preserve: true,
             recursive: true,
             mode: None,
+            umask,
             ids: (None, None),
         }
     }
@@ -531,13 +543,13 @@ impl Copy {
             copy.owners.clear();
         }
         if !self.preserve {
-            copy.mode = kept_mode.unwrap_or(node.mode & !UMASK);
+            copy.mode = kept_mode.unwrap_or(node.mode & !self.umask);
             copy.uid = 0;
             copy.gid = 0;
             copy.xattrs.clear();
         }
         if let Some(mode) = &self.mode {
-            copy.mode = mode.apply(copy.mode, matches!(copy.kind, Kind::Directory));
+            copy.mode = mode.apply(copy.mode, matches!(copy.kind, Kind::Directory), self.umask);
         }
         copy.uid = self.ids.0.unwrap_or(copy.uid);
         copy.gid = self.ids.1.unwrap_or(copy.gid);
@@ -545,6 +557,6 @@ impl Copy {
     }
 }
 
-fn file(bytes: Vec<u8>) -> Node {
-    Node::new(Kind::File(Content::Inline(bytes)), 0o666 & !UMASK)
+fn file(bytes: Vec<u8>, umask: u32) -> Node {
+    Node::new(Kind::File(Content::Inline(bytes)), 0o666 & !umask)
 }

@@ -24,9 +24,6 @@ pub struct Clause {
     perms: String,
 }
 
-/// dpkg runs maintainer scripts with this umask.
-const UMASK: u32 = 0o022;
-
 impl FromStr for Mode {
     type Err = String;
 
@@ -73,15 +70,16 @@ impl FromStr for Mode {
 }
 
 impl Mode {
-    /// The mode a file whose mode is `old` gets (`directory`: for `X`).
-    pub fn apply(&self, old: u32, directory: bool) -> u32 {
+    /// The mode a file whose mode is `old` gets (`directory`: for `X`;
+    /// `umask`: the script's, which a clause without `ugoa` respects).
+    pub fn apply(&self, old: u32, directory: bool, umask: u32) -> u32 {
         let clauses = match self {
             Mode::Octal(mode) => return *mode,
             Mode::Symbolic(clauses) => clauses,
         };
         let mut mode = old & 0o7777;
         for clause in clauses {
-            let who = clause.who.unwrap_or(0o7777 & !UMASK);
+            let who = clause.who.unwrap_or(0o7777 & !umask);
             let mut bits = 0;
             for perm in clause.perms.chars() {
                 bits |= match perm {
@@ -120,7 +118,7 @@ mod tests {
     use super::*;
 
     fn apply(mode: &str, old: u32, directory: bool) -> u32 {
-        mode.parse::<Mode>().unwrap().apply(old, directory)
+        mode.parse::<Mode>().unwrap().apply(old, directory, 0o022)
     }
 
     #[test]

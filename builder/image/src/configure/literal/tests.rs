@@ -209,6 +209,44 @@ fn steps_change_the_tree_as_the_programs_would() {
 }
 
 #[test]
+fn the_scripts_umask_gives_new_files_their_mode() {
+    // libpam-modules' postinst: /etc/security/opasswd is 0600.
+    let mut tree = Tree::merged_usr();
+    let script = "#!/bin/sh
+set -e
+        if ! [ -f /etc/security/opasswd ]; then
+        	umask 066
+        	touch /etc/security/opasswd
+        	umask 022
+        fi
+        touch /etc/security/after
+        (umask 077; mkdir -p /var/lib/p)
+        mkdir /var/lib/q
+";
+    configured(&mut tree, script).unwrap();
+    assert_eq!(tree.get("etc/security/opasswd").unwrap().mode, 0o600);
+    assert_eq!(tree.get("etc/security/after").unwrap().mode, 0o644);
+    assert_eq!(tree.get("var/lib/p").unwrap().mode, 0o700);
+    assert_eq!(
+        tree.get("var/lib/q").unwrap().mode,
+        0o755,
+        "a subshell's umask ends with it"
+    );
+    // An umask under a condition the walk cannot decide leaves the mask
+    // of every later step unknown: they are refused, not guessed.
+    let commands = postinst(
+        "#!/bin/sh
+if grep -q x /etc/y; then
+  umask 077
+fi
+touch /etc/z
+",
+    );
+    let error = parse(commands.last().unwrap()).unwrap().unwrap_err();
+    assert!(error.contains("file-creation mask"), "{error}");
+}
+
+#[test]
 fn an_unknown_owner_fails_the_build_naming_the_step() {
     let mut tree = Tree::merged_usr();
     tree.put("var/lib/x", Node::new(Kind::Directory, 0o755))
