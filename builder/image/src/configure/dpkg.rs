@@ -1,6 +1,7 @@
 //! A real dpkg database, as dpkg would leave it after installing every
 //! locked package: /var/lib/dpkg/status (each package's control paragraph,
-//! `Status: install ok installed`, and its conffiles with their md5sums),
+//! `Status: install ok installed`, and its conffiles with their md5sums,
+//! the fields in the order dpkg writes them),
 //! info/PKG.list (every path the package ships, as it ships it), and the
 //! package's other control files (md5sums, conffiles, scripts: copied,
 //! never run) as info/PKG.*. `dpkg --root=DIR -l` and `--verify` work on
@@ -17,6 +18,44 @@ use crate::BuildError;
 use crate::extract::Unpacked;
 
 const SCRIPTS: &[&str] = &["preinst", "postinst", "prerm", "postrm", "config"];
+
+/// The fields dpkg knows, in the order it writes them into the status
+/// file (its `fieldinfos` table); every other field follows, in the
+/// control file's order.
+const DPKG_FIELDS: &[&str] = &[
+    "Package",
+    "Essential",
+    "Protected",
+    "Status",
+    "Priority",
+    "Section",
+    "Installed-Size",
+    "Origin",
+    "Maintainer",
+    "Bugs",
+    "Architecture",
+    "Multi-Arch",
+    "Source",
+    "Version",
+    "Config-Version",
+    "Replaces",
+    "Provides",
+    "Depends",
+    "Pre-Depends",
+    "Recommends",
+    "Suggests",
+    "Breaks",
+    "Conflicts",
+    "Enhances",
+    "Conffiles",
+    "Filename",
+    "Size",
+    "MD5sum",
+    "MSDOS-Filename",
+    "Description",
+    "Triggers-Pending",
+    "Triggers-Awaited",
+];
 
 /// Writes the database.
 pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Result<(), BuildError> {
@@ -46,18 +85,27 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
         } else {
             package.name.clone()
         };
-        // The paragraph, with Status after Package and Conffiles at the end.
-        let mut paragraph = String::new();
+        // The control fields, each with its continuation lines.
+        let mut fields: Vec<(String, String)> = Vec::new();
         for line in control.trim_end_matches('\n').lines() {
             if line.trim().is_empty() {
                 break;
             }
-            paragraph.push_str(line);
-            paragraph.push('\n');
-            if line.starts_with("Package:") {
-                paragraph.push_str("Status: install ok installed\n");
+            match fields.last_mut() {
+                Some((_, text)) if line.starts_with([' ', '\t']) => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                _ => {
+                    let name = line.split_once(':').map_or(line, |(name, _)| name);
+                    fields.push((name.to_owned(), format!("{line}\n")));
+                }
             }
         }
+        fields.push((
+            "Status".to_owned(),
+            "Status: install ok installed\n".to_owned(),
+        ));
         let conffiles: Vec<String> = package
             .control_files
             .get("conffiles")
@@ -67,7 +115,7 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
             .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
             .collect();
         if !conffiles.is_empty() {
-            paragraph.push_str("Conffiles:\n");
+            let mut text = "Conffiles:\n".to_owned();
             for conffile in &conffiles {
                 let relative = conffile.trim_start_matches('/');
                 let content = package
@@ -81,9 +129,19 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
                     // "newconffile"; the file is absent.
                     None => "newconffile".to_owned(),
                 };
-                paragraph.push_str(&format!(" {conffile} {md5}\n"));
+                text.push_str(&format!(" {conffile} {md5}\n"));
             }
+            fields.push(("Conffiles".to_owned(), text));
         }
+        // In the order dpkg writes them: its own fields in its order, then
+        // the others as the control file has them (the sort is stable).
+        fields.sort_by_key(|(name, _)| {
+            DPKG_FIELDS
+                .iter()
+                .position(|known| known.eq_ignore_ascii_case(name))
+                .unwrap_or(DPKG_FIELDS.len())
+        });
+        let paragraph: String = fields.into_iter().map(|(_, text)| text).collect();
         status.push_str(&paragraph);
         status.push('\n');
         let mut list = String::from("/.\n");
