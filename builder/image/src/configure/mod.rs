@@ -26,6 +26,7 @@ pub mod shells;
 pub mod statoverride;
 pub mod system;
 pub mod systemd;
+pub mod tmpfiles;
 pub mod ucf;
 
 use airlock_store::Store;
@@ -210,6 +211,7 @@ pub fn configure(
         &services,
     )?);
     system::configure(tree, &recipe.image)?;
+    tmpfiles::configure(tree, blobs)?;
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs, &scripts.commands)?;
     ucf::configure(tree, blobs, &scripts.commands)?;
