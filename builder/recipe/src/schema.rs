@@ -312,6 +312,7 @@ pub const FIRST_BOOT: &[&str] = &[
     "ssl-snakeoil",
     "postgresql-cluster",
     "mariadb-datadir",
+    "bind-rndc-key",
 ];
 
 impl Services {

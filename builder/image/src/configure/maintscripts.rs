@@ -408,6 +408,13 @@ fn shell_step(program: &str, args: &[&str]) -> Option<Verdict> {
                  boot, on /var (the recipe's [services] first_boot turns it off)",
             ));
         }
+        "rndc-confgen" if args == ["-a"] => {
+            return Some(Verdict::AtBoot(
+                "airlock-bind-rndc-key.service makes the rndc key at first boot, with \
+                 rndc-confgen -a, in /var/lib/bind (the image's /etc/bind/rndc.key leads there; \
+                 the recipe's [services] first_boot turns it off)",
+            ));
+        }
         "chronyd" if args == ["-p"] => {
             return Some(Verdict::Inert("only prints chronyd's configuration"));
         }

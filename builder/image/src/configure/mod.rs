@@ -175,6 +175,7 @@ pub fn configure(
     recipe: &airlock_recipe::Recipe,
     added: &[files::Added],
 ) -> Result<Configured, BuildError> {
+    firstboot::before_scripts(tree, &recipe.services)?;
     let scripts = scripts::read(tree, blobs, packages);
     let installed: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
     let mut notes =
