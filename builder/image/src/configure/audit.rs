@@ -4,8 +4,9 @@
 //! The rules go to /etc/audit/rules.d/90-airlock.rules: the built-in agent
 //! rules (when the image has an agent and `agent_rules` is on) and then the
 //! recipe's own lines. Because the root is read-only, /etc/audit/audit.rules
-//! is written here too, merged from rules.d as `augenrules` merges it (so
-//! auditd.service's `augenrules --load` finds no change and loads it).
+//! is written here too ([`augenrules`], for every image with auditd),
+//! merged from rules.d as `augenrules` merges it (so auditd.service's
+//! `augenrules --load` finds no change and loads it).
 //!
 //! The journal is persistent (on the /var data disk) with Forward Secure
 //! Sealing on; the sealing key is not in the image: the
@@ -178,7 +179,6 @@ WantedBy=multi-user.target
 /// the units to enable.
 pub fn configure(
     tree: &mut Tree,
-    blobs: &Store,
     audit: &Audit,
     agent: Option<(&Agent, u32)>,
 ) -> Result<Vec<String>, BuildError> {
@@ -189,6 +189,32 @@ pub fn configure(
         });
     }
     put(tree, RULES, generated(rules(audit, agent), 0o640))?;
+    put(tree, JOURNALD, generated(journald(audit), 0o644))?;
+    let mut units = vec!["auditd.service".to_owned()];
+    if audit.seal {
+        put(
+            tree,
+            "usr/lib/airlock/journal-seal",
+            generated(SEAL_SCRIPT, 0o755),
+        )?;
+        put(
+            tree,
+            &format!("usr/lib/systemd/system/{SEAL_UNIT}"),
+            generated(SEAL_UNIT_TEXT, 0o644),
+        )?;
+        units.push(SEAL_UNIT.to_owned());
+    }
+    Ok(units)
+}
+
+/// /etc/audit/audit.rules merged from every file of rules.d, as auditd's
+/// postinst has `augenrules` merge it, whenever the image has auditd (with
+/// `[audit]` or not): on the read-only root auditd.service's own
+/// `augenrules --load` could not write it.
+pub fn augenrules(tree: &mut Tree, blobs: &Store) -> Result<(), BuildError> {
+    if tree.lookup("sbin/auditd").is_none() && tree.lookup("usr/sbin/auditd").is_none() {
+        return Ok(());
+    }
     let mut names: Vec<String> = match tree.lookup("etc/audit/rules.d") {
         Some((dir, _)) => tree
             .children(&dir)
@@ -211,23 +237,7 @@ pub fn configure(
         tree,
         MERGED,
         generated(merge(texts.iter().map(String::as_str)), 0o640),
-    )?;
-    put(tree, JOURNALD, generated(journald(audit), 0o644))?;
-    let mut units = vec!["auditd.service".to_owned()];
-    if audit.seal {
-        put(
-            tree,
-            "usr/lib/airlock/journal-seal",
-            generated(SEAL_SCRIPT, 0o755),
-        )?;
-        put(
-            tree,
-            &format!("usr/lib/systemd/system/{SEAL_UNIT}"),
-            generated(SEAL_UNIT_TEXT, 0o644),
-        )?;
-        units.push(SEAL_UNIT.to_owned());
-    }
-    Ok(units)
+    )
 }
 
 #[cfg(test)]

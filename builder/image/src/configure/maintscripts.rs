@@ -360,10 +360,9 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
             return Some(Verdict::Native("caches (udev's hwdb.bin)"));
         }
         "augenrules" => {
-            return Some(unit_at_boot(
-                tree,
-                "auditd.service",
-                "auditd.service runs augenrules --load each time it starts",
+            return Some(Verdict::Native(
+                "audit (/etc/audit/audit.rules merged from rules.d as augenrules merges it; \
+                 auditd.service loads it at boot)",
             ));
         }
         _ => {}

@@ -92,7 +92,6 @@ pub(crate) fn remove(tree: &mut Tree, path: &str) -> Result<(), BuildError> {
 /// the recipe's `[services]` plus the units they need enabled.
 fn sovereign(
     tree: &mut Tree,
-    blobs: &Store,
     recipe: &airlock_recipe::Recipe,
     added: &[files::Added],
     accounts: &accounts::Accounts,
@@ -140,7 +139,7 @@ fn sovereign(
     if let Some(audit) = &recipe.audit {
         services
             .enable
-            .extend(audit::configure(tree, blobs, audit, agent)?);
+            .extend(audit::configure(tree, audit, agent)?);
     }
     if let Some((agent, _)) = agent {
         services
@@ -204,7 +203,8 @@ pub fn configure(
     defaults::configure(tree, &accounts)?;
     literal::configure(tree, blobs, &scripts.commands, &accounts, added)?;
     notes.extend(alternatives::configure(tree, &scripts.commands)?);
-    let services = sovereign(tree, blobs, recipe, added, &accounts)?;
+    let services = sovereign(tree, recipe, added, &accounts)?;
+    audit::augenrules(tree, blobs)?;
     notes.extend(systemd::configure(
         tree,
         blobs,
