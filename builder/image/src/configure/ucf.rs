@@ -3,7 +3,8 @@
 //! fresh system `ucf NEW DEST` copies NEW to DEST, with NEW's mode, when
 //! DEST does not exist, and records NEW's md5 in /var/lib/ucf/hashfile
 //! (`MD5  DEST`, md5sum's format); `ucfr PACKAGE DEST` records the owner in
-//! /var/lib/ucf/registry (`PACKAGE  DEST`). A DEST the image has already
+//! /var/lib/ucf/registry (`PACKAGE \t DEST`, a tab between two spaces, as
+//! ucfr writes it). A DEST the image has already
 //! (a package's or the recipe's file) is kept, as ucf keeps it.
 
 use std::collections::BTreeMap;
@@ -127,7 +128,7 @@ pub fn configure(
     if has_ucf || !registry.is_empty() {
         let text: String = registry
             .iter()
-            .map(|(dest, package)| format!("{package}  {dest}\n"))
+            .map(|(dest, package)| format!("{package} \t {dest}\n"))
             .collect();
         put(tree, "var/lib/ucf/registry", generated(text, 0o644))?;
     }
@@ -166,7 +167,7 @@ mod tests {
         );
         assert_eq!(
             text(&tree, "var/lib/ucf/registry"),
-            "openssh-server  /etc/ssh/sshd_config\n"
+            "openssh-server \t /etc/ssh/sshd_config\n"
         );
         // A file the image has already is kept.
         let recipe = Node::new(Kind::File(Content::Inline(b"Port 2222\n".to_vec())), 0o600);
