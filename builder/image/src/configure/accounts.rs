@@ -19,8 +19,11 @@
 //! An account that already exists is kept. A dynamic system id is the
 //! highest id below 1000 that is free as a uid and as a gid (what
 //! systemd-sysusers does), so the same image always gets the same ids; a
-//! dynamic regular user gets the lowest free id from 1000. Passwords are
-//! locked (`*` in shadow) and the last change date is the recipe's epoch.
+//! dynamic regular user gets the lowest free id from 1000. No account can
+//! log in with a password: shadow's field is what each maker writes
+//! (base-passwd's `*`, systemd-sysusers' `!*`, useradd's and groupadd's
+//! `!`; `*` for the recipe's users), and the last change date is the
+//! recipe's epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +53,8 @@ pub struct Account {
     pub home: String,
     /// Shell.
     pub shell: String,
+    /// shadow's password field ([`LOCKED_BY_TOOLS`] and its kin).
+    pub password: &'static str,
 }
 
 /// One group.
@@ -61,6 +66,8 @@ pub struct Group {
     pub gid: u32,
     /// Supplementary members, in the order they were added.
     pub members: Vec<String>,
+    /// gshadow's password field.
+    pub password: &'static str,
 }
 
 /// Every account and group, in file order.
@@ -71,6 +78,19 @@ pub struct Accounts {
     /// Groups.
     pub groups: Vec<Group>,
 }
+
+/// shadow's and gshadow's password field as each maker of accounts
+/// writes it: none can log in with a password. base-passwd's master
+/// files say `*` (no password matches).
+const FROM_BASE_PASSWD: &str = "*";
+/// systemd-sysusers writes `!*`: locked, and no password matches.
+const FROM_SYSUSERS: &str = "!*";
+/// useradd and groupadd (which adduser and addgroup run) write `!`:
+/// locked.
+const LOCKED_BY_TOOLS: &str = "!";
+/// The recipe's `[[users]]` get `*`: no password matches, and the account
+/// is not locked, so sshd takes their keys even without PAM.
+const FROM_RECIPE: &str = "*";
 
 const SYSTEM_MAX: u32 = 999;
 const REGULAR_MIN: u32 = 1000;
@@ -105,7 +125,12 @@ impl Accounts {
         (REGULAR_MIN..=REGULAR_MAX).find(|id| !used.contains(id))
     }
 
-    fn add_group(&mut self, name: &str, gid: Option<u32>) -> Result<u32, String> {
+    fn add_group(
+        &mut self,
+        name: &str,
+        gid: Option<u32>,
+        password: &'static str,
+    ) -> Result<u32, String> {
         if let Some(gid) = self.gid(name) {
             return Ok(gid);
         }
@@ -119,6 +144,7 @@ impl Accounts {
             name: name.to_owned(),
             gid,
             members: Vec::new(),
+            password,
         });
         Ok(gid)
     }
@@ -152,6 +178,7 @@ impl Accounts {
                     .filter(|m| !m.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                password: FROM_BASE_PASSWD,
             });
         }
         for line in passwd.lines().filter(|l| !l.trim().is_empty()) {
@@ -170,6 +197,7 @@ impl Accounts {
                 gecos: gecos.to_owned(),
                 home: home.to_owned(),
                 shell: shell.to_owned(),
+                password: FROM_BASE_PASSWD,
             });
         }
         Ok(())
@@ -190,7 +218,7 @@ impl Accounts {
             match kind {
                 "g" => {
                     let gid = field(2).and_then(|id| id.parse().ok());
-                    self.add_group(name, gid)
+                    self.add_group(name, gid, FROM_SYSUSERS)
                         .map_err(|e| format!("{}: {e}", at()))?;
                 }
                 "u" => {
@@ -221,7 +249,7 @@ impl Accounts {
                             Some(gid) => gid,
                             None => {
                                 let free = !self.groups.iter().any(|g| g.gid == uid);
-                                self.add_group(name, free.then_some(uid))
+                                self.add_group(name, free.then_some(uid), FROM_SYSUSERS)
                                     .map_err(|e| format!("{}: {e}", at()))?
                             }
                         },
@@ -233,11 +261,12 @@ impl Accounts {
                         gecos: field(3).unwrap_or_default().to_owned(),
                         home: field(4).unwrap_or("/").to_owned(),
                         shell: field(5).unwrap_or("/usr/sbin/nologin").to_owned(),
+                        password: FROM_SYSUSERS,
                     });
                 }
                 "m" => {
                     let group = field(2).ok_or_else(|| format!("{}: missing group", at()))?;
-                    self.add_group(group, None)
+                    self.add_group(group, None, FROM_SYSUSERS)
                         .map_err(|e| format!("{}: {e}", at()))?;
                     self.add_member(name, group)
                         .map_err(|e| format!("{}: {e}", at()))?;
@@ -281,7 +310,7 @@ impl Accounts {
                 .map_or("/usr/sbin/nologin".to_owned(), |s| s.to_string()),
             gecos: user.comment.clone(),
         };
-        self.new_user(&new)
+        self.new_user(&new, FROM_RECIPE)
             .map(drop)
             .map_err(|e| format!("[[users]] {name}: {e}"))
     }
@@ -296,14 +325,14 @@ impl Accounts {
                 "{}:x:{}:{}:{}:{}:{}\n",
                 u.name, u.uid, u.gid, u.gecos, u.home, u.shell
             );
-            shadow += &format!("{}:*:{days}:0:99999:7:::\n", u.name);
+            shadow += &format!("{}:{}:{days}:0:99999:7:::\n", u.name, u.password);
         }
         let mut group = String::new();
         let mut gshadow = String::new();
         for g in &self.groups {
             let members = g.members.join(",");
             group += &format!("{}:x:{}:{members}\n", g.name, g.gid);
-            gshadow += &format!("{}:*::{members}\n", g.name);
+            gshadow += &format!("{}:{}::{members}\n", g.name, g.password);
         }
         [passwd, group, shadow, gshadow]
     }
@@ -368,11 +397,13 @@ pub fn configure(
             gecos: "root".to_owned(),
             home: "/root".to_owned(),
             shell: "/bin/sh".to_owned(),
+            password: FROM_BASE_PASSWD,
         });
         accounts.groups.push(Group {
             name: "root".to_owned(),
             gid: 0,
             members: Vec::new(),
+            password: FROM_BASE_PASSWD,
         });
     }
     let mut files: BTreeMap<String, String> = BTreeMap::new();
@@ -386,11 +417,26 @@ pub fn configure(
             }
         }
     }
-    for (name, path) in &files {
-        if let Some(text) = text(path) {
-            accounts.sysusers(name, &text).map_err(fail)?;
+    // The sysusers.d files a script applies (systemd's postinst runs
+    // `systemd-sysusers basic.conf systemd-journal.conf …`), before the
+    // scripts' own accounts, as dpkg configures systemd before the
+    // packages that need its users; the others only after, as
+    // systemd-sysusers.service would at boot (dbus' messagebus is made by
+    // its postinst's adduser, with its home /nonexistent).
+    let named = sysusers_named(scripts);
+    let sysusers = |accounts: &mut Accounts, named_ones: bool| -> Result<(), BuildError> {
+        for (name, path) in &files {
+            let is_named = named.as_ref().is_none_or(|n| n.contains(name));
+            if is_named != named_ones {
+                continue;
+            }
+            if let Some(text) = text(path) {
+                accounts.sysusers(name, &text).map_err(fail)?;
+            }
         }
-    }
+        Ok(())
+    };
+    sysusers(&mut accounts, true)?;
     // Accounts first, in package order (which gives the dynamic ids),
     // then memberships and changes: dpkg configures a package that adds
     // a user to another's group after that package (postgresql-common's
@@ -409,6 +455,7 @@ pub fn configure(
                 .map_err(|message| command.error(package, message))?,
         );
     }
+    sysusers(&mut accounts, false)?;
     for user in users {
         accounts.recipe_user(user).map_err(fail)?;
     }
@@ -423,6 +470,26 @@ pub fn configure(
     }
     make_homes(tree, users, &accounts, homes)?;
     Ok(accounts)
+}
+
+/// The sysusers.d files the scripts' `systemd-sysusers` calls name; None
+/// when one names none (it applies them all).
+fn sysusers_named(scripts: &BTreeMap<String, Vec<Command>>) -> Option<BTreeSet<String>> {
+    let mut named = BTreeSet::new();
+    for command in scripts.values().flatten() {
+        if command.name().rsplit('/').next() != Some("systemd-sysusers") {
+            continue;
+        }
+        let files: Vec<&String> = command.words[1..]
+            .iter()
+            .filter(|word| !word.starts_with('-'))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        named.extend(files.into_iter().cloned());
+    }
+    Some(named)
 }
 
 /// Makes the homes: those a script's adduser makes (unless a package
@@ -511,11 +578,11 @@ impl Accounts {
                                 .ok_or_else(|| format!("no free gid for group {name}"))?,
                         ),
                     };
-                    self.add_group(name, gid)?;
+                    self.add_group(name, gid, LOCKED_BY_TOOLS)?;
                 }
                 Ok(None)
             }
-            Op::User(user) => self.new_user(user),
+            Op::User(user) => self.new_user(user, LOCKED_BY_TOOLS),
             Op::Member { user, group } => {
                 if self.uid(user).is_none() {
                     return Err(format!("user {user} does not exist"));
@@ -565,7 +632,11 @@ impl Accounts {
         }
     }
 
-    fn new_user(&mut self, user: &NewUser) -> Result<Option<(String, u32, u32)>, String> {
+    fn new_user(
+        &mut self,
+        user: &NewUser,
+        password: &'static str,
+    ) -> Result<Option<(String, u32, u32)>, String> {
         let name = user.name.as_str();
         if self.uid(name).is_some() {
             return Ok(None);
@@ -584,7 +655,7 @@ impl Accounts {
                 Some(gid) => gid,
                 None => {
                     let free = !self.groups.iter().any(|g| g.gid == uid);
-                    self.add_group(name, free.then_some(uid))?
+                    self.add_group(name, free.then_some(uid), password)?
                 }
             },
             Primary::Named(group) => self
@@ -599,6 +670,7 @@ impl Accounts {
             gecos: user.gecos.clone(),
             home: user.home.clone(),
             shell: user.shell.clone(),
+            password,
         });
         for group in &user.groups {
             self.add_member(name, group)?;
@@ -742,5 +814,57 @@ mod tests {
             })
             .unwrap_err();
         assert!(error.contains("nobody"), "{error}");
+    }
+
+    #[test]
+    fn sysusers_files_a_script_names_come_first_and_the_rest_after_the_scripts() {
+        use airlock_tree::{Content, Kind, Node};
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Store::open_scratch(dir.path()).unwrap();
+        let mut tree = Tree::merged_usr();
+        let file = |text: &str| Node::new(Kind::File(Content::Inline(text.into())), 0o644);
+        tree.put(
+            "usr/share/base-passwd/passwd.master",
+            file("root:*:0:0:root:/root:/bin/bash\n"),
+        )
+        .unwrap();
+        tree.put(
+            "usr/share/base-passwd/group.master",
+            file("root:*:0:\nshadow:*:42:\n"),
+        )
+        .unwrap();
+        tree.put(
+            "usr/lib/sysusers.d/basic.conf",
+            file("g systemd-journal - -\n"),
+        )
+        .unwrap();
+        tree.put(
+            "usr/lib/sysusers.d/dbus.conf",
+            file("u messagebus - \"System Message Bus\"\n"),
+        )
+        .unwrap();
+        let scripts = BTreeMap::from([
+            (
+                "dbus".to_owned(),
+                crate::configure::scripts::postinst(
+                    "adduser --system --home /nonexistent --no-create-home --group messagebus\n",
+                ),
+            ),
+            (
+                "systemd".to_owned(),
+                crate::configure::scripts::postinst("systemd-sysusers basic.conf\n"),
+            ),
+        ]);
+        let accounts = configure(&mut tree, &blobs, &scripts, &[], 0).unwrap();
+        let [passwd, _, shadow, gshadow] = accounts.render(0);
+        assert!(
+            passwd.contains("messagebus:x:998:998::/nonexistent:/usr/sbin/nologin\n"),
+            "the postinst's adduser made messagebus, not dbus.conf: {passwd}"
+        );
+        assert!(shadow.contains("root:*:0:") && shadow.contains("messagebus:!:0:"), "{shadow}");
+        assert!(
+            gshadow.contains("systemd-journal:!*::") && gshadow.contains("messagebus:!::"),
+            "{gshadow}"
+        );
     }
 }
