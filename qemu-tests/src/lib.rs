@@ -12,6 +12,7 @@
 //! bound that holds even if the test process dies), and dropping a
 //! [`Machine`] (also while a test panics) kills and reaps it.
 
+pub mod oracle;
 pub mod setup;
 
 use std::io::{BufRead, BufReader, Read, Write};

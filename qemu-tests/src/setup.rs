@@ -127,3 +127,85 @@ pub fn rebuild_elsewhere(dir: &Path, recipe: &str, name: &str) -> (tempfile::Tem
     let image = airlock_fixtures::only_image(&output.join(name));
     (other, image)
 }
+
+/// Makes an operator's SSH key in `root` and writes the recipe `recipe`
+/// (relative to `root`) that includes `include` (relative to the recipe's
+/// folder) and adds an operator who may log in with that key and nothing
+/// else. Returns the private key's path.
+pub fn operator_recipe(root: &Path, recipe: &str, include: &str, name: &str) -> PathBuf {
+    let key = root.join("operator-key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator@test", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ssh-keygen");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(
+        root.join(recipe),
+        format!(
+            "schema = 1\ninclude = [{include:?}]\n\n[image]\nname = {name:?}\n\n\
+             [[users]]\nname = \"operator\"\nsystem = false\nhome = \"/home/operator\"\n\
+             shell = \"/bin/bash\"\nauthorized_keys = [{:?}]\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    key
+}
+
+/// A TCP port free on the host's loopback now, for a forward into a guest.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ssh` from the host into the guest (forwarded to `port`) as the
+/// operator, with the test's key and nothing else (no password, no agent).
+pub fn ssh(key: &Path, port: u16, command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+            "operator@127.0.0.1",
+            command,
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Logs in as the operator and runs `id -un`, again every few seconds for
+/// up to three minutes while sshd may still be starting; fails the test
+/// unless the login succeeds as the operator.
+pub fn assert_ssh_key_login(key: &Path, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let login = loop {
+        let output = ssh(key, port, "id -un");
+        if output.status.success() || std::time::Instant::now() > deadline {
+            break output;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    };
+    assert!(
+        login.status.success(),
+        "ssh key login: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "operator");
+}

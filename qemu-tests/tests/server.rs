@@ -6,15 +6,17 @@
 //! the other boot tests (AIRLOCK_TEST_NETWORK=1: a fresh lock against the
 //! real archive).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{copy_tree, enabled, lock_and_build, rebuild_elsewhere, serial, workspace};
+use qemu_tests::setup::{
+    assert_ssh_key_login, copy_tree, enabled, free_port, lock_and_build, operator_recipe,
+    rebuild_elsewhere, serial, workspace,
+};
 
 const BOOT: Duration = Duration::from_secs(420);
 const HARD_LIMIT: Duration = Duration::from_secs(900);
@@ -30,62 +32,15 @@ fn build(root: &Path) -> (Image, PathBuf) {
     for folder in ["qemu-tests/recipes", "qemu-tests/overlay"] {
         copy_tree(&workspace().join(folder), &root.join(folder));
     }
-    let key = root.join("operator-key");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator@test", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success(), "ssh-keygen");
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let key = operator_recipe(
+        root,
+        "qemu-tests/recipes/server-operator.toml",
+        "server-test.toml",
+        "server-test",
+    );
     let recipe = root.join("qemu-tests/recipes/server-operator.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "schema = 1\ninclude = [\"server-test.toml\"]\n\n[image]\nname = \"server-test\"\n\n\
-             [[users]]\nname = \"operator\"\nsystem = false\nhome = \"/home/operator\"\n\
-             shell = \"/bin/bash\"\nauthorized_keys = [{:?}]\n",
-            public.trim()
-        ),
-    )
-    .unwrap();
     let folder = lock_and_build(&recipe, &root.join("images"), "server-test");
     (Image::open(&folder).unwrap(), key)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `ssh` from the host into the guest as the operator, with the test's key
-/// and nothing else (no password, no agent).
-fn ssh(key: &Path, port: u16, command: &str) -> std::process::Output {
-    Command::new("ssh")
-        .arg("-i")
-        .arg(key)
-        .args(["-p", &port.to_string()])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "PasswordAuthentication=no",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=20",
-            "operator@127.0.0.1",
-            command,
-        ])
-        .output()
-        .unwrap()
 }
 
 /// The server image, built once for every test here: (its folder's
@@ -191,20 +146,7 @@ fn the_server_example_boots_with_every_service_running_and_takes_an_ssh_key_logi
         )
         .unwrap();
     // A key login from the host; sshd may still be starting.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let login = loop {
-        let output = ssh(key, port, "id -un");
-        if output.status.success() || Instant::now() > deadline {
-            break output;
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    };
-    assert!(
-        login.status.success(),
-        "ssh key login: {}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "operator");
+    assert_ssh_key_login(key, port);
     let scan = Command::new("sh")
         .arg("-c")
         .arg(format!(

@@ -25,8 +25,10 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
 /// indexes), dpkg (--verify), nftables (nft -c checks the rendered
 /// ruleset), QEMU for the boot tests, gpg and sq (the
 /// release signatures), openssl (the DSSE signature), cpio (reads the
-/// initrd back), python3-venv (the SBOM reference validators, from PyPI)
-/// and openssh-client (the server boot test logs in with a key it makes).
+/// initrd back), python3-venv (the SBOM reference validators, from PyPI),
+/// openssh-client (the server boot test logs in with a key it makes), and
+/// mmdebstrap with dpkg-dev's dpkg-scanpackages (the oracle tests install
+/// the same locked .debs with their scripts run, to compare trees).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -40,6 +42,8 @@ const TEST_PACKAGES: &[&str] = &[
     "openssl",
     "python3-venv",
     "openssh-client",
+    "mmdebstrap",
+    "dpkg-dev",
 ];
 
 /// The SBOM reference validators, from PyPI: CycloneDX's own library (its

@@ -861,7 +861,10 @@ mod tests {
             passwd.contains("messagebus:x:998:998::/nonexistent:/usr/sbin/nologin\n"),
             "the postinst's adduser made messagebus, not dbus.conf: {passwd}"
         );
-        assert!(shadow.contains("root:*:0:") && shadow.contains("messagebus:!:0:"), "{shadow}");
+        assert!(
+            shadow.contains("root:*:0:") && shadow.contains("messagebus:!:0:"),
+            "{shadow}"
+        );
         assert!(
             gshadow.contains("systemd-journal:!*::") && gshadow.contains("messagebus:!::"),
             "{gshadow}"

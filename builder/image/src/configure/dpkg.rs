@@ -85,63 +85,7 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
         } else {
             package.name.clone()
         };
-        // The control fields, each with its continuation lines.
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in control.trim_end_matches('\n').lines() {
-            if line.trim().is_empty() {
-                break;
-            }
-            match fields.last_mut() {
-                Some((_, text)) if line.starts_with([' ', '\t']) => {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-                _ => {
-                    let name = line.split_once(':').map_or(line, |(name, _)| name);
-                    fields.push((name.to_owned(), format!("{line}\n")));
-                }
-            }
-        }
-        fields.push((
-            "Status".to_owned(),
-            "Status: install ok installed\n".to_owned(),
-        ));
-        let conffiles: Vec<String> = package
-            .control_files
-            .get("conffiles")
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-            .collect();
-        if !conffiles.is_empty() {
-            let mut text = "Conffiles:\n".to_owned();
-            for conffile in &conffiles {
-                let relative = conffile.trim_start_matches('/');
-                let content = package
-                    .entries
-                    .iter()
-                    .find(|(entry, _)| entry.path == relative)
-                    .and_then(|(_, content)| content.as_ref());
-                let md5 = match content {
-                    Some(content) => hex::encode(Md5::digest(read_content(blobs, content)?)),
-                    // A conffile the package does not ship: dpkg records
-                    // "newconffile"; the file is absent.
-                    None => "newconffile".to_owned(),
-                };
-                text.push_str(&format!(" {conffile} {md5}\n"));
-            }
-            fields.push(("Conffiles".to_owned(), text));
-        }
-        // In the order dpkg writes them: its own fields in its order, then
-        // the others as the control file has them (the sort is stable).
-        fields.sort_by_key(|(name, _)| {
-            DPKG_FIELDS
-                .iter()
-                .position(|known| known.eq_ignore_ascii_case(name))
-                .unwrap_or(DPKG_FIELDS.len())
-        });
-        let paragraph: String = fields.into_iter().map(|(_, text)| text).collect();
+        let paragraph = status_paragraph(&control, package, blobs)?;
         status.push_str(&paragraph);
         status.push('\n');
         let mut list = String::from("/.\n");
@@ -189,6 +133,73 @@ pub fn configure(tree: &mut Tree, blobs: &Store, packages: &[Unpacked]) -> Resul
         }
     }
     Ok(())
+}
+
+/// The package's paragraph in dpkg's status file: its control fields with
+/// their continuation lines, `Status`, and `Conffiles` with each conffile's
+/// md5, in the order dpkg writes them.
+fn status_paragraph(
+    control: &str,
+    package: &Unpacked,
+    blobs: &Store,
+) -> Result<String, BuildError> {
+    // The control fields, each with its continuation lines.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in control.trim_end_matches('\n').lines() {
+        if line.trim().is_empty() {
+            break;
+        }
+        match fields.last_mut() {
+            Some((_, text)) if line.starts_with([' ', '\t']) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            _ => {
+                let name = line.split_once(':').map_or(line, |(name, _)| name);
+                fields.push((name.to_owned(), format!("{line}\n")));
+            }
+        }
+    }
+    fields.push((
+        "Status".to_owned(),
+        "Status: install ok installed\n".to_owned(),
+    ));
+    let conffiles: Vec<String> = package
+        .control_files
+        .get("conffiles")
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect();
+    if !conffiles.is_empty() {
+        let mut text = "Conffiles:\n".to_owned();
+        for conffile in &conffiles {
+            let relative = conffile.trim_start_matches('/');
+            let content = package
+                .entries
+                .iter()
+                .find(|(entry, _)| entry.path == relative)
+                .and_then(|(_, content)| content.as_ref());
+            let md5 = match content {
+                Some(content) => hex::encode(Md5::digest(read_content(blobs, content)?)),
+                // A conffile the package does not ship: dpkg records
+                // "newconffile"; the file is absent.
+                None => "newconffile".to_owned(),
+            };
+            text.push_str(&format!(" {conffile} {md5}\n"));
+        }
+        fields.push(("Conffiles".to_owned(), text));
+    }
+    // In the order dpkg writes them: its own fields in its order, then
+    // the others as the control file has them (the sort is stable).
+    fields.sort_by_key(|(name, _)| {
+        DPKG_FIELDS
+            .iter()
+            .position(|known| known.eq_ignore_ascii_case(name))
+            .unwrap_or(DPKG_FIELDS.len())
+    });
+    Ok(fields.into_iter().map(|(_, text)| text).collect())
 }
 
 /// The status file's package names and versions (for tests and reports).
