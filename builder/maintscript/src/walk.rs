@@ -536,7 +536,19 @@ impl<'a> Walker<'a> {
         {
             self.scope.diverted.borrow_mut().insert(path);
         }
-        self.touch(&words, &io.writes);
+        // chown, chgrp and chmod change what a name is, never which names
+        // a directory holds: the globs after them still read the image
+        // (bind9's `chgrp bind /etc/bind/rndc.key` before
+        // `chgrp bind /etc/bind/named.conf*`).
+        let metadata_only = words
+            .first()
+            .and_then(Arg::known)
+            .is_some_and(|program| METADATA_ONLY.contains(&program));
+        if metadata_only {
+            self.touch(&[], &io.writes);
+        } else {
+            self.touch(&words, &io.writes);
+        }
         self.out.invocations.push(Invocation {
             line: self.sourced.or(line).unwrap_or(self.line),
             text,
@@ -641,3 +653,7 @@ pub(crate) fn is_name(text: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// The programs that change only the owner, group or mode of names that
+/// exist.
+const METADATA_ONLY: &[&str] = &["chown", "chgrp", "chmod"];

@@ -639,10 +639,12 @@ fn the_working_directory_globs_and_file_lists_decide_conditions() {
 #[test]
 fn a_working_directory_not_known_leaves_relative_tests_unknown() {
     // A glob in a directory an earlier step names is not known either: the
-    // step may have made what it would match.
-    let touched = "#!/bin/sh\nLOG=/etc/p.log\ntouch $LOG\nchmod 640 ${LOG}* /var/lib/dpkg/s*\n";
+    // step may have made what it would match; chgrp, chown and chmod make
+    // and remove nothing.
+    let touched = "#!/bin/sh\nLOG=/etc/p.log\ntouch $LOG\nchgrp adm /var/lib/dpkg/status\n\
+        chmod 640 ${LOG}* /var/lib/dpkg/s*\n";
     let walked = walk(touched, Phase::Postinst, "p", &Database).unwrap();
-    let chmod = &walked.invocations[1];
+    let chmod = &walked.invocations[2];
     assert_eq!(
         chmod.words[3],
         Arg::Known("/var/lib/dpkg/status".to_owned())

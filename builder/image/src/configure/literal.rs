@@ -42,7 +42,7 @@ pub enum Op {
         /// (`install -d` does; `mkdir` leaves it).
         existing: bool,
     },
-    /// `chown [-R] [-h] OWNER[:GROUP] PATH…`, `chgrp [-R] GROUP PATH…`.
+    /// `chown [-R] [-h] OWNER[:[GROUP]] PATH…`, `chgrp [-R] GROUP PATH…`.
     Chown {
         /// The paths.
         paths: Vec<String>,
@@ -50,6 +50,9 @@ pub enum Op {
         owner: Option<String>,
         /// The new group, if it changes.
         group: Option<String>,
+        /// `OWNER:` with no group: the owner's login group (nfs-common's
+        /// `chown statd: /var/lib/nfs/sm`).
+        login_group: bool,
         /// `-R`.
         recursive: bool,
         /// `-h`: a symlink itself, not what it leads to.
@@ -445,21 +448,23 @@ fn chown(program: &str, args: &[&str]) -> Result<Op, String> {
         return Err(format!("{program} without an owner and a path"));
     }
     let spec = operands.remove(0);
-    let (owner, group) = if program == "chgrp" {
-        (None, Some(spec))
+    let (owner, group, login_group) = if program == "chgrp" {
+        (None, Some(spec), false)
     } else {
         match spec.split_once([':', '.']) {
             Some((owner, group)) => (
                 (!owner.is_empty()).then(|| owner.to_owned()),
                 (!group.is_empty()).then(|| group.to_owned()),
+                !owner.is_empty() && group.is_empty(),
             ),
-            None => (Some(spec), None),
+            None => (Some(spec), None, false),
         }
     };
     Ok(Op::Chown {
         paths: operands,
         owner,
         group,
+        login_group,
         recursive: flags.contains(&'R'),
         no_follow: flags.contains(&'h'),
     })

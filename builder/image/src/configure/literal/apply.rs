@@ -125,10 +125,22 @@ impl Step<'_> {
                 paths,
                 owner,
                 group,
+                login_group,
                 recursive,
                 no_follow,
             } => {
-                let (uid, gid) = self.ids(owner.as_deref(), group.as_deref())?;
+                let (uid, mut gid) = self.ids(owner.as_deref(), group.as_deref())?;
+                if *login_group {
+                    let name = owner.as_deref().unwrap_or_default();
+                    gid = Some(
+                        self.accounts
+                            .users
+                            .iter()
+                            .find(|u| Some(u.uid) == uid)
+                            .map(|u| u.gid)
+                            .ok_or_else(|| format!("no user {name} for its login group"))?,
+                    );
+                }
                 for path in paths {
                     for node in self.nodes(path, *recursive, !*no_follow)? {
                         let node = self.tree.get_mut(&node).expect("listed");

@@ -41,10 +41,15 @@ fn the_programs_options_are_read_exactly() {
             paths: vec!["/var/lib/redis".into()],
             owner: Some("redis".into()),
             group: Some("redis".into()),
+            login_group: false,
             recursive: true,
             no_follow: false,
         }
     );
+    assert!(matches!(
+        parsed("chown statd: /var/lib/nfs/sm").unwrap(),
+        Op::Chown { owner: Some(o), group: None, login_group: true, .. } if o == "statd"
+    ));
     assert!(matches!(
         parsed("chgrp adm /var/log/x").unwrap(),
         Op::Chown { owner: None, group: Some(g), .. } if g == "adm"
@@ -167,7 +172,7 @@ fn steps_change_the_tree_as_the_programs_would() {
     let script = "#!/bin/sh\nset -e\n\
         mkdir -p -m 0750 /var/lib/p/cache\n\
         install -d -o redis -g adm -m 2750 /var/log/redis\n\
-        chown -R redis:redis /var/lib/redis\n\
+        chown -R redis: /var/lib/redis\n\
         chmod g-rx,o-rx /var/lib/redis\n\
         cp /usr/share/p/p.conf /etc/p/p.conf\n\
         echo 'b = 2' >> /etc/p/p.conf\n\
@@ -192,7 +197,11 @@ fn steps_change_the_tree_as_the_programs_would() {
     let log = tree.get("var/log/redis").unwrap();
     assert_eq!((log.mode, log.uid, log.gid), (0o2750, 999, 998));
     let redis = tree.get("var/lib/redis").unwrap();
-    assert_eq!((redis.mode, redis.uid, redis.gid), (0o700, 999, 999));
+    assert_eq!(
+        (redis.mode, redis.uid, redis.gid),
+        (0o700, 999, 999),
+        "`redis:` is redis and its login group"
+    );
     assert_eq!(tree.get("var/lib/redis/dump").unwrap().uid, 999);
     let conf = tree.get("etc/p/p.conf").unwrap();
     assert_eq!(conf.mode, 0o600, "cp keeps the mode less the umask");
