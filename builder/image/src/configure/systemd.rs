@@ -147,22 +147,33 @@ fn glob(pattern: &str, text: &str) -> bool {
 struct Units<'a> {
     tree: &'a Tree,
     blobs: &'a Store,
+    /// System units, or the user units every user's manager starts
+    /// (`deb-systemd-helper --user enable`, links in /etc/systemd/user).
+    user: bool,
 }
 
 impl Units<'_> {
-    /// The unit file for `name` (a template's file for an instance): its
-    /// directory and the [Install] section.
+    fn dirs(&self) -> &'static [&'static str] {
+        if self.user {
+            &["etc/systemd/user", "usr/lib/systemd/user"]
+        } else {
+            UNIT_DIRS
+        }
+    }
+
+    /// The unit file for `name` (a template's file for an instance): the
+    /// path its links point at, as deb-systemd-helper writes it, and the
+    /// [Install] section.
     fn find(&self, name: &str) -> Option<(String, Install)> {
         let (template, _) = split_instance(name);
         for file in [name, template.as_str()] {
-            for dir in UNIT_DIRS {
+            for dir in self.dirs() {
                 let path = format!("{dir}/{file}");
                 if let Some(bytes) = read_file(self.tree, self.blobs, &path) {
                     let text = String::from_utf8_lossy(&bytes);
-                    let shown = if dir.starts_with("etc") {
-                        format!("/etc/systemd/system/{file}")
-                    } else {
-                        format!("/lib/systemd/system/{file}")
+                    let shown = match (self.user, dir.starts_with("etc")) {
+                        (_, true) | (true, false) => format!("/{dir}/{file}"),
+                        (false, false) => format!("/lib/systemd/system/{file}"),
                     };
                     return Some((shown, parse_install(&text)));
                 }
@@ -174,7 +185,7 @@ impl Units<'_> {
     /// Every unit file name with an [Install] section, sorted.
     fn installable(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
-        for dir in UNIT_DIRS {
+        for dir in self.dirs() {
             let Some((dir, _)) = self.tree.lookup(dir) else {
                 continue;
             };
@@ -196,8 +207,10 @@ impl Units<'_> {
 /// sorted and deduplicated. debhelper's snippet for units installed with
 /// `--no-enable` also calls `deb-systemd-helper enable`, but only behind
 /// `deb-systemd-helper debian-installed UNIT` (true only when the unit was
-/// installed before), so a unit named that way is not enabled.
-pub fn declared(scripts: &BTreeMap<String, Vec<Command>>) -> BTreeSet<String> {
+/// installed before), so a unit named that way is not enabled. `user`:
+/// the user units (`deb-systemd-helper --user enable`) instead of the
+/// system's.
+pub fn declared(scripts: &BTreeMap<String, Vec<Command>>, user: bool) -> BTreeSet<String> {
     let mut enabled = BTreeSet::new();
     let mut not_on_first_install = BTreeSet::new();
     for commands in scripts.values() {
@@ -213,6 +226,9 @@ pub fn declared(scripts: &BTreeMap<String, Vec<Command>>) -> BTreeSet<String> {
             }) else {
                 continue;
             };
+            if words[start..].iter().any(|w| w == "--user") != user {
+                continue;
+            }
             let units = |verb: &str| -> Vec<String> {
                 words[start..]
                     .iter()
@@ -242,8 +258,12 @@ pub fn configure(
     services: &Services,
 ) -> Result<Vec<String>, BuildError> {
     let mut notes = Vec::new();
-    let mut enabled = declared(scripts);
-    let units = Units { tree, blobs };
+    let mut enabled = declared(scripts, false);
+    let units = Units {
+        tree,
+        blobs,
+        user: false,
+    };
     // Presets from /etc.
     let mut presets: Vec<(bool, String)> = Vec::new();
     if let Some((dir, _)) = tree.lookup("etc/systemd/system-preset") {
@@ -329,10 +349,52 @@ pub fn configure(
     for unit in &services.mask {
         links.insert(format!("etc/systemd/system/{unit}"), "/dev/null".to_owned());
     }
+    let user = Units {
+        tree,
+        blobs,
+        user: true,
+    };
+    let enabled = declared(scripts, true);
+    links.extend(user_links(&user, &enabled, &mut notes));
     for (link, target) in links {
         put(tree, &link, symlink(&target))?;
     }
     Ok(notes)
+}
+
+/// The links `deb-systemd-helper --user enable` leaves for each unit in
+/// /etc/systemd/user (every user's manager reads them): WantedBy=,
+/// RequiredBy= and Alias= as for a system unit.
+fn user_links(
+    units: &Units,
+    enabled: &BTreeSet<String>,
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut links = BTreeMap::new();
+    for unit in enabled {
+        let Some((file, install)) = units.find(unit) else {
+            notes.push(format!(
+                "{unit}: a user unit enabled by a package but not in the image"
+            ));
+            continue;
+        };
+        for target in &install.wanted_by {
+            links.insert(
+                format!("etc/systemd/user/{target}.wants/{unit}"),
+                file.clone(),
+            );
+        }
+        for target in &install.required_by {
+            links.insert(
+                format!("etc/systemd/user/{target}.requires/{unit}"),
+                file.clone(),
+            );
+        }
+        for alias in &install.alias {
+            links.insert(format!("etc/systemd/user/{alias}"), file.clone());
+        }
+    }
+    links
 }
 
 #[cfg(test)]
@@ -364,7 +426,7 @@ mod tests {
                 "if [ \"$1\" = \"configure\" ] ; then\n\tif deb-systemd-helper debian-installed 'nftables.service'; then\n\t\tif deb-systemd-helper --quiet was-enabled 'nftables.service'; then\n\t\t\tdeb-systemd-helper enable 'nftables.service' >/dev/null || true\n\t\tfi\n\tfi\n\tdeb-systemd-helper update-state 'nftables.service' >/dev/null || true\nfi\n",
             ),
         );
-        assert!(declared(&scripts).is_empty());
+        assert!(declared(&scripts, false).is_empty());
     }
 
     #[test]
@@ -377,8 +439,62 @@ mod tests {
             ),
         );
         assert_eq!(
-            declared(&scripts).into_iter().collect::<Vec<_>>(),
+            declared(&scripts, false).into_iter().collect::<Vec<_>>(),
             ["a.timer", "b.service", "getty@tty1.service"]
         );
+    }
+
+    #[test]
+    fn user_units_are_enabled_for_every_user_and_system_units_stay_apart() {
+        use airlock_tree::{Content, Kind, Node};
+        let mut tree = Tree::merged_usr();
+        let unit = |text: &str| Node::new(Kind::File(Content::Inline(text.into())), 0o644);
+        tree.put(
+            "usr/lib/systemd/user/gpg-agent.socket",
+            unit(
+                "[Socket]\nListenStream=%t/gnupg/S.gpg-agent\n[Install]\nWantedBy=sockets.target\n",
+            ),
+        )
+        .unwrap();
+        tree.put(
+            "usr/lib/systemd/system/ssh.service",
+            unit("[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n"),
+        )
+        .unwrap();
+        let mut scripts = BTreeMap::new();
+        scripts.insert(
+            "gpg-agent".to_owned(),
+            super::super::scripts::postinst(
+                "if deb-systemd-helper --quiet --user was-enabled 'gpg-agent.socket' ; then\n\tdeb-systemd-helper --user enable 'gpg-agent.socket' >/dev/null || true\nfi\n",
+            ),
+        );
+        scripts.insert(
+            "openssh-server".to_owned(),
+            super::super::scripts::postinst("deb-systemd-helper enable 'ssh.service'\n"),
+        );
+        assert_eq!(
+            declared(&scripts, true).into_iter().collect::<Vec<_>>(),
+            ["gpg-agent.socket"]
+        );
+        assert_eq!(
+            declared(&scripts, false).into_iter().collect::<Vec<_>>(),
+            ["ssh.service"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Store::open_scratch(dir.path().join("blobs")).unwrap();
+        let notes = configure(&mut tree, &blobs, &scripts, &Services::default()).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let link = |path: &str| tree.get(path).map(|n| n.kind.clone());
+        assert_eq!(
+            link("etc/systemd/user/sockets.target.wants/gpg-agent.socket"),
+            Some(Kind::Symlink(
+                "/usr/lib/systemd/user/gpg-agent.socket".into()
+            ))
+        );
+        assert_eq!(
+            link("etc/systemd/system/multi-user.target.wants/ssh.service"),
+            Some(Kind::Symlink("/lib/systemd/system/ssh.service".into()))
+        );
+        assert!(link("etc/systemd/system/sockets.target.wants/gpg-agent.socket").is_none());
     }
 }
