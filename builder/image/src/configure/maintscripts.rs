@@ -225,7 +225,7 @@ fn native_step(
                 "starts or reloads a service; none runs while the image is built",
             ));
         }
-        "update-rc.d" => return Some(update_rc_d(tree, args)),
+        "update-rc.d" => return Some(update_rc_d(command, args)),
         "setcap" => return Some(Verdict::Native("capabilities")),
         "update-shells" => return Some(Verdict::Native("shells (update-shells)")),
         "add-shell" if command.script == "postinst" && !command.expands && !args.is_empty() => {
@@ -520,20 +520,18 @@ fn first_flag<'a>(args: &[&'a str]) -> Option<&'a str> {
 
 /// `update-rc.d NAME defaults|enable|…`: the SysV links only matter for a
 /// service with no unit of its own (systemd's sysv generator reads them).
-fn update_rc_d(tree: &Tree, args: &[&str]) -> Verdict {
-    let Some(name) = args.iter().find(|a| !a.starts_with('-')) else {
-        return Verdict::Unhandled("update-rc.d without a name".to_owned());
-    };
-    let name = name.trim_end_matches(".sh");
-    let has_unit = ["service", "socket"]
-        .iter()
-        .any(|suffix| has_unit(tree, &format!("{name}.{suffix}")));
-    if has_unit || args.contains(&"remove") {
-        Verdict::Inert("SysV links for a service systemd starts from its own unit")
-    } else {
-        Verdict::Unhandled(format!(
-            "{name} has only a SysV init script: airlock does not write rc.d links"
-        ))
+fn update_rc_d(command: &Command, args: &[&str]) -> Verdict {
+    match super::sysv::parse(args) {
+        Ok(super::sysv::Call::Remove) => {
+            Verdict::Inert("on a fresh install no script has links to remove")
+        }
+        Ok(super::sysv::Call::Defaults { .. }) if command.conditional => {
+            Verdict::Unhandled("update-rc.d under a condition the walk could not decide".to_owned())
+        }
+        Ok(super::sysv::Call::Defaults { .. }) => {
+            Verdict::Native("sysv (the rc.d links update-rc.d makes without insserv)")
+        }
+        Err(why) => Verdict::Unhandled(why),
     }
 }
 
@@ -664,7 +662,10 @@ mod tests {
         );
         assert!(matches!(verdicts[1], Verdict::Native(_)));
         assert!(matches!(verdicts[2], Verdict::Inert(_)));
-        assert!(matches!(verdicts[3], Verdict::Inert(_)), "ssh has a unit");
+        assert!(
+            matches!(verdicts[3], Verdict::Native(n) if n.starts_with("sysv")),
+            "update-rc.d ssh defaults: {verdicts:?}"
+        );
         assert!(matches!(verdicts[4], Verdict::Inert(_)));
         assert!(matches!(verdicts[5], Verdict::Unhandled(_)));
         let gaps = gaps(&tree, &scripts);
@@ -673,6 +674,24 @@ mod tests {
             gaps[0].to_string(),
             "openssh-server postinst line 9: `frobnicate --all /etc/ssh`: a command airlock \
              does not do natively"
+        );
+    }
+
+    #[test]
+    fn a_postinst_a_module_does_the_work_of_has_no_gaps() {
+        let tree = tree();
+        let mut scripts = walked("exim4-config", "#!/bin/sh\nfrobnicate /etc/exim4\n");
+        assert_eq!(gaps(&tree, &scripts).len(), 1);
+        scripts
+            .handled
+            .insert("exim4-config".to_owned(), super::super::exim4::DOES);
+        assert!(gaps(&tree, &scripts).is_empty());
+        let other = walked("exim4-base", "#!/bin/sh\nfrobnicate /etc/exim4\n");
+        scripts.commands.extend(other.commands);
+        assert_eq!(
+            gaps(&tree, &scripts).len(),
+            1,
+            "only exim4-config's is done"
         );
     }
 
@@ -733,7 +752,7 @@ mod tests {
         let tree = tree();
         let scripts = walked(
             "p",
-            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\nsed p /etc/a > /etc/motd.tail\nupdate-rc.d sysv-only defaults\n",
+            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\nsed p /etc/a > /etc/motd.tail\nupdate-rc.d sysv-only enable 2\n",
         );
         let gaps = gaps(&tree, &scripts);
         let whys: Vec<&str> = gaps.iter().map(|g| g.why.as_str()).collect();
@@ -744,7 +763,7 @@ mod tests {
             "{whys:?}"
         );
         assert!(
-            whys.iter().any(|w| w.contains("only a SysV init script")),
+            whys.iter().any(|w| w.contains("update-rc.d enable")),
             "{whys:?}"
         );
     }

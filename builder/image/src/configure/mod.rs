@@ -14,6 +14,7 @@ pub mod certificates;
 pub mod defaults;
 pub mod diversions;
 pub mod dpkg;
+pub mod exim4;
 pub mod files;
 pub mod firewall;
 pub mod firstboot;
@@ -26,6 +27,7 @@ pub mod shells;
 pub mod statoverride;
 pub mod system;
 pub mod systemd;
+pub mod sysv;
 pub mod tmpfiles;
 pub mod ucf;
 
@@ -211,7 +213,14 @@ pub fn configure(
         &scripts.commands,
         &services,
     )?);
+    notes.extend(sysv::configure(tree, blobs, &scripts.commands)?);
     system::configure(tree, &recipe.image)?;
+    let hostname = recipe
+        .image
+        .hostname
+        .as_deref()
+        .unwrap_or(recipe.image.name.as_str());
+    exim4::configure(tree, scripts.handled.contains_key(exim4::PACKAGE), hostname)?;
     tmpfiles::configure(tree, blobs)?;
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs, &scripts.commands)?;

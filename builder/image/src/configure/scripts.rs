@@ -87,6 +87,10 @@ pub struct Scripts {
     pub unreadable: BTreeMap<String, Vec<(&'static str, Unreadable)>>,
     /// The failing exits taken as not reached, by package: (script, place).
     pub assumed: BTreeMap<String, Vec<(&'static str, Unreadable)>>,
+    /// The packages whose postinst a module of airlock does the work of by
+    /// name (pinned to the script's sha256), with what it does: their
+    /// postinst's steps are no gaps.
+    pub handled: BTreeMap<String, &'static str>,
 }
 
 impl Scripts {
@@ -394,6 +398,11 @@ pub fn read(tree: &Tree, blobs: &Store, packages: &[crate::extract::Unpacked]) -
             let Some(bytes) = package.control_files.get(phase.script()) else {
                 continue;
             };
+            if phase == Phase::Postinst && super::exim4::handles(&package.name, bytes) {
+                scripts
+                    .handled
+                    .insert(package.name.clone(), super::exim4::DOES);
+            }
             // A script that is not text or not shell is a gap like any
             // other step airlock cannot read: nothing of it is done.
             let walked = match std::str::from_utf8(bytes) {

@@ -53,7 +53,12 @@ fn one_line(text: &str) -> String {
 /// Every step of every script that airlock does not do, in package order.
 pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     let mut gaps = Vec::new();
+    let handled =
+        |package: &str, script: &str| script == "postinst" && scripts.handled.contains_key(package);
     for (package, command) in scripts.iter() {
+        if handled(package, command.script) {
+            continue;
+        }
         if let Verdict::Unhandled(why) = classify(tree, package, command) {
             if removes_nothing(tree, scripts, command) {
                 continue;
@@ -75,6 +80,9 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     }
     for (package, places) in &scripts.unreadable {
         for (script, place) in places {
+            if handled(package, script) {
+                continue;
+            }
             gaps.push(Gap {
                 package: package.clone(),
                 script,
