@@ -537,13 +537,6 @@ pub fn check(
 /// root (mmdebstrap's root mode); under AIRLOCK_REQUIRE_TOOLS a missing one
 /// fails the test.
 pub fn available() -> bool {
-    // Opt-in until the allow-list covers every image: the corpus still
-    // differs from mmdebstrap in ways not yet sorted into fixed or allowed
-    // (postgresql's man-page alternatives, exim4's configuration, ...).
-    if std::env::var_os("AIRLOCK_TEST_ORACLE").is_none_or(|v| v != "1") {
-        eprintln!("skipped: the mmdebstrap oracle runs with AIRLOCK_TEST_ORACLE=1");
-        return false;
-    }
     airlock_fixtures::gate::tool("mmdebstrap", "mmdebstrap")
         && airlock_fixtures::gate::tool("dpkg-scanpackages", "dpkg-dev")
         && airlock_fixtures::gate::root("running mmdebstrap (root mode) as the oracle")

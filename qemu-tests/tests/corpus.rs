@@ -172,13 +172,13 @@ fn the_corpus_boots_and_its_services_answer() {
              airlock-ssl-snakeoil.service mariadb.service airlock-mariadb-datadir.service \
              named.service airlock-bind-rndc-key.service snmpd.service avahi-daemon.service \
              containerd.service fail2ban.service auditd.service apparmor.service \
-             rpcbind.service",
+             rpcbind.service exim4.service",
             COMMAND,
         )
         .unwrap();
     assert_eq!(
         active.output.split_whitespace().collect::<Vec<_>>(),
-        ["active"; 21],
+        ["active"; 22],
         "{}",
         active.output
     );
@@ -226,6 +226,18 @@ fn the_corpus_boots_and_its_services_answer() {
         )
         .unwrap();
     assert!(metrics.trim().parse::<u32>().unwrap_or(0) > 10, "{metrics}");
+    // exim4 (a SysV script, started through its rc.d links) greets on the
+    // SMTP port, and accepts a local address with the configuration
+    // exim4-config's defaults give.
+    let greeting = machine
+        .check(
+            "timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/25; head -n 1 <&3'",
+            COMMAND,
+        )
+        .unwrap();
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let route = machine.check("exim4 -bt root", COMMAND).unwrap();
+    assert!(route.contains("root@"), "{route}");
     let status = machine.poweroff(Duration::from_secs(120)).unwrap();
     assert!(status.success(), "QEMU exited with {status}");
 }
