@@ -225,7 +225,7 @@ fn native_step(
                 "starts or reloads a service; none runs while the image is built",
             ));
         }
-        "update-rc.d" => return Some(update_rc_d(command, args)),
+        "update-rc.d" => return Some(update_rc_d(tree, command, args)),
         "setcap" => return Some(Verdict::Native("capabilities")),
         "update-shells" => return Some(Verdict::Native("shells (update-shells)")),
         "add-shell" if command.script == "postinst" && !command.expands && !args.is_empty() => {
@@ -520,13 +520,27 @@ fn first_flag<'a>(args: &[&'a str]) -> Option<&'a str> {
 
 /// `update-rc.d NAME defaults|enable|…`: the SysV links only matter for a
 /// service with no unit of its own (systemd's sysv generator reads them).
-fn update_rc_d(command: &Command, args: &[&str]) -> Verdict {
+fn update_rc_d(tree: &Tree, command: &Command, args: &[&str]) -> Verdict {
     match super::sysv::parse(args) {
         Ok(super::sysv::Call::Remove) => {
             Verdict::Inert("on a fresh install no script has links to remove")
         }
-        Ok(super::sysv::Call::Defaults { .. }) if command.conditional => {
-            Verdict::Unhandled("update-rc.d under a condition the walk could not decide".to_owned())
+        Ok(super::sysv::Call::Defaults { name, .. }) if command.conditional => {
+            let name = name.trim_end_matches(".sh");
+            if ["service", "socket"]
+                .iter()
+                .any(|suffix| has_unit(tree, &format!("{name}.{suffix}")))
+            {
+                Verdict::Inert(
+                    "SysV links for a service systemd starts from its own unit: it ignores them",
+                )
+            } else {
+                Verdict::Unhandled(
+                    "update-rc.d, for a script with no systemd unit, under a condition the walk \
+                     could not decide"
+                        .to_owned(),
+                )
+            }
         }
         Ok(super::sysv::Call::Defaults { .. }) => {
             Verdict::Native("sysv (the rc.d links update-rc.d makes without insserv)")
@@ -752,10 +766,13 @@ mod tests {
         let tree = tree();
         let scripts = walked(
             "p",
-            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\nsed p /etc/a > /etc/motd.tail\nupdate-rc.d sysv-only enable 2\n",
+            "#!/bin/sh\neval \"$(cat /etc/x)\"\nmkdir -p \"$(cat /etc/dir)\"\nsed p /etc/a > /etc/motd.tail\nupdate-rc.d sysv-only enable 2\n\
+             if grep -q x /etc/y; then\n  update-rc.d ssh defaults\nfi\n",
         );
         let gaps = gaps(&tree, &scripts);
         let whys: Vec<&str> = gaps.iter().map(|g| g.why.as_str()).collect();
+        // ssh's links under a condition are no gap: ssh has a unit, and
+        // systemd ignores them.
         assert_eq!(gaps.len(), 4, "{whys:?}");
         assert!(whys.iter().any(|w| w.contains("not known")), "{whys:?}");
         assert!(
