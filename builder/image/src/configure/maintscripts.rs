@@ -692,6 +692,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scratch_file_of_unknown_content_carried_into_the_image_is_a_gap() {
+        let tree = tree();
+        let unknown = walked(
+            "p",
+            "#!/bin/sh\ntmp=$(mktemp)\nif grep -q x /etc/y; then\n  echo a > \"$tmp\"\nfi\n\
+             mv -f \"$tmp\" /etc/z\nrm -f \"$tmp\"\n",
+        );
+        let found = gaps(&tree, &unknown);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 6, "{found:?}");
+        assert!(
+            found[0].why.contains("scratch file") && found[0].why.contains("line 4"),
+            "{found:?}"
+        );
+        let exact = walked(
+            "p",
+            "#!/bin/sh\ntmp=$(mktemp)\necho a > \"$tmp\"\nmv -f \"$tmp\" /etc/z\n",
+        );
+        assert!(gaps(&tree, &exact).is_empty());
+    }
+
+    #[test]
     fn a_postinst_a_module_does_the_work_of_has_no_gaps() {
         let tree = tree();
         let mut scripts = walked("exim4-config", "#!/bin/sh\nfrobnicate /etc/exim4\n");

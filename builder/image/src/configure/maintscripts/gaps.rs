@@ -1,8 +1,11 @@
 //! The steps airlock does not do, as the build report and the build's
 //! refusal name them.
 
+use std::collections::BTreeMap;
+
 use airlock_tree::Tree;
 
+use super::super::literal;
 use super::super::scripts::{Command, Scripts};
 use super::{Verdict, classify};
 
@@ -55,11 +58,16 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     let mut gaps = Vec::new();
     let handled =
         |package: &str, script: &str| script == "postinst" && scripts.handled.contains_key(package);
+    let unknown = unknown_scratch(scripts);
     for (package, command) in scripts.iter() {
         if handled(package, command.script) {
             continue;
         }
-        if let Verdict::Unhandled(why) = classify(tree, package, command) {
+        let verdict = match classify(tree, package, command) {
+            Verdict::Unhandled(why) => Some(why),
+            _ => reads_unknown_scratch(&unknown, package, command),
+        };
+        if let Some(why) = verdict {
             if removes_nothing(tree, scripts, command) {
                 continue;
             }
@@ -99,6 +107,63 @@ pub fn gaps(tree: &Tree, scripts: &Scripts) -> Vec<Gap> {
     // A function called several times shows the same step once.
     gaps.dedup();
     gaps
+}
+
+/// The scratch files (`$(mktemp)`) whose content is not known, by package,
+/// with the line of the step that made it so: a step on them that airlock
+/// could not do exactly (a here-document with a value not known, a write
+/// under a condition the walk cannot decide). A step only on scratch files
+/// is no gap by itself (airlock removes them), but one that carries such a
+/// file into the image is.
+fn unknown_scratch(scripts: &Scripts) -> BTreeMap<(String, String), usize> {
+    let mut unknown = BTreeMap::new();
+    for (package, command) in scripts.iter() {
+        let Some(targets) = literal::targets(command) else {
+            continue;
+        };
+        let scratch_only = !targets.is_empty()
+            && targets
+                .iter()
+                .all(|p| p.starts_with(airlock_maintscript::SCRATCH));
+        let exact = matches!(literal::parse(command), Some(Ok(_))) && !command.expands;
+        if scratch_only && !exact {
+            for target in targets {
+                unknown
+                    .entry((package.to_owned(), target))
+                    .or_insert(command.line);
+            }
+        }
+    }
+    unknown
+}
+
+/// Why a step that names a scratch file of [`unknown_scratch`] and changes
+/// something outside the scratch files is a gap (apparmor's
+/// `mv -f "$tmp" /etc/apparmor.d/tunables/home.d/ubuntu`, whose `$tmp` was
+/// written under a condition).
+fn reads_unknown_scratch(
+    unknown: &BTreeMap<(String, String), usize>,
+    package: &str,
+    command: &Command,
+) -> Option<String> {
+    let (path, line) = command.words.iter().skip(1).find_map(|word| {
+        unknown
+            .get(&(package.to_owned(), word.clone()))
+            .map(|line| (word, line))
+    })?;
+    let program = command.name().rsplit('/').next().unwrap_or("");
+    let inside = literal::targets(command).is_some_and(|targets| {
+        targets
+            .iter()
+            .all(|p| p.starts_with(airlock_maintscript::SCRATCH))
+    });
+    if inside || program == "rm" {
+        return None;
+    }
+    Some(format!(
+        "it reads {path}, a scratch file of the script's whose content is not known (line {line} \
+         wrote it in a way airlock could not do exactly)"
+    ))
 }
 
 /// Whether `command` is an `rm` (under a condition the walk cannot decide)
