@@ -62,6 +62,21 @@ pub struct Install {
 }
 
 impl Install {
+    /// The links `systemctl enable` makes for unit `name` (its file at
+    /// `file`) in `dir` (/etc/systemd/system or /etc/systemd/user):
+    /// WantedBy=, RequiredBy= and Alias=.
+    fn link(&self, links: &mut BTreeMap<String, String>, dir: &str, name: &str, file: &str) {
+        for target in &self.wanted_by {
+            links.insert(format!("{dir}/{target}.wants/{name}"), file.to_owned());
+        }
+        for target in &self.required_by {
+            links.insert(format!("{dir}/{target}.requires/{name}"), file.to_owned());
+        }
+        for alias in &self.alias {
+            links.insert(format!("{dir}/{alias}"), file.to_owned());
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.wanted_by.is_empty()
             && self.required_by.is_empty()
@@ -329,21 +344,7 @@ pub fn configure(
         } else {
             unit.clone()
         };
-        for target in &install.wanted_by {
-            links.insert(
-                format!("etc/systemd/system/{target}.wants/{name}"),
-                file.clone(),
-            );
-        }
-        for target in &install.required_by {
-            links.insert(
-                format!("etc/systemd/system/{target}.requires/{name}"),
-                file.clone(),
-            );
-        }
-        for alias in &install.alias {
-            links.insert(format!("etc/systemd/system/{alias}"), file.clone());
-        }
+        install.link(&mut links, "etc/systemd/system", &name, &file);
         queue.extend(install.also.iter().cloned());
     }
     for unit in &services.mask {
@@ -378,21 +379,7 @@ fn user_links(
             ));
             continue;
         };
-        for target in &install.wanted_by {
-            links.insert(
-                format!("etc/systemd/user/{target}.wants/{unit}"),
-                file.clone(),
-            );
-        }
-        for target in &install.required_by {
-            links.insert(
-                format!("etc/systemd/user/{target}.requires/{unit}"),
-                file.clone(),
-            );
-        }
-        for alias in &install.alias {
-            links.insert(format!("etc/systemd/user/{alias}"), file.clone());
-        }
+        install.link(&mut links, "etc/systemd/user", unit, &file);
     }
     links
 }
@@ -494,6 +481,11 @@ mod tests {
         assert_eq!(
             link("etc/systemd/system/multi-user.target.wants/ssh.service"),
             Some(Kind::Symlink("/lib/systemd/system/ssh.service".into()))
+        );
+        assert_eq!(
+            link("etc/systemd/system/sshd.service"),
+            Some(Kind::Symlink("/lib/systemd/system/ssh.service".into())),
+            "Alias="
         );
         assert!(link("etc/systemd/system/sockets.target.wants/gpg-agent.socket").is_none());
     }
