@@ -32,8 +32,8 @@ pub const PACKAGE: &str = "exim4-config";
 pub const POSTINST_SHA256: &str =
     "bfbf94d454055292579d5205fa2d7212d6e0a8c6db9f71a109d0b8b1049ca312";
 /// What the build report says of the postinst's steps.
-pub const DOES: &str = "exim4 (update-exim4.conf.conf from debconf's defaults, /etc/mailname, \
-     /etc/aliases and /etc/default/exim4, as exim4-config's postinst writes them)";
+pub const DOES: &str = "exim4 module does in its place: update-exim4.conf.conf from debconf's \
+     defaults, /etc/mailname, /etc/aliases and /etc/default/exim4, as the postinst writes them";
 
 /// Whether this module does the work of `package`'s postinst.
 pub fn handles(package: &str, postinst: &[u8]) -> bool {

@@ -610,6 +610,11 @@ pub fn account(
             None => format!("maintainer script step not done: {gap}"),
         })
         .collect();
+    for (package, does) in &scripts.handled {
+        notes.push(format!(
+            "maintainer script done by name: {package} postinst, which airlock's {does}"
+        ));
+    }
     for (package, places) in &scripts.assumed {
         for (script, place) in places {
             notes.push(format!(
@@ -722,6 +727,15 @@ mod tests {
             .handled
             .insert("exim4-config".to_owned(), super::super::exim4::DOES);
         assert!(gaps(&tree, &scripts).is_empty());
+        let notes = account(&tree, &scripts, &["exim4-config"], &BTreeMap::new()).unwrap();
+        assert_eq!(
+            notes,
+            [format!(
+                "maintainer script done by name: exim4-config postinst, which airlock's {}",
+                super::super::exim4::DOES
+            )],
+            "the report says who did its work"
+        );
         let other = walked("exim4-base", "#!/bin/sh\nfrobnicate /etc/exim4\n");
         scripts.commands.extend(other.commands);
         assert_eq!(

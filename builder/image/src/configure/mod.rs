@@ -215,12 +215,11 @@ pub fn configure(
     )?);
     notes.extend(sysv::configure(tree, blobs, &scripts.commands)?);
     system::configure(tree, &recipe.image)?;
-    let hostname = recipe
-        .image
-        .hostname
-        .as_deref()
-        .unwrap_or(recipe.image.name.as_str());
-    exim4::configure(tree, scripts.handled.contains_key(exim4::PACKAGE), hostname)?;
+    exim4::configure(
+        tree,
+        scripts.handled.contains_key(exim4::PACKAGE),
+        system::hostname(&recipe.image),
+    )?;
     tmpfiles::configure(tree, blobs)?;
     pam::configure(tree, blobs)?;
     shells::configure(tree, blobs, &scripts.commands)?;

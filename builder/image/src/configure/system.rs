@@ -8,9 +8,14 @@ use airlock_tree::Tree;
 use super::{generated, put, symlink};
 use crate::BuildError;
 
+/// The image's host name: the recipe's, or the image's name.
+pub fn hostname(image: &Image) -> &str {
+    image.hostname.as_deref().unwrap_or(image.name.as_str())
+}
+
 /// Writes the identity files.
 pub fn configure(tree: &mut Tree, image: &Image) -> Result<(), BuildError> {
-    let hostname = image.hostname.as_deref().unwrap_or(image.name.as_str());
+    let hostname = hostname(image);
     put(
         tree,
         "etc/hostname",

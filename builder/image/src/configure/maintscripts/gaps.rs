@@ -7,6 +7,7 @@ use airlock_tree::Tree;
 
 use super::super::literal;
 use super::super::scripts::{Command, Scripts};
+use super::paths::scratch_only;
 use super::{Verdict, classify};
 
 /// One step airlock does not do.
@@ -121,12 +122,8 @@ fn unknown_scratch(scripts: &Scripts) -> BTreeMap<(String, String), usize> {
         let Some(targets) = literal::targets(command) else {
             continue;
         };
-        let scratch_only = !targets.is_empty()
-            && targets
-                .iter()
-                .all(|p| p.starts_with(airlock_maintscript::SCRATCH));
         let exact = matches!(literal::parse(command), Some(Ok(_))) && !command.expands;
-        if scratch_only && !exact {
+        if scratch_only(&targets) && !exact {
             for target in targets {
                 unknown
                     .entry((package.to_owned(), target))
@@ -152,11 +149,7 @@ fn reads_unknown_scratch(
             .map(|line| (word, line))
     })?;
     let program = command.name().rsplit('/').next().unwrap_or("");
-    let inside = literal::targets(command).is_some_and(|targets| {
-        targets
-            .iter()
-            .all(|p| p.starts_with(airlock_maintscript::SCRATCH))
-    });
+    let inside = literal::targets(command).is_some_and(|targets| scratch_only(&targets));
     if inside || program == "rm" {
         return None;
     }

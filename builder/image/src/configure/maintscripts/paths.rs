@@ -47,11 +47,7 @@ pub(super) fn file_step(command: &Command, step: Result<literal::Op, String>) ->
     if let Some(why) = targets.iter().find_map(|p| left_to_the_initrd(p)) {
         return Verdict::Inert(why);
     }
-    if !targets.is_empty()
-        && targets
-            .iter()
-            .all(|p| p.starts_with(airlock_maintscript::SCRATCH))
-    {
+    if scratch_only(&targets) {
         return Verdict::Inert(
             "on the script's own scratch files, which airlock removes once every step is done",
         );
@@ -80,6 +76,16 @@ fn left_to_the_initrd(path: &str) -> Option<&'static str> {
         "initramfs-tools' configuration, which nothing reads: airlock builds the image's \
          initrd itself",
     )
+}
+
+/// Whether every path of `paths` (and there is one) is one of the script's
+/// scratch files (`$(mktemp)`), which airlock removes once every step is
+/// done.
+pub(super) fn scratch_only(paths: &[String]) -> bool {
+    !paths.is_empty()
+        && paths
+            .iter()
+            .all(|p| p.starts_with(airlock_maintscript::SCRATCH))
 }
 
 /// The one module that writes every path of `paths`, if there is one.
