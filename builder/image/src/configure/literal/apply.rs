@@ -128,43 +128,18 @@ impl Step<'_> {
                 login_group,
                 recursive,
                 no_follow,
-            } => {
-                let (uid, mut gid) = self.ids(owner.as_deref(), group.as_deref())?;
-                if *login_group {
-                    let name = owner.as_deref().unwrap_or_default();
-                    gid = Some(
-                        self.accounts
-                            .users
-                            .iter()
-                            .find(|u| Some(u.uid) == uid)
-                            .map(|u| u.gid)
-                            .ok_or_else(|| format!("no user {name} for its login group"))?,
-                    );
-                }
-                for path in paths {
-                    for node in self.nodes(path, *recursive, !*no_follow)? {
-                        let node = self.tree.get_mut(&node).expect("listed");
-                        node.uid = uid.unwrap_or(node.uid);
-                        node.gid = gid.unwrap_or(node.gid);
-                    }
-                }
-            }
+            } => self.chown(
+                paths,
+                (owner.as_deref(), group.as_deref()),
+                *login_group,
+                *recursive,
+                !*no_follow,
+            )?,
             Op::Chmod {
                 paths,
                 mode,
                 recursive,
-            } => {
-                for path in paths {
-                    for node in self.nodes(path, *recursive, true)? {
-                        let node = self.tree.get_mut(&node).expect("listed");
-                        match node.kind {
-                            Kind::Symlink(_) => {}
-                            Kind::Directory => node.mode = mode.apply(node.mode, true, self.umask),
-                            _ => node.mode = mode.apply(node.mode, false, self.umask),
-                        }
-                    }
-                }
-            }
+            } => self.chmod(paths, mode, *recursive)?,
             Op::Link {
                 target,
                 link,
@@ -227,6 +202,53 @@ impl Step<'_> {
                     bytes = super::sed::apply(edits, &text).into_bytes();
                 }
                 self.write(path, bytes, *append)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `chown`/`chgrp`: `OWNER:` with no group takes the owner's login
+    /// group, as chown(1) does.
+    fn chown(
+        &mut self,
+        paths: &[String],
+        (owner, group): (Option<&str>, Option<&str>),
+        login_group: bool,
+        recursive: bool,
+        follow: bool,
+    ) -> Result<(), String> {
+        let (uid, mut gid) = self.ids(owner, group)?;
+        if login_group {
+            let name = owner.unwrap_or_default();
+            gid = Some(
+                self.accounts
+                    .users
+                    .iter()
+                    .find(|u| Some(u.uid) == uid)
+                    .map(|u| u.gid)
+                    .ok_or_else(|| format!("no user {name} for its login group"))?,
+            );
+        }
+        for path in paths {
+            for node in self.nodes(path, recursive, follow)? {
+                let node = self.tree.get_mut(&node).expect("listed");
+                node.uid = uid.unwrap_or(node.uid);
+                node.gid = gid.unwrap_or(node.gid);
+            }
+        }
+        Ok(())
+    }
+
+    /// `chmod`: symlinks keep their mode; `X` sees directories.
+    fn chmod(&mut self, paths: &[String], mode: &Mode, recursive: bool) -> Result<(), String> {
+        for path in paths {
+            for node in self.nodes(path, recursive, true)? {
+                let node = self.tree.get_mut(&node).expect("listed");
+                match node.kind {
+                    Kind::Symlink(_) => {}
+                    Kind::Directory => node.mode = mode.apply(node.mode, true, self.umask),
+                    _ => node.mode = mode.apply(node.mode, false, self.umask),
+                }
             }
         }
         Ok(())
