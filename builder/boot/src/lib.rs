@@ -365,6 +365,7 @@ mod tests {
             notes: Vec::new(),
             privileges: Vec::new(),
             first_boot: Vec::new(),
+            disk: None,
         };
         std::fs::write(dir.path().join(report::FILE), report.to_json()).unwrap();
         let image = Image::open(dir.path()).unwrap();

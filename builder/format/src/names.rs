@@ -20,6 +20,10 @@ pub mod image {
     pub const KERNEL: &str = "vmlinuz";
     /// The initrd.
     pub const INITRD: &str = "initrd.img";
+    /// The GPT disk image that boots through UEFI.
+    pub const DISK: &str = "disk.raw";
+    /// The unified kernel image on its EFI system partition, unsigned.
+    pub const UKI: &str = "uki.efi";
     /// The ostree repository (a folder).
     pub const OSTREE: &str = "ostree";
     /// The CycloneDX SBOM.
@@ -93,6 +97,11 @@ pub mod cmdline {
     pub const HASH: &str = "airlock.hash";
     /// The data disk for /var (default `/dev/vdc`).
     pub const DATA: &str = "airlock.data";
+    /// In a value of ROOT or HASH: the partition with this GUID (and the
+    /// partition type the key implies).
+    pub const PARTUUID: &str = "PARTUUID=";
+    /// In a value of DATA: the partition of this type on the root's disk.
+    pub const PARTTYPE: &str = "PARTTYPE=";
 }
 
 /// The domain prefixes of airlock's digests: each digest is sha256 over

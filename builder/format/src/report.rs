@@ -60,6 +60,45 @@ pub struct Report {
     /// The per-host state the image makes when it first boots (never
     /// baked into it), by name.
     pub first_boot: Vec<FirstBoot>,
+    /// The disk image, when the recipe asks for one (absent otherwise, so
+    /// reports from before the disk format read and write as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
+}
+
+/// The GPT disk image and the unified kernel image on its EFI system
+/// partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The disk image (raw; its empty partitions are holes).
+    pub image: Artifact,
+    /// The unified kernel image, unsigned, as the disk holds it.
+    pub uki: Artifact,
+    /// The kernel command line inside the UKI: the only one the kernel
+    /// gets when the disk boots.
+    pub cmdline: String,
+    /// The disk's GUID.
+    pub guid: String,
+    /// Its partitions, in table order.
+    pub partitions: Vec<Partition>,
+}
+
+/// One partition of the disk image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// Its GPT name.
+    pub label: String,
+    /// Its type GUID (Discoverable Partitions Specification).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its own GUID.
+    pub guid: String,
+    /// Where it starts, in bytes.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// One thing the image makes at first boot.
@@ -274,6 +313,27 @@ mod tests {
                 before: vec!["ssh.service".into()],
                 makes: "keys".into(),
             }],
+            disk: Some(Disk {
+                image: Artifact {
+                    path: "disk.raw".into(),
+                    size: 1 << 30,
+                    sha256: "cd".repeat(32),
+                },
+                uki: Artifact {
+                    path: "uki.efi".into(),
+                    size: 1 << 24,
+                    sha256: "ef".repeat(32),
+                },
+                cmdline: "ro airlock.root=PARTUUID=x".into(),
+                guid: "0".repeat(36),
+                partitions: vec![Partition {
+                    label: "esp".into(),
+                    kind: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
+                    guid: "1".repeat(36),
+                    offset: 1 << 20,
+                    size: 1 << 28,
+                }],
+            }),
         }
     }
 

@@ -44,6 +44,11 @@ pub struct Recipe {
     pub audit: Option<Audit>,
     /// `[output]`.
     pub output: Output,
+    /// `[disk]`: the disk image's layout; absent for the defaults (and
+    /// then not in the recipe's digest, so recipes from before the disk
+    /// format keep theirs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
     /// `[signing]`.
     pub signing: Signing,
 }
@@ -581,6 +586,39 @@ pub enum Format {
     Erofs,
     /// An ostree commit.
     Ostree,
+    /// A GPT disk image that boots through UEFI: an EFI system partition
+    /// with systemd-boot and a unified kernel image, the EROFS root and its
+    /// dm-verity tree as slot A, room for slot B, and /var.
+    Disk,
+}
+
+/// `[disk]`: sizes of the disk image's partitions, in MiB.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Disk {
+    /// The EFI system partition (FAT32: 34 MiB at least). It holds
+    /// systemd-boot and a unified kernel image per slot.
+    pub esp_mib: u64,
+    /// Each slot's root partition; absent: the root's own size, rounded up
+    /// to a MiB. An update must fit in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_mib: Option<u64>,
+    /// The /var partition, formatted (ext4) by the initrd at first boot.
+    pub var_mib: u64,
+    /// Whether the disk has an empty slot B for A/B updates; off for an
+    /// image that is never updated in place.
+    pub slot_b: bool,
+}
+
+impl Default for Disk {
+    fn default() -> Self {
+        Disk {
+            esp_mib: 256,
+            root_mib: None,
+            var_mib: 1024,
+            slot_b: true,
+        }
+    }
 }
 
 /// `[output]`.

@@ -110,6 +110,7 @@ impl Recipe {
             "[signing] signers fingerprint",
             self.signing.signers.iter().map(|s| s.fingerprint.as_str()),
         );
+        self.validate_disk(&mut problems);
         if !(1..=19).contains(&self.output.zstd_level) {
             problems.push(format!(
                 "[output] zstd_level = {} must be between 1 and 19",
@@ -117,6 +118,42 @@ impl Recipe {
             ));
         }
         problems
+    }
+
+    /// The disk format: built from the EROFS root and a kernel, with sizes
+    /// its partitions can hold.
+    fn validate_disk(&self, problems: &mut Vec<String>) {
+        let wants = self.output.formats.contains(&crate::Format::Disk);
+        if !wants {
+            if self.disk.is_some() {
+                problems.push("[disk] is set but [output] formats has no \"disk\"".to_owned());
+            }
+            return;
+        }
+        if !self.output.formats.contains(&crate::Format::Erofs) {
+            problems
+                .push("[output] formats: \"disk\" holds the EROFS root: add \"erofs\"".to_owned());
+        }
+        if self.kernel.package.is_none() {
+            problems
+                .push("[output] formats: \"disk\" boots a kernel: set [kernel] package".to_owned());
+        }
+        let disk = self.disk.clone().unwrap_or_default();
+        if !(34..=4096).contains(&disk.esp_mib) {
+            problems.push(format!(
+                "[disk] esp_mib = {} must be between 34 (FAT32's least) and 4096",
+                disk.esp_mib
+            ));
+        }
+        if !(16..=1 << 24).contains(&disk.var_mib) {
+            problems.push(format!(
+                "[disk] var_mib = {} must be between 16 and 16777216",
+                disk.var_mib
+            ));
+        }
+        if disk.root_mib.is_some_and(|m| !(1..=1 << 24).contains(&m)) {
+            problems.push("[disk] root_mib must be between 1 and 16777216".to_owned());
+        }
     }
 
     /// The agent's own rules, and what it needs beside it (its user made by

@@ -4,6 +4,7 @@
 //! initrd, and an ostree commit.
 
 pub mod cpio;
+pub mod disk;
 pub mod initrd;
 pub mod staging;
 

@@ -39,6 +39,8 @@ pub(super) struct Emitted {
     pub kernel: Option<String>,
     /// The ostree commit and branch.
     pub ostree: Option<(String, String)>,
+    /// The disk image, when the recipe asks for one.
+    pub disk: Option<airlock_format::report::Disk>,
 }
 
 impl Stage<'_> {
@@ -80,6 +82,7 @@ fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
             verity: None,
             kernel: None,
             ostree: None,
+            disk: None,
         });
     }
     (stage.progress)("staging the tree for mkfs.erofs and ostree");
@@ -87,25 +90,59 @@ fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
     fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
     staging_permissions(&staging)?;
     emit::staging::stage(stage.tree, stage.blobs, &staging)?;
-    let erofs_job = || -> Result<(Option<Verity>, Option<String>), BuildError> {
+    type Booted = (
+        Option<Verity>,
+        Option<String>,
+        Option<airlock_format::report::Disk>,
+    );
+    let erofs_job = || -> Result<Booted, BuildError> {
         if !wants_erofs {
-            return Ok((None, None));
+            return Ok((None, None, None));
         }
         let verity = erofs(stage, &staging)?;
-        let kernel = if stage.kernels.is_empty() {
-            None
-        } else {
-            Some(boot_files(stage)?)
-        };
-        Ok((Some(verity), kernel))
+        if stage.kernels.is_empty() {
+            if stage.wants(Format::Disk) {
+                return Err(BuildError::Config {
+                    what: "[output] disk".to_owned(),
+                    message: "a disk image boots a kernel: set [kernel] package".to_owned(),
+                });
+            }
+            return Ok((Some(verity), None, None));
+        }
+        let kernel = boot_files(stage)?;
+        let disk = stage
+            .wants(Format::Disk)
+            .then(|| disk(stage, &verity, &kernel))
+            .transpose()?;
+        Ok((Some(verity), Some(kernel), disk))
     };
     let ostree_job = || wants_ostree.then(|| ostree(stage, &staging)).transpose();
     let (erofs_result, ostree_result) = rayon::join(erofs_job, ostree_job);
-    let (verity, kernel) = erofs_result?;
+    let (verity, kernel, disk) = erofs_result?;
     Ok(Emitted {
         verity,
         kernel,
         ostree: ostree_result?,
+        disk,
+    })
+}
+
+/// The unified kernel image and the GPT disk around it.
+fn disk(
+    stage: &Stage<'_>,
+    verity: &Verity,
+    kernel: &str,
+) -> Result<airlock_format::report::Disk, BuildError> {
+    (stage.progress)("writing the unified kernel image and the disk image");
+    emit::disk::write(&emit::disk::Parts {
+        recipe: stage.recipe,
+        tree: stage.tree,
+        blobs: stage.blobs,
+        out: stage.out,
+        kernel,
+        cmdline: &super::kernel_cmdline(stage.recipe, verity),
+        root_hash: &verity.root_hash,
+        inputs: stage.inputs,
     })
 }
 

@@ -398,13 +398,14 @@ fn report(
         notes: assembled.configured.notes,
         privileges: assembled.privileges,
         first_boot: assembled.configured.first_boot,
+        disk: emitted.disk,
     })
 }
 
 /// The command line to boot the image with: the recipe's words, audit from
 /// the start when the recipe audits, a read-only root, and the dm-verity
 /// parameters the initrd reads.
-fn kernel_cmdline(recipe: &Recipe, verity: &Verity) -> String {
+pub(super) fn kernel_cmdline(recipe: &Recipe, verity: &Verity) -> String {
     let mut words: Vec<String> = recipe.kernel.cmdline.clone();
     if recipe.audit.is_some() {
         // Audit every process from the start, with room for a burst

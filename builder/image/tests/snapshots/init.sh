@@ -3,6 +3,11 @@
 # from the kernel command line), mounts it read-only, makes /var writable
 # (the data disk when there is one, tmpfs otherwise), keeps the machine id
 # there, puts a tmpfs on /tmp, and starts systemd.
+# The root, its hash tree and the data disk are devices (a direct boot) or,
+# booted from a disk image, GPT partitions: the root and its hash tree by
+# their partition GUIDs (PARTUUID=), /var by its type on the root's disk
+# (PARTTYPE=), each checked against the type the Discoverable Partitions
+# Specification gives it, read from the disk's own partition table.
 # On any failure it says why and powers off: there is no rescue shell.
 export PATH=/usr/bin:/usr/sbin
 busybox mount -t proc proc /proc
@@ -16,6 +21,47 @@ fail() {
 for module in /usr/lib/modules/6.1.0-test-amd64/kernel/drivers/md/dm-mod.ko /usr/lib/modules/6.1.0-test-amd64/kernel/drivers/md/dm-bufio.ko /usr/lib/modules/6.1.0-test-amd64/kernel/drivers/md/dm-verity.ko /usr/lib/modules/6.1.0-test-amd64/kernel/drivers/virtio/virtio_ring.ko /usr/lib/modules/6.1.0-test-amd64/kernel/drivers/block/virtio_blk.ko /usr/lib/modules/6.1.0-test-amd64/kernel/fs/erofs/erofs.ko; do
     busybox insmod "$module" || fail "cannot load $module"
 done
+# The disk a partition (a name under /sys/class/block) is on.
+disk_of() {
+    busybox basename "$(busybox readlink -f "/sys/class/block/$1/..")"
+}
+# "TYPE GUID" of partition $1 from its disk's GPT, when the disk has one
+# with its entries where every tool puts them (LBA 2, 128 bytes each).
+gpt_ids() {
+    n=$(busybox cat "/sys/class/block/$1/partition" 2>/dev/null) || return 1
+    disk=/dev/$(disk_of "$1")
+    [ "$(busybox dd if="$disk" bs=512 skip=1 count=1 2>/dev/null | busybox head -c 8)" = "EFI PART" ] &&
+        [ "$(busybox hexdump -s 584 -n 4 -e '1/4 "%u"' "$disk")" = 2 ] &&
+        [ "$(busybox hexdump -s 596 -n 4 -e '1/4 "%u"' "$disk")" = 128 ] || return 1
+    busybox hexdump -s $((1024 + (n - 1) * 128)) -n 32 \
+        -e '1/4 "%08x-" 2/2 "%04x-" 2/1 "%02x" "-" 6/1 "%02x" " "' "$disk"
+}
+# The partition of type $1 with GUID $2 (any when empty) on disk $3 (any
+# when empty).
+partition() {
+    for sys in /sys/class/block/*; do
+        name=${sys##*/}
+        ids=$(gpt_ids "$name") || continue
+        set -- "$1" "$2" "$3" $ids
+        [ "$4" = "$1" ] && { [ -z "$2" ] || [ "$5" = "$2" ]; } &&
+            { [ -z "$3" ] || [ "$(disk_of "$name")" = "$3" ]; } || continue
+        echo "/dev/$name"
+        return 0
+    done
+    return 1
+}
+# The device a command-line value $1 names, a partition of type $2.
+resolve() {
+    case "$1" in
+        PARTUUID=*) partition "$2" "${1#PARTUUID=}" "" ;;
+        PARTTYPE=*) partition "${1#PARTTYPE=}" "" "$rootdisk" ;;
+        *) echo "$1" ;;
+    esac
+}
+# Whether device $1 is blank: its first 64 KiB all zero.
+blank() {
+    [ -z "$(busybox dd if="$1" bs=65536 count=1 2>/dev/null | busybox tr -d '\0' | busybox head -c 1)" ]
+}
 root=/dev/vda
 hash=/dev/vdb
 data=/dev/vdc
@@ -35,20 +81,28 @@ done
 [ -n "$roothash" ] && [ -n "$salt" ] && [ -n "$blocks" ] ||
     fail "the kernel command line lacks airlock.roothash, airlock.salt or airlock.blocks"
 tries=0
-while [ ! -b "$root" ] || [ ! -b "$hash" ]; do
+until rootdev=$(resolve "$root" 4f68bce3-e8cd-4db1-96e7-fbcaf984b709) && hashdev=$(resolve "$hash" 2c7357ed-ebd2-46d9-aec1-23d437ec2bf5) &&
+    [ -b "$rootdev" ] && [ -b "$hashdev" ]; do
     tries=$((tries + 1))
     [ "$tries" -gt 300 ] && fail "no root device $root or hash device $hash"
     busybox sleep 0.1
 done
+rootdisk=$(disk_of "${rootdev#/dev/}")
+case "$data" in
+    PARTTYPE=*) data=$(resolve "$data" 4d21b016-b534-45c2-a9fb-5c16e091fd2d) || fail "no /var partition on $rootdisk" ;;
+esac
 sectors=$((blocks * 8))
 DM_DISABLE_UDEV=1 dmsetup create --readonly --noudevsync airlock-root \
-    --table "0 $sectors verity 1 $root $hash 4096 4096 $blocks 0 sha256 $roothash $salt" ||
+    --table "0 $sectors verity 1 $rootdev $hashdev 4096 4096 $blocks 0 sha256 $roothash $salt" ||
     fail "dm-verity refused the root"
 DM_DISABLE_UDEV=1 dmsetup mknodes >/dev/null 2>&1
 busybox mount -t erofs -o ro /dev/mapper/airlock-root /root || fail "cannot mount the root"
 if [ -b "$data" ]; then
     busybox mkdir -p /data
     if ! busybox mount -t ext4 "$data" /data 2>/dev/null; then
+        # Only a blank disk is formatted: one that holds something this
+        # cannot mount is left as it is.
+        blank "$data" || fail "$data holds data that is not an ext4 file system; not formatting it"
         echo "airlock-init: formatting the data disk $data" >/dev/console
         busybox mke2fs -q -t ext4 -L airlock-data "$data" >/dev/null 2>&1 ||
             busybox mke2fs -q -L airlock-data "$data" || fail "cannot format $data"

@@ -448,3 +448,33 @@ fn authorized_keys_must_be_openssh_public_keys_with_a_home() {
         ]],
     );
 }
+
+#[test]
+fn a_disk_needs_the_erofs_root_a_kernel_and_sizes_it_can_hold() {
+    check_error(
+        &[(
+            "r/main.toml",
+            &format!(
+                "{BASE}\n[output]\nformats = [\"disk\"]\n[disk]\nesp_mib = 16\nvar_mib = 8\nroot_mib = 0\n"
+            ),
+        )],
+        expect![[
+            r#"r/main.toml: [output] formats: "disk" holds the EROFS root: add "erofs"; [output] formats: "disk" boots a kernel: set [kernel] package; [disk] esp_mib = 16 must be between 34 (FAT32's least) and 4096; [disk] var_mib = 8 must be between 16 and 16777216; [disk] root_mib must be between 1 and 16777216"#
+        ]],
+    );
+    check_error(
+        &[("r/main.toml", &format!("{BASE}\n[disk]\nslot_b = false\n"))],
+        expect![[r#"r/main.toml: [disk] is set but [output] formats has no "disk""#]],
+    );
+    let disk = format!(
+        "{BASE}\n[kernel]\npackage = \"linux-image-cloud-amd64\"\n[output]\nformats = [\"erofs\", \"disk\"]\n"
+    );
+    let loaded = load_from(&[("r/main.toml", &disk)], "r/main.toml").unwrap();
+    assert_eq!(loaded.recipe.disk, None, "defaults when [disk] is absent");
+    let plain = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    let text = serde_json::to_string(&plain.recipe).unwrap();
+    assert!(
+        !text.contains("\"disk\""),
+        "no [disk], no key: old digests hold"
+    );
+}

@@ -1,0 +1,417 @@
+//! The disk image: a GPT disk that boots through UEFI, laid out by the
+//! Discoverable Partitions Specification.
+//!
+//! | # | partition | type | GUID | label |
+//! |---|---|---|---|---|
+//! | 1 | EFI system (FAT32) | ESP | from the inputs | `esp` |
+//! | 2 | root, slot A (the EROFS root) | root x86-64 | root hash, first half | `root-a:NAME_VERSION` |
+//! | 3 | its dm-verity tree | root-verity x86-64 | root hash, second half | `verity-a:NAME_VERSION` |
+//! | 4, 5 | slot B, empty (unless `slot_b = false`) | the same | from the inputs | `root-b:_empty`, `verity-b:_empty` |
+//! | 6 | /var, empty until the initrd formats it | var | from the inputs | `var` |
+//!
+//! The EFI system partition holds systemd-boot (from the locked
+//! systemd-boot-efi package, as the removable-media default loader and in
+//! EFI/systemd), a loader.conf that boots the newest entry at once and
+//! allows no command-line edits, and the unified kernel image in EFI/Linux,
+//! where systemd-boot finds it. The UKI's command line names the root and
+//! its hash tree by partition GUID, so the initrd opens the partitions the
+//! UKI was built with and no other; the kernel gets no command line from
+//! anywhere else. Slot A's GUIDs are the root hash's halves, as
+//! systemd-repart makes them. Empty partitions are holes in the file.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use airlock_disk::fat::{self, Content};
+use airlock_disk::gpt::{Guid, Layout, Spec, attributes, types};
+use airlock_disk::uki::{self, Section};
+use airlock_format::names::{cmdline, image as names};
+use airlock_format::report::{Artifact, Disk, Partition};
+use airlock_recipe::Recipe;
+use airlock_store::Store;
+use airlock_tree::Tree;
+
+use crate::BuildError;
+use crate::configure::read_content;
+
+/// Where the locked systemd-boot-efi package puts the boot loader and the
+/// stub.
+const BOOT_LOADER: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+const STUB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+const MIB: u64 = 1 << 20;
+
+/// What the disk is made of.
+#[derive(Debug)]
+pub struct Parts<'a> {
+    pub recipe: &'a Recipe,
+    pub tree: &'a Tree,
+    pub blobs: &'a Store,
+    /// The image folder with root.erofs, root.verity, vmlinuz, initrd.img.
+    pub out: &'a Path,
+    /// The kernel's version.
+    pub kernel: &'a str,
+    /// The command line of a direct boot (the dm-verity parameters in it).
+    pub cmdline: &'a str,
+    /// The root hash, hex.
+    pub root_hash: &'a str,
+    /// The inputs digest, from which the GUIDs and the FAT volume id are
+    /// derived.
+    pub inputs: &'a airlock_recipe::Sha256,
+}
+
+fn fail(message: impl Into<String>) -> BuildError {
+    BuildError::Config {
+        what: "[output] disk".to_owned(),
+        message: message.into(),
+    }
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        what: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes uki.efi and disk.raw into the image folder.
+pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
+    let disk_options = parts.recipe.disk.clone().unwrap_or_default();
+    let name = format!("{}_{}", parts.recipe.image.name, parts.recipe.image.version);
+    let root_hash = hex::decode(parts.root_hash).map_err(|_| fail("the root hash is not hex"))?;
+    let (first, second) = root_hash.split_at(16);
+    let root_guid = Guid::from_big_endian(first.try_into().expect("sha256 halves"));
+    let verity_guid = Guid::from_big_endian(second[..16].try_into().expect("sha256 halves"));
+    let var = types::VAR;
+    let cmdline = format!(
+        "{} {}={}{} {}={}{} {}={}{}",
+        parts.cmdline,
+        cmdline::ROOT,
+        cmdline::PARTUUID,
+        text(root_guid),
+        cmdline::HASH,
+        cmdline::PARTUUID,
+        text(verity_guid),
+        cmdline::DATA,
+        cmdline::PARTTYPE,
+        text(var),
+    );
+    let uki_path = parts.out.join(names::UKI);
+    write_uki(parts, &cmdline, &uki_path)?;
+
+    let erofs = parts.out.join(names::EROFS);
+    let verity = parts.out.join(names::VERITY);
+    let erofs_size = size_of(&erofs)?;
+    let root_size = match disk_options.root_mib {
+        None => erofs_size,
+        Some(mib) if mib * MIB >= erofs_size => mib * MIB,
+        Some(mib) => {
+            return Err(fail(format!(
+                "[disk] root_mib = {mib} is smaller than the root ({} MiB)",
+                erofs_size.div_ceil(MIB)
+            )));
+        }
+    };
+    let verity_size = size_of(&verity)?.max(hash_tree_size(root_size.next_multiple_of(MIB)));
+    let guid = |what: &str| Guid::from_big_endian(derive(parts, what));
+    let label = |kind: &str, slot: &str| bounded(&format!("{kind}-{slot}:"), &name);
+    let spec = |kind, guid, label: String, size, attributes| Spec {
+        kind,
+        guid,
+        label,
+        size,
+        attributes,
+    };
+    let mut specs = vec![
+        spec(
+            types::ESP,
+            guid("disk-esp"),
+            "esp".to_owned(),
+            disk_options.esp_mib * MIB,
+            0,
+        ),
+        spec(
+            types::ROOT_X86_64,
+            root_guid,
+            label("root", "a"),
+            root_size,
+            attributes::READ_ONLY,
+        ),
+        spec(
+            types::ROOT_VERITY_X86_64,
+            verity_guid,
+            label("verity", "a"),
+            verity_size,
+            attributes::READ_ONLY,
+        ),
+    ];
+    if disk_options.slot_b {
+        specs.push(spec(
+            types::ROOT_X86_64,
+            guid("disk-root-b"),
+            "root-b:_empty".to_owned(),
+            root_size,
+            attributes::READ_ONLY,
+        ));
+        specs.push(spec(
+            types::ROOT_VERITY_X86_64,
+            guid("disk-verity-b"),
+            "verity-b:_empty".to_owned(),
+            verity_size,
+            attributes::READ_ONLY,
+        ));
+    }
+    specs.push(spec(
+        var,
+        guid("disk-var"),
+        "var".to_owned(),
+        disk_options.var_mib * MIB,
+        0,
+    ));
+    let layout = Layout::new(guid("disk-guid"), specs).map_err(|e| fail(e.to_string()))?;
+
+    let disk_path = parts.out.join(names::DISK);
+    let mut disk = File::create(&disk_path).map_err(io_at(&disk_path))?;
+    disk.set_len(layout.size).map_err(io_at(&disk_path))?;
+    layout.write_tables(&mut disk).map_err(io_at(&disk_path))?;
+    let esp = &layout.partitions[0];
+    write_esp(
+        parts,
+        &name,
+        &uki_path,
+        esp.offset(),
+        esp.spec.size,
+        &mut disk,
+    )?;
+    copy_into(&erofs, layout.partitions[1].offset(), &mut disk)?;
+    copy_into(&verity, layout.partitions[2].offset(), &mut disk)?;
+    disk.sync_all().map_err(io_at(&disk_path))?;
+    drop(disk);
+    Ok(Disk {
+        image: artifact(&disk_path, names::DISK)?,
+        uki: artifact(&uki_path, names::UKI)?,
+        cmdline,
+        guid: text(layout.disk),
+        partitions: layout
+            .partitions
+            .iter()
+            .map(|p| Partition {
+                label: p.spec.label.clone(),
+                kind: text(p.spec.kind),
+                guid: text(p.spec.guid),
+                offset: p.offset(),
+                size: p.spec.size,
+            })
+            .collect(),
+    })
+}
+
+/// 16 bytes derived from the inputs for one purpose.
+fn derive(parts: &Parts<'_>, what: &str) -> [u8; 16] {
+    crate::pipeline::derived(parts.inputs, what)[..16]
+        .try_into()
+        .expect("16 of 32 bytes")
+}
+
+/// A GUID as the initrd and the report write it: lower case.
+fn text(guid: Guid) -> String {
+    guid.to_string().to_ascii_lowercase()
+}
+
+/// `prefix` and `name`, the name cut to fit a GPT label.
+fn bounded(prefix: &str, name: &str) -> String {
+    let room = airlock_disk::gpt::LABEL_UNITS - prefix.len();
+    let name: String = name.chars().take(room).collect();
+    format!("{prefix}{name}")
+}
+
+/// The size of a dm-verity hash tree (4 KiB blocks, sha256) over `data`
+/// bytes: every level's blocks, 128 digests to a block.
+fn hash_tree_size(data: u64) -> u64 {
+    let mut blocks = data.div_ceil(4096);
+    let mut total = 0;
+    loop {
+        blocks = blocks.div_ceil(128);
+        total += blocks;
+        if blocks <= 1 {
+            return total * 4096;
+        }
+    }
+}
+
+fn size_of(path: &Path) -> Result<u64, BuildError> {
+    Ok(fs::metadata(path).map_err(io_at(path))?.len())
+}
+
+fn artifact(path: &Path, name: &str) -> Result<Artifact, BuildError> {
+    let (sha256, size) = airlock_store::hash_file(path)?;
+    Ok(Artifact {
+        path: name.to_owned(),
+        size,
+        sha256: sha256.to_hex(),
+    })
+}
+
+/// A file of the image, whole (the stub, the boot loader, os-release).
+fn image_file(parts: &Parts<'_>, path: &str) -> Result<Vec<u8>, BuildError> {
+    match parts.tree.lookup(path) {
+        Some((_, node)) => match &node.kind {
+            airlock_tree::Kind::File(content) => read_content(parts.blobs, content),
+            _ => Err(fail(format!("/{path} in the image is not a file"))),
+        },
+        None if path.starts_with("usr/lib/systemd/boot") => Err(fail(format!(
+            "the image has no /{path}: add systemd-boot-efi to [packages] install"
+        ))),
+        None => Err(fail(format!("the image has no /{path}"))),
+    }
+}
+
+/// The unified kernel image: the stub with the os-release (naming the
+/// image and its release for the boot menu), the command line, the
+/// kernel's version, the initrd and the kernel.
+fn write_uki(parts: &Parts<'_>, cmdline: &str, path: &Path) -> Result<(), BuildError> {
+    let stub = image_file(parts, STUB)?;
+    let mut osrel = image_file(parts, "etc/os-release")?;
+    if !osrel.ends_with(b"\n") {
+        osrel.push(b'\n');
+    }
+    osrel.extend(
+        format!(
+            "IMAGE_ID={}\nIMAGE_VERSION={}\n",
+            parts.recipe.image.name, parts.recipe.image.version
+        )
+        .into_bytes(),
+    );
+    let file = |name: &str| -> Result<(u64, File), BuildError> {
+        let path = parts.out.join(name);
+        let file = File::open(&path).map_err(io_at(&path))?;
+        Ok((size_of(&path)?, file))
+    };
+    let (initrd_len, initrd) = file(names::INITRD)?;
+    let (linux_len, linux) = file(names::KERNEL)?;
+    let bytes = |name, b: Vec<u8>| Section {
+        name,
+        len: b.len() as u64,
+        content: Box::new(io::Cursor::new(b)),
+    };
+    let sections = vec![
+        bytes(".osrel", osrel),
+        bytes(".cmdline", cmdline.as_bytes().to_vec()),
+        bytes(".uname", parts.kernel.as_bytes().to_vec()),
+        Section {
+            name: ".initrd",
+            len: initrd_len,
+            content: Box::new(BufReader::new(initrd)),
+        },
+        Section {
+            name: ".linux",
+            len: linux_len,
+            content: Box::new(BufReader::new(linux)),
+        },
+    ];
+    let mut out = io::BufWriter::new(File::create(path).map_err(io_at(path))?);
+    uki::assemble(&stub, sections, &mut out).map_err(|e| fail(e.to_string()))?;
+    out.flush().map_err(io_at(path))
+}
+
+/// The EFI system partition, written in place on the disk.
+fn write_esp(
+    parts: &Parts<'_>,
+    name: &str,
+    uki_path: &Path,
+    offset: u64,
+    size: u64,
+    disk: &mut File,
+) -> Result<(), BuildError> {
+    let loader = image_file(parts, BOOT_LOADER)?;
+    let uki_len = size_of(uki_path)?;
+    let uki = File::open(uki_path).map_err(io_at(uki_path))?;
+    let files = vec![
+        (
+            "EFI/BOOT/BOOTX64.EFI".to_owned(),
+            Content::Bytes(loader.clone()),
+        ),
+        (
+            "EFI/systemd/systemd-bootx64.efi".to_owned(),
+            Content::Bytes(loader),
+        ),
+        (
+            format!("EFI/Linux/{name}.efi"),
+            Content::Reader(uki_len, Box::new(BufReader::new(uki))),
+        ),
+        (
+            "loader/loader.conf".to_owned(),
+            Content::Bytes(b"timeout 0\neditor no\n".to_vec()),
+        ),
+    ];
+    let id = derive(parts, "disk-fat-volume-id");
+    let volume = fat::Volume {
+        size,
+        id: u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
+        label: "ESP".to_owned(),
+        hidden_sectors: u32::try_from(offset / airlock_disk::gpt::SECTOR)
+            .map_err(|_| fail("the EFI system partition starts past 2 TiB"))?,
+        epoch: parts.recipe.image.epoch,
+    };
+    let mut window = Window { disk, base: offset };
+    fat::write(&mut window, &volume, files).map_err(|e| fail(e.to_string()))
+}
+
+/// A file system's view of its partition: offsets from the partition's
+/// start.
+struct Window<'a> {
+    disk: &'a mut File,
+    base: u64,
+}
+
+impl Write for Window<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.disk.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.disk.flush()
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let at = match to {
+            SeekFrom::Start(n) => self.disk.seek(SeekFrom::Start(self.base + n))?,
+            other => self.disk.seek(other)?,
+        };
+        Ok(at - self.base)
+    }
+}
+
+/// Streams `source` into the disk at `offset`.
+fn copy_into(source: &Path, offset: u64, disk: &mut File) -> Result<(), BuildError> {
+    let mut reader = BufReader::new(File::open(source).map_err(io_at(source))?);
+    disk.seek(SeekFrom::Start(offset)).map_err(io_at(source))?;
+    io::copy(&mut reader, disk).map_err(io_at(source))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_tree_size_counts_every_level() {
+        // One data block: one hash block.
+        assert_eq!(hash_tree_size(4096), 4096);
+        // 128 blocks fill one hash block; 129 need two and a level above.
+        assert_eq!(hash_tree_size(128 * 4096), 4096);
+        assert_eq!(hash_tree_size(129 * 4096), 3 * 4096);
+        // 1 GiB: 262144 blocks, 2048 + 16 + 1 hash blocks.
+        assert_eq!(hash_tree_size(1 << 30), (2048 + 16 + 1) * 4096);
+    }
+
+    #[test]
+    fn labels_keep_their_slot_and_fit_gpt() {
+        assert_eq!(bounded("root-a:", "agent-node_3"), "root-a:agent-node_3");
+        let long = bounded("verity-a:", &"n".repeat(64));
+        assert_eq!(long.len(), 36);
+        assert!(long.starts_with("verity-a:nnn"));
+    }
+}
