@@ -1,14 +1,17 @@
 //! Booting a built image in QEMU: direct kernel boot with the image's
 //! kernel, initrd and command line (which carries the dm-verity root hash),
 //! the EROFS root and its hash tree as read-only virtio disks, and an
-//! optional writable data disk for /var. TCG unless KVM is asked for and
-//! usable. Used by `airlock boot` and by the qemu-tests harness.
+//! optional writable data disk for /var; or, with [`Options::uefi`], the
+//! disk image through UEFI firmware as a host boots it ([`uefi`]). TCG
+//! unless KVM is asked for and usable. Used by `airlock boot` and by the
+//! qemu-tests harness.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod console;
+pub mod uefi;
 
 pub use console::{ConsoleLog, Waited, strip_escapes};
 
@@ -69,6 +72,8 @@ pub struct Image {
     pub version: u64,
     /// The kernel command line from the build report.
     pub cmdline: String,
+    /// The disk image, when the image has one.
+    pub disk: Option<report::Disk>,
 }
 
 impl Image {
@@ -99,6 +104,7 @@ impl Image {
             name: report.name,
             version: report.version,
             cmdline,
+            disk: report.disk,
         })
     }
 }
@@ -146,6 +152,10 @@ pub struct Options {
     /// the user-mode network: (host port, guest port). Attaches the
     /// network.
     pub forward: Vec<(u16, u16)>,
+    /// Boot the disk image through UEFI firmware instead of the kernel
+    /// directly (`data`, `root` and `extra_cmdline` do not apply: the disk
+    /// holds /var, and the command line is the one sealed in the UKI).
+    pub uefi: Option<uefi::Uefi>,
 }
 
 impl Default for Options {
@@ -163,6 +173,7 @@ impl Default for Options {
             network_dump: None,
             extra_cmdline: Vec::new(),
             forward: Vec::new(),
+            uefi: None,
         }
     }
 }
@@ -206,9 +217,6 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
     if options.kvm {
         kvm_usable().map_err(BootError::NoKvm)?;
     }
-    if let Some(data) = &options.data {
-        ensure_data_disk(data, options.data_size)?;
-    }
     let mut command = Command::new(QEMU);
     let accel = if options.kvm { "kvm" } else { "tcg" };
     command
@@ -216,27 +224,26 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
         .args(["-cpu", if options.kvm { "host" } else { "max" }])
         .args(["-m", &options.memory_mib.to_string()])
         .args(["-smp", &options.cpus.to_string()])
-        .args(["-no-reboot", "-nodefaults", "-no-user-config"])
-        .arg("-kernel")
-        .arg(image.dir.join(names::KERNEL))
-        .arg("-initrd")
-        .arg(image.dir.join(names::INITRD));
-    let mut cmdline = image.cmdline.clone();
-    for word in &options.extra_cmdline {
-        cmdline.push(' ');
-        cmdline.push_str(word);
-    }
-    // The guest powers off instead of hanging on a panic.
-    cmdline.push_str(" panic=-1");
-    command.args(["-append", &cmdline]);
-    let root = options
-        .root
-        .clone()
-        .unwrap_or_else(|| image.dir.join(names::EROFS));
-    command.args(["-drive", &drive(&root, true)]);
-    command.args(["-drive", &drive(&image.dir.join(names::VERITY), true)]);
-    if let Some(data) = &options.data {
-        command.args(["-drive", &drive(data, false)]);
+        .args(["-no-reboot", "-nodefaults", "-no-user-config"]);
+    match &options.uefi {
+        Some(firmware) => {
+            if image.disk.is_none() {
+                return Err(BootError::NotAnImage {
+                    dir: image.dir.clone(),
+                    message: "the image has no disk image: add \"disk\" to [output] formats"
+                        .to_owned(),
+                });
+            }
+            if options.data.is_some() || options.root.is_some() || !options.extra_cmdline.is_empty()
+            {
+                return Err(BootError::NotAnImage {
+                    dir: image.dir.clone(),
+                    message: "a UEFI boot takes /var from the disk and the command line from the UKI: no data disk, root or extra command line".to_owned(),
+                });
+            }
+            command.args(uefi::args(firmware));
+        }
+        None => direct(image, options, &mut command)?,
     }
     match &options.console {
         Console::Terminal => {
@@ -280,6 +287,37 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
         command.args(["-nic", "none"]);
     }
     Ok(command)
+}
+
+/// Direct kernel boot: the kernel, the initrd, the command line, and the
+/// disks in the order the initrd expects.
+fn direct(image: &Image, options: &Options, command: &mut Command) -> Result<(), BootError> {
+    if let Some(data) = &options.data {
+        ensure_data_disk(data, options.data_size)?;
+    }
+    command
+        .arg("-kernel")
+        .arg(image.dir.join(names::KERNEL))
+        .arg("-initrd")
+        .arg(image.dir.join(names::INITRD));
+    let mut cmdline = image.cmdline.clone();
+    for word in &options.extra_cmdline {
+        cmdline.push(' ');
+        cmdline.push_str(word);
+    }
+    // The guest powers off instead of hanging on a panic.
+    cmdline.push_str(" panic=-1");
+    command.args(["-append", &cmdline]);
+    let root = options
+        .root
+        .clone()
+        .unwrap_or_else(|| image.dir.join(names::EROFS));
+    command.args(["-drive", &drive(&root, true)]);
+    command.args(["-drive", &drive(&image.dir.join(names::VERITY), true)]);
+    if let Some(data) = &options.data {
+        command.args(["-drive", &drive(data, false)]);
+    }
+    Ok(())
 }
 
 /// Packets in a pcap file written by QEMU's filter-dump: (captured length,

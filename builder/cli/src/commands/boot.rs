@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
+use airlock_boot::uefi::Uefi;
 use airlock_boot::{Console, ConsoleLog, Image, Options, Waited};
 use anyhow::Context;
 
 use crate::exit::Exit;
 use crate::shared::say;
 
-/// Boot a built image in QEMU (direct kernel boot, dm-verity root).
+/// Boot a built image in QEMU: direct kernel boot (dm-verity root), or with
+/// --uefi its disk image through UEFI firmware, as a host boots it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// An image folder written by `airlock build` (images/NAME/VERSION-DIGEST),
@@ -19,9 +21,18 @@ pub struct Args {
     #[command(flatten)]
     trust: crate::commands::verify::TrustArgs,
     /// A writable disk for /var (raw; created sparse when missing). Without
-    /// one, /var is a tmpfs and nothing persists.
-    #[arg(long, value_name = "FILE")]
+    /// one, /var is a tmpfs and nothing persists. With --uefi: a folder for
+    /// the machine's copy of the disk image and its firmware variables
+    /// (made when missing, kept, so /var persists); without one they are
+    /// made in a temporary folder and removed.
+    #[arg(long, value_name = "FILE|DIR")]
     data: Option<PathBuf>,
+    /// Boot the image's disk image (the "disk" format) through UEFI firmware
+    /// (OVMF, from Debian's ovmf package): no kernel, initrd or command
+    /// line from outside; systemd-boot on the disk starts the unified
+    /// kernel image, whose command line is the only one.
+    #[arg(long)]
+    uefi: bool,
     /// Size of a data disk that has to be created, in MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     data_size: u64,
@@ -72,15 +83,21 @@ impl Args {
         } else {
             Image::open(&self.image)?
         };
+        let (uefi, _machine) = self.uefi(&image, is_bundle)?;
         let options = Options {
             memory_mib: self.memory,
             cpus: self.cpus,
             kvm: self.kvm,
-            data: self.data.clone(),
+            data: if uefi.is_some() {
+                None
+            } else {
+                self.data.clone()
+            },
             data_size: self.data_size << 20,
             console: Console::Terminal,
             network: self.network,
             network_dump: self.net_dump.clone(),
+            uefi,
             ..Options::default()
         };
         if let Some(until) = &self.until {
@@ -94,9 +111,10 @@ impl Args {
             if self.kvm { "KVM" } else { "TCG" },
             self.memory,
             self.cpus,
-            match &self.data {
-                Some(data) => format!("on {}", data.display()),
-                None => "a tmpfs".to_owned(),
+            match (&options.uefi, &self.data) {
+                (Some(uefi), _) => format!("on the disk image's copy {}", uefi.disk.display()),
+                (None, Some(data)) => format!("on {}", data.display()),
+                (None, None) => "a tmpfs".to_owned(),
             }
         ));
         say(
@@ -121,6 +139,46 @@ impl Args {
 }
 
 impl Args {
+    /// With --uefi: the firmware and the machine's writable copies (in
+    /// --data, or a temporary folder returned to be kept while QEMU runs).
+    fn uefi(
+        &self,
+        image: &Image,
+        is_bundle: bool,
+    ) -> anyhow::Result<(Option<Uefi>, Option<airlock_store::workdir::WorkDir>)> {
+        if !self.uefi {
+            return Ok((None, None));
+        }
+        if is_bundle {
+            anyhow::bail!(
+                "--uefi boots an image folder's disk image; a bundle does not carry the disk image yet"
+            );
+        }
+        let Some(disk) = &image.disk else {
+            anyhow::bail!(
+                "{}: the image has no disk image: add \"disk\" to [output] formats",
+                image.dir.display()
+            );
+        };
+        let (dir, temp) = match &self.data {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("making {}", dir.display()))?;
+                (dir.clone(), None)
+            }
+            None => {
+                let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-uefi-")?.0;
+                (temp.path().to_owned(), Some(temp))
+            }
+        };
+        let uefi = Uefi::prepare(
+            std::path::Path::new(airlock_boot::uefi::OVMF_DIR),
+            &image.dir.join(&disk.image.path),
+            &dir,
+        )?;
+        Ok((Some(uefi), temp))
+    }
+
     /// Headless boot: the console goes to a file that is copied to stdout
     /// as it grows, until it shows `until`.
     fn run_until(&self, image: &Image, mut options: Options, until: &str) -> anyhow::Result<Exit> {
