@@ -85,6 +85,21 @@ pub fn lock_and_build(recipe: &Path, output: &Path, name: &str) -> PathBuf {
     airlock_fixtures::only_image(&output.join(name))
 }
 
+/// Copies what qemu-tests/recipes/minimal-test.toml needs into `root` (a
+/// scratch folder), locks it fresh against today's archive and builds it
+/// into `root`/images: the image the boot and UEFI tests boot.
+pub fn minimal_test_image(root: &Path) -> PathBuf {
+    for file in ["recipes/minimal.toml", "keys/debian/bookworm.pgp"] {
+        std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(workspace().join(file), root.join(file)).unwrap();
+    }
+    for tree in ["qemu-tests/recipes", "qemu-tests/overlay"] {
+        copy_tree(&workspace().join(tree), &root.join(tree));
+    }
+    let recipe = root.join("qemu-tests/recipes/minimal-test.toml");
+    lock_and_build(&recipe, &root.join("images"), "minimal-test")
+}
+
 /// Builds the recipe at `recipe` (relative to `dir`, the folder of a first
 /// build, already locked) again from a copy of `dir` in another folder
 /// (its images left behind), under other conditions than the first build:

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, copy_tree, enabled, lock_and_build, serial, workspace};
+use qemu_tests::setup::{airlock, enabled, minimal_test_image, serial};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(600);
@@ -25,21 +25,7 @@ fn image() -> &'static Image {
     &IMAGE
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let root = dir.path();
-            for file in ["recipes/minimal.toml", "keys/debian/bookworm.pgp"] {
-                std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
-                std::fs::copy(workspace().join(file), root.join(file)).unwrap();
-            }
-            copy_tree(
-                &workspace().join("qemu-tests/recipes"),
-                &root.join("qemu-tests/recipes"),
-            );
-            copy_tree(
-                &workspace().join("qemu-tests/overlay"),
-                &root.join("qemu-tests/overlay"),
-            );
-            let recipe = root.join("qemu-tests/recipes/minimal-test.toml");
-            let folder = lock_and_build(&recipe, &root.join("images"), "minimal-test");
+            let folder = minimal_test_image(dir.path());
             let image = Image::open(&folder).unwrap();
             (dir, image)
         })

@@ -17,8 +17,9 @@ const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "c
 /// ostree for the commit.
 const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
 
-/// Debian packages the demo boots its image with.
-const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
+/// Debian packages the demo boots its image with: QEMU, and OVMF, the UEFI
+/// firmware `airlock boot --uefi` boots the disk image through.
+const BOOT_PACKAGES: &[&str] = &["qemu-system-x86", "ovmf"];
 
 /// Debian packages the tests check airlock's output with: veritysetup,
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
@@ -28,7 +29,9 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86"];
 /// initrd back), python3-venv (the SBOM reference validators, from PyPI),
 /// openssh-client (the server boot test logs in with a key it makes), and
 /// mmdebstrap with dpkg-dev's dpkg-scanpackages (the oracle tests install
-/// the same locked .debs with their scripts run, to compare trees).
+/// the same locked .debs with their scripts run, to compare trees), and
+/// what reads the disk image back: ovmf (UEFI boots), fdisk (sfdisk),
+/// dosfstools (fsck.vfat), mtools and binutils (objdump on the UKI).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -44,6 +47,11 @@ const TEST_PACKAGES: &[&str] = &[
     "openssh-client",
     "mmdebstrap",
     "dpkg-dev",
+    "ovmf",
+    "fdisk",
+    "dosfstools",
+    "mtools",
+    "binutils",
 ];
 
 /// The SBOM reference validators, from PyPI: CycloneDX's own library (its
