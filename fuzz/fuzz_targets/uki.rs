@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
             content: Box::new(&b"MZ..."[..]),
         },
     ];
-    let mut out = Vec::new();
+    let mut out = std::io::Cursor::new(Vec::new());
     if assemble(data, new, &mut out).is_ok() {
+        let out = out.into_inner();
         let listed = sections(&out).expect("an assembled image reads back");
         let names: Vec<&str> = listed.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(names[names.len() - 2..], [".osrel", ".linux"]);

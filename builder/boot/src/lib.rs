@@ -219,8 +219,14 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
     }
     let mut command = Command::new(QEMU);
     let accel = if options.kvm { "kvm" } else { "tcg" };
+    // Secure Boot's firmware keeps its variables in SMM.
+    let smm = if options.uefi.as_ref().is_some_and(|u| u.secure) {
+        ",smm=on"
+    } else {
+        ""
+    };
     command
-        .args(["-machine", &format!("q35,accel={accel}")])
+        .args(["-machine", &format!("q35,accel={accel}{smm}")])
         .args(["-cpu", if options.kvm { "host" } else { "max" }])
         .args(["-m", &options.memory_mib.to_string()])
         .args(["-smp", &options.cpus.to_string()])

@@ -5,8 +5,6 @@
 //! partition, which starts the unified kernel image with the command line
 //! sealed in it.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::BootError;
@@ -17,6 +15,13 @@ pub const OVMF_DIR: &str = "/usr/share/OVMF";
 pub const CODE: &str = "OVMF_CODE_4M.fd";
 /// Its empty variable store.
 pub const VARS: &str = "OVMF_VARS_4M.fd";
+/// The firmware code that enforces Secure Boot once keys are enrolled (it
+/// needs SMM, so that only the firmware writes its variables).
+pub const SECURE_CODE: &str = "OVMF_CODE_4M.secboot.fd";
+/// The SecureBoot variable's file under efivarfs: its last byte is 1 when
+/// the firmware enforced Secure Boot.
+pub const SECURE_BOOT_VARIABLE: &str =
+    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 /// A UEFI boot's writable files.
 #[derive(Clone, Debug)]
@@ -27,6 +32,8 @@ pub struct Uefi {
     pub vars: PathBuf,
     /// The disk the machine boots from (a writable copy of disk.raw).
     pub disk: PathBuf,
+    /// Whether the firmware enforces Secure Boot (SMM on, the secure flash).
+    pub secure: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BootError + '_ {
@@ -63,28 +70,83 @@ impl Uefi {
         if !disk.exists() {
             sparse_copy(disk_image, &disk)?;
         }
-        Ok(Uefi { code, vars, disk })
+        Ok(Uefi {
+            code,
+            vars,
+            disk,
+            secure: false,
+        })
+    }
+
+    /// As [`Uefi::prepare`], with the firmware that enforces Secure Boot
+    /// and, on a machine's first boot, a variable store in which
+    /// `virt_fw_vars` (PyPI's virt-firmware) enrolled `keys`' PK, KEK and
+    /// db certificates (from `airlock keygen --secure-boot`) and turned
+    /// Secure Boot on.
+    pub fn prepare_secure(
+        firmware: &Path,
+        disk_image: &Path,
+        dir: &Path,
+        keys: &Path,
+        virt_fw_vars: &Path,
+    ) -> Result<Uefi, BootError> {
+        let vars = dir.join("efivars.fd");
+        if !vars.exists() {
+            let owner = std::fs::read_to_string(keys.join("owner.txt")).map_err(io(keys))?;
+            let owner = owner.trim();
+            let output = std::process::Command::new(virt_fw_vars)
+                .arg("--input")
+                .arg(firmware.join(VARS))
+                .arg("--output")
+                .arg(&vars)
+                .arg("--set-pk")
+                .arg(owner)
+                .arg(keys.join("PK.crt"))
+                .arg("--add-kek")
+                .arg(owner)
+                .arg(keys.join("KEK.crt"))
+                .arg("--add-db")
+                .arg(owner)
+                .arg(keys.join("db.crt"))
+                .arg("--secure-boot")
+                .output()
+                .map_err(|e| BootError::Io {
+                    path: virt_fw_vars.to_owned(),
+                    source: std::io::Error::new(
+                        e.kind(),
+                        format!("{e} (pip install virt-firmware)"),
+                    ),
+                })?;
+            if !output.status.success() {
+                return Err(BootError::NotAnImage {
+                    dir: keys.to_owned(),
+                    message: format!(
+                        "virt-fw-vars could not enrol the keys: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ),
+                });
+            }
+        }
+        let mut uefi = Uefi::prepare(firmware, disk_image, dir)?;
+        uefi.code = firmware.join(SECURE_CODE);
+        if !uefi.code.is_file() {
+            return Err(BootError::NotAnImage {
+                dir: firmware.to_owned(),
+                message: format!(
+                    "no Secure Boot firmware {} (Debian: apt-get install ovmf)",
+                    uefi.code.display()
+                ),
+            });
+        }
+        uefi.secure = true;
+        Ok(uefi)
     }
 }
 
 /// Copies `from` to a new `to`, leaving holes where `from` has 1 MiB of
-/// zeros (a disk image is mostly empty partitions).
+/// zeros.
 pub fn sparse_copy(from: &Path, to: &Path) -> Result<(), BootError> {
-    let mut source = File::open(from).map_err(io(from))?;
-    let len = source.metadata().map_err(io(from))?.len();
-    let mut target = File::create_new(to).map_err(io(to))?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    while at < len {
-        let want = buffer.len().min((len - at) as usize);
-        source.read_exact(&mut buffer[..want]).map_err(io(from))?;
-        if buffer[..want].iter().any(|b| *b != 0) {
-            target.seek(SeekFrom::Start(at)).map_err(io(to))?;
-            target.write_all(&buffer[..want]).map_err(io(to))?;
-        }
-        at += want as u64;
-    }
-    target.set_len(len).map_err(io(to))?;
+    let target = airlock_disk::sparse_copy(from, to).map_err(io(to))?;
     target.sync_all().map_err(io(to))
 }
 
@@ -92,7 +154,14 @@ pub fn sparse_copy(from: &Path, to: &Path) -> Result<(), BootError> {
 /// flash devices and the disk.
 pub(crate) fn args(uefi: &Uefi) -> Vec<String> {
     let value = |path: &Path| path.display().to_string().replace(',', ",,");
-    vec![
+    let mut args = Vec::new();
+    if uefi.secure {
+        args.extend([
+            "-global".to_owned(),
+            "driver=cfi.pflash01,property=secure,value=on".to_owned(),
+        ]);
+    }
+    args.extend([
         "-drive".to_owned(),
         format!(
             "if=pflash,format=raw,unit=0,readonly=on,file={}",
@@ -105,11 +174,15 @@ pub(crate) fn args(uefi: &Uefi) -> Vec<String> {
             "file={},format=raw,if=virtio,cache=unsafe",
             value(&uefi.disk)
         ),
-    ]
+    ]);
+    args
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+    use std::io::{Seek, SeekFrom, Write};
+
     use super::*;
 
     #[test]

@@ -44,6 +44,8 @@ enum Command {
     Export(commands::export::Args),
     /// Add an approver's signature to a bundle.
     Sign(commands::sign::Args),
+    /// Sign an image's systemd-boot and UKI with a Secure Boot db key.
+    SignBoot(commands::sign_boot::Args),
     /// Verify a bundle offline against this host's keys, state and policy.
     Verify(commands::verify::Args),
     /// Show what changed between two releases.
@@ -89,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::Keygen(args) => args.run(),
         Command::Export(args) => args.run(),
         Command::Sign(args) => args.run(),
+        Command::SignBoot(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::Diff(args) => args.run(),
         Command::Rebuild(args) => args.run(),

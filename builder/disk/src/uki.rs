@@ -9,10 +9,11 @@
 //! The new sections follow the stub's last one, each at the next 4 KiB
 //! virtual address and the next file-alignment boundary in the file. The
 //! stub's COFF symbol table, which no loader reads, is dropped, and the
-//! header's checksum is zero (EFI loaders do not check it; a signature
-//! covers the image instead).
+//! header's checksum is computed over the result as sbsign computes it, so
+//! that a signed UKI with its signature removed is the UKI again, byte for
+//! byte.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::DiskError;
 
@@ -151,9 +152,85 @@ impl Stub {
 pub fn assemble(
     stub: &[u8],
     sections: Vec<Section<'_>>,
+    out: &mut (impl Write + Seek),
+) -> Result<(), DiskError> {
+    let start = out.stream_position()?;
+    let parsed = Stub::read(stub)?;
+    let checksum_at = parsed.optional + 64;
+    let mut summing = Summing {
+        out: &mut *out,
+        sum: 0,
+        len: 0,
+        odd: None,
+    };
+    write_image(stub, &parsed, sections, &mut summing)?;
+    let checksum = summing.finish();
+    out.seek(SeekFrom::Start(start + checksum_at as u64))?;
+    out.write_all(&checksum.to_le_bytes())?;
+    out.seek(SeekFrom::End(0))?;
+    Ok(())
+}
+
+/// Sums what passes through as the PE checksum does: 16-bit little-endian
+/// words, the carries folded in, then the length added. The checksum field
+/// itself is written as zero, so it adds nothing.
+struct Summing<'a, W: Write> {
+    out: &'a mut W,
+    sum: u64,
+    len: u64,
+    odd: Option<u8>,
+}
+
+impl<W: Write> Summing<'_, W> {
+    fn add(&mut self, word: u16) {
+        self.sum += u64::from(word);
+        self.sum = (self.sum & 0xffff) + (self.sum >> 16);
+    }
+
+    fn finish(mut self) -> u32 {
+        if let Some(low) = self.odd.take() {
+            self.add(u16::from(low));
+        }
+        let folded = (self.sum & 0xffff) + (self.sum >> 16);
+        ((folded & 0xffff) + self.len) as u32
+    }
+}
+
+impl<W: Write> Write for Summing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.out.write(buf)?;
+        let mut bytes = &buf[..written];
+        self.len += written as u64;
+        if let Some(low) = self.odd.take() {
+            match bytes.split_first() {
+                Some((high, rest)) => {
+                    self.add(u16::from_le_bytes([low, *high]));
+                    bytes = rest;
+                }
+                None => self.odd = Some(low),
+            }
+        }
+        let mut words = bytes.chunks_exact(2);
+        for word in &mut words {
+            self.add(u16::from_le_bytes([word[0], word[1]]));
+        }
+        if let [last] = words.remainder() {
+            self.odd = Some(*last);
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn write_image(
+    stub: &[u8],
+    parsed: &Stub,
+    sections: Vec<Section<'_>>,
     out: &mut impl Write,
 ) -> Result<(), DiskError> {
-    let parsed = Stub::read(stub)?;
     let free = parsed.size_of_headers - (parsed.table + parsed.sections * SECTION_HEADER);
     if free < sections.len() * SECTION_HEADER {
         return Err(refuse(format!(

@@ -24,6 +24,11 @@ pub mod image {
     pub const DISK: &str = "disk.raw";
     /// The unified kernel image on its EFI system partition, unsigned.
     pub const UKI: &str = "uki.efi";
+    /// systemd-boot as the disk's EFI system partition holds it, unsigned.
+    pub const BOOT_LOADER: &str = "systemd-bootx64.efi";
+    /// The folder `airlock sign-boot` writes the signed systemd-boot, UKI
+    /// and disk image into.
+    pub const SECURE_BOOT: &str = "secure-boot";
     /// The ostree repository (a folder).
     pub const OSTREE: &str = "ostree";
     /// The CycloneDX SBOM.

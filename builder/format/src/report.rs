@@ -75,6 +75,8 @@ pub struct Disk {
     pub image: Artifact,
     /// The unified kernel image, unsigned, as the disk holds it.
     pub uki: Artifact,
+    /// systemd-boot, unsigned, as the disk holds it.
+    pub boot_loader: Artifact,
     /// The kernel command line inside the UKI: the only one the kernel
     /// gets when the disk boots.
     pub cmdline: String,
@@ -323,6 +325,11 @@ mod tests {
                     path: "uki.efi".into(),
                     size: 1 << 24,
                     sha256: "ef".repeat(32),
+                },
+                boot_loader: Artifact {
+                    path: "systemd-bootx64.efi".into(),
+                    size: 1 << 17,
+                    sha256: "ab".repeat(32),
                 },
                 cmdline: "ro airlock.root=PARTUUID=x".into(),
                 guid: "0".repeat(36),

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod diff;
 pub mod keys;
 pub mod provenance;
+pub mod secure_boot;
 
 /// What can go wrong on the release side.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,13 @@ pub struct Args {
     /// kernel image, whose command line is the only one.
     #[arg(long)]
     uefi: bool,
+    /// With --uefi: enforce Secure Boot (OVMF's Secure Boot firmware) with
+    /// the PK, KEK and db certificates of KEYS_DIR (from `airlock keygen
+    /// --secure-boot`) enrolled, and boot the disk `airlock sign-boot` wrote
+    /// (IMAGE_DIR/secure-boot/disk.raw). Enrolling needs virt-fw-vars
+    /// (pip install virt-firmware) on PATH.
+    #[arg(long, value_name = "KEYS_DIR", requires = "uefi")]
+    secure_boot: Option<PathBuf>,
     /// Size of a data disk that has to be created, in MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     data_size: u64,
@@ -171,11 +178,30 @@ impl Args {
                 (temp.path().to_owned(), Some(temp))
             }
         };
-        let uefi = Uefi::prepare(
-            std::path::Path::new(airlock_boot::uefi::OVMF_DIR),
-            &image.dir.join(&disk.image.path),
-            &dir,
-        )?;
+        let firmware = std::path::Path::new(airlock_boot::uefi::OVMF_DIR);
+        let uefi = match &self.secure_boot {
+            None => Uefi::prepare(firmware, &image.dir.join(&disk.image.path), &dir)?,
+            Some(keys) => {
+                let signed = image
+                    .dir
+                    .join(airlock_format::names::image::SECURE_BOOT)
+                    .join(airlock_format::names::image::DISK);
+                if !signed.is_file() {
+                    anyhow::bail!(
+                        "{}: no signed disk image; sign it first with `airlock sign-boot {} --key db.key --cert db.crt`",
+                        signed.display(),
+                        image.dir.display()
+                    );
+                }
+                Uefi::prepare_secure(
+                    firmware,
+                    &signed,
+                    &dir,
+                    keys,
+                    std::path::Path::new("virt-fw-vars"),
+                )?
+            }
+        };
         Ok((Some(uefi), temp))
     }
 

@@ -10,5 +10,6 @@ pub mod keygen;
 pub mod lock;
 pub mod rebuild;
 pub mod sign;
+pub mod sign_boot;
 pub mod store;
 pub mod verify;

@@ -174,13 +174,21 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     let mut disk = File::create(&disk_path).map_err(io_at(&disk_path))?;
     disk.set_len(layout.size).map_err(io_at(&disk_path))?;
     layout.write_tables(&mut disk).map_err(io_at(&disk_path))?;
+    let loader_path = parts.out.join(names::BOOT_LOADER);
+    fs::write(&loader_path, image_file(parts, BOOT_LOADER)?).map_err(io_at(&loader_path))?;
     let esp = &layout.partitions[0];
-    write_esp(
-        parts,
-        &name,
-        &uki_path,
+    let volume = esp_volume(
+        parts.inputs,
+        parts.recipe.image.epoch,
         esp.offset(),
         esp.spec.size,
+    )?;
+    write_esp(
+        &volume,
+        &name,
+        &loader_path,
+        &uki_path,
+        esp.offset(),
         &mut disk,
     )?;
     copy_into(&erofs, layout.partitions[1].offset(), &mut disk)?;
@@ -190,6 +198,7 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     Ok(Disk {
         image: artifact(&disk_path, names::DISK)?,
         uki: artifact(&uki_path, names::UKI)?,
+        boot_loader: artifact(&loader_path, names::BOOT_LOADER)?,
         cmdline,
         guid: text(layout.disk),
         partitions: layout
@@ -314,16 +323,37 @@ fn write_uki(parts: &Parts<'_>, cmdline: &str, path: &Path) -> Result<(), BuildE
     out.flush().map_err(io_at(path))
 }
 
-/// The EFI system partition, written in place on the disk.
-fn write_esp(
-    parts: &Parts<'_>,
-    name: &str,
-    uki_path: &Path,
+/// The ESP's FAT parameters: its size and place, the volume id derived
+/// from the inputs, the epoch.
+fn esp_volume(
+    inputs: &airlock_recipe::Sha256,
+    epoch: u64,
     offset: u64,
     size: u64,
+) -> Result<fat::Volume, BuildError> {
+    let id = crate::pipeline::derived(inputs, "disk-fat-volume-id");
+    Ok(fat::Volume {
+        size,
+        id: u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
+        label: "ESP".to_owned(),
+        hidden_sectors: u32::try_from(offset / airlock_disk::gpt::SECTOR)
+            .map_err(|_| fail("the EFI system partition starts past 2 TiB"))?,
+        epoch,
+    })
+}
+
+/// The EFI system partition, written in place on the disk (whose ESP
+/// sectors must be zero): systemd-boot as the removable-media loader and
+/// in EFI/systemd, the UKI in EFI/Linux, the loader configuration.
+fn write_esp(
+    volume: &fat::Volume,
+    name: &str,
+    loader: &Path,
+    uki_path: &Path,
+    offset: u64,
     disk: &mut File,
 ) -> Result<(), BuildError> {
-    let loader = image_file(parts, BOOT_LOADER)?;
+    let loader = fs::read(loader).map_err(io_at(loader))?;
     let uki_len = size_of(uki_path)?;
     let uki = File::open(uki_path).map_err(io_at(uki_path))?;
     let files = vec![
@@ -344,17 +374,44 @@ fn write_esp(
             Content::Bytes(b"timeout 0\neditor no\n".to_vec()),
         ),
     ];
-    let id = derive(parts, "disk-fat-volume-id");
-    let volume = fat::Volume {
-        size,
-        id: u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
-        label: "ESP".to_owned(),
-        hidden_sectors: u32::try_from(offset / airlock_disk::gpt::SECTOR)
-            .map_err(|_| fail("the EFI system partition starts past 2 TiB"))?,
-        epoch: parts.recipe.image.epoch,
-    };
     let mut window = Window { disk, base: offset };
-    fat::write(&mut window, &volume, files).map_err(|e| fail(e.to_string()))
+    fat::write(&mut window, volume, files).map_err(|e| fail(e.to_string()))
+}
+
+/// Writes `out`, a sparse copy of the image's disk.raw whose EFI system
+/// partition holds `loader` and `uki` (the signed systemd-boot and UKI,
+/// for Secure Boot) instead of the unsigned ones; every other byte is the
+/// built disk's.
+pub fn with_boot_files(
+    image_dir: &Path,
+    loader: &Path,
+    uki: &Path,
+    out: &Path,
+) -> Result<(), BuildError> {
+    let report_path = image_dir.join(names::REPORT);
+    let text = fs::read(&report_path).map_err(io_at(&report_path))?;
+    let report = airlock_format::report::Report::parse(&text)
+        .map_err(|e| fail(format!("{}: {e}", report_path.display())))?;
+    let disk = report
+        .disk
+        .ok_or_else(|| fail("the image has no disk image: add \"disk\" to [output] formats"))?;
+    let esp = disk
+        .partitions
+        .first()
+        .filter(|p| p.label == "esp")
+        .ok_or_else(|| fail("the disk's first partition is not its ESP"))?;
+    let inputs: airlock_recipe::Sha256 = report
+        .inputs
+        .parse()
+        .map_err(|_| fail("the report's inputs digest is not sha256"))?;
+    let volume = esp_volume(&inputs, report.epoch, esp.offset, esp.size)?;
+    let from = image_dir.join(names::DISK);
+    let mut target =
+        airlock_disk::sparse_copy_except(&from, out, esp.offset..esp.offset + esp.size)
+            .map_err(io_at(out))?;
+    let name = format!("{}_{}", report.name, report.version);
+    write_esp(&volume, &name, loader, uki, esp.offset, &mut target)?;
+    target.sync_all().map_err(io_at(out))
 }
 
 /// A file system's view of its partition: offsets from the partition's
