@@ -31,7 +31,9 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86", "ovmf"];
 /// mmdebstrap with dpkg-dev's dpkg-scanpackages (the oracle tests install
 /// the same locked .debs with their scripts run, to compare trees), and
 /// what reads the disk image back: ovmf (UEFI boots), fdisk (sfdisk),
-/// dosfstools (fsck.vfat), mtools and binutils (objdump on the UKI).
+/// dosfstools (fsck.vfat), mtools and binutils (objdump on the UKI), and
+/// for Secure Boot sbsigntool (sbsign, sbverify, sbattach) and efitools
+/// (signed enrolment updates).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -52,13 +54,18 @@ const TEST_PACKAGES: &[&str] = &[
     "dosfstools",
     "mtools",
     "binutils",
+    "sbsigntool",
+    "efitools",
 ];
 
-/// The SBOM reference validators, from PyPI: CycloneDX's own library (its
-/// strict JSON schema validator) and the SPDX project's tools.
+/// The test tools from PyPI: the SBOM reference validators (CycloneDX's own
+/// library, its strict JSON schema validator, and the SPDX project's
+/// tools) and virt-firmware, whose virt-fw-vars enrols Secure Boot keys in
+/// OVMF's variable store for the UEFI tests.
 const SBOM_TOOLS: &[&str] = &[
     "cyclonedx-python-lib[json-validation]==11.12.0",
     "spdx-tools==0.8.5",
+    "virt-firmware==26.10",
 ];
 
 const TASKS: &[(&str, &str)] = &[
@@ -442,7 +449,7 @@ fn cargo_deny() -> Result<(), String> {
 fn sbom_tools() -> Result<PathBuf, String> {
     let venv = root().join("target/sbom-tools");
     let bin = venv.join("bin");
-    if !bin.join("pyspdxtools").is_file() {
+    if !bin.join("pyspdxtools").is_file() || !bin.join("virt-fw-vars").is_file() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         run(Command::new(bin.join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
