@@ -102,26 +102,10 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     let erofs = parts.out.join(names::EROFS);
     let verity = parts.out.join(names::VERITY);
     let erofs_size = size_of(&erofs)?;
-    let root_size = match disk_options.root_mib {
-        None => erofs_size,
-        Some(mib) if mib * MIB >= erofs_size => mib * MIB,
-        Some(mib) => {
-            return Err(fail(format!(
-                "[disk] root_mib = {mib} is smaller than the root ({} MiB)",
-                erofs_size.div_ceil(MIB)
-            )));
-        }
-    };
+    let root_size = root_size(disk_options.root_mib, erofs_size)?;
     let verity_size = size_of(&verity)?.max(hash_tree_size(root_size.next_multiple_of(MIB)));
     let guid = |what: &str| Guid::from_big_endian(derive(parts, what));
     let label = |kind: &str, slot: &str| bounded(&format!("{kind}-{slot}:"), &name);
-    let spec = |kind, guid, label: String, size, attributes| Spec {
-        kind,
-        guid,
-        label,
-        size,
-        attributes,
-    };
     let mut specs = vec![
         spec(
             types::ESP,
@@ -201,18 +185,45 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
         boot_loader: artifact(&loader_path, names::BOOT_LOADER)?,
         cmdline,
         guid: text(layout.disk),
-        partitions: layout
-            .partitions
-            .iter()
-            .map(|p| Partition {
-                label: p.spec.label.clone(),
-                kind: text(p.spec.kind),
-                guid: text(p.spec.guid),
-                offset: p.offset(),
-                size: p.spec.size,
-            })
-            .collect(),
+        partitions: described(&layout),
     })
+}
+
+/// Each slot's root partition: the recipe's size, or the root's own.
+fn root_size(root_mib: Option<u64>, erofs_size: u64) -> Result<u64, BuildError> {
+    match root_mib {
+        None => Ok(erofs_size),
+        Some(mib) if mib * MIB >= erofs_size => Ok(mib * MIB),
+        Some(mib) => Err(fail(format!(
+            "[disk] root_mib = {mib} is smaller than the root ({} MiB)",
+            erofs_size.div_ceil(MIB)
+        ))),
+    }
+}
+
+fn spec(kind: Guid, guid: Guid, label: String, size: u64, attributes: u64) -> Spec {
+    Spec {
+        kind,
+        guid,
+        label,
+        size,
+        attributes,
+    }
+}
+
+/// The report's view of the partitions.
+fn described(layout: &Layout) -> Vec<Partition> {
+    layout
+        .partitions
+        .iter()
+        .map(|p| Partition {
+            label: p.spec.label.clone(),
+            kind: text(p.spec.kind),
+            guid: text(p.spec.guid),
+            offset: p.offset(),
+            size: p.spec.size,
+        })
+        .collect()
 }
 
 /// 16 bytes derived from the inputs for one purpose.

@@ -92,48 +92,7 @@ fail() {{
 for module in {modules}; do
     busybox insmod "$module" || fail "cannot load $module"
 done
-# The disk a partition (a name under /sys/class/block) is on.
-disk_of() {{
-    busybox basename "$(busybox readlink -f "/sys/class/block/$1/..")"
-}}
-# "TYPE GUID" of partition $1 from its disk's GPT, when the disk has one
-# with its entries where every tool puts them (LBA 2, 128 bytes each).
-gpt_ids() {{
-    n=$(busybox cat "/sys/class/block/$1/partition" 2>/dev/null) || return 1
-    disk=/dev/$(disk_of "$1")
-    [ "$(busybox dd if="$disk" bs=512 skip=1 count=1 2>/dev/null | busybox head -c 8)" = "EFI PART" ] &&
-        [ "$(busybox hexdump -s 584 -n 4 -e '1/4 "%u"' "$disk")" = 2 ] &&
-        [ "$(busybox hexdump -s 596 -n 4 -e '1/4 "%u"' "$disk")" = 128 ] || return 1
-    busybox hexdump -s $((1024 + (n - 1) * 128)) -n 32 \
-        -e '1/4 "%08x-" 2/2 "%04x-" 2/1 "%02x" "-" 6/1 "%02x" " "' "$disk"
-}}
-# The partition of type $1 with GUID $2 (any when empty) on disk $3 (any
-# when empty).
-partition() {{
-    for sys in /sys/class/block/*; do
-        name=${{sys##*/}}
-        ids=$(gpt_ids "$name") || continue
-        set -- "$1" "$2" "$3" $ids
-        [ "$4" = "$1" ] && {{ [ -z "$2" ] || [ "$5" = "$2" ]; }} &&
-            {{ [ -z "$3" ] || [ "$(disk_of "$name")" = "$3" ]; }} || continue
-        echo "/dev/$name"
-        return 0
-    done
-    return 1
-}}
-# The device a command-line value $1 names, a partition of type $2.
-resolve() {{
-    case "$1" in
-        {partuuid}*) partition "$2" "${{1#{partuuid}}}" "" ;;
-        {parttype}*) partition "${{1#{parttype}}}" "" "$rootdisk" ;;
-        *) echo "$1" ;;
-    esac
-}}
-# Whether device $1 is blank: its first 64 KiB all zero.
-blank() {{
-    [ -z "$(busybox dd if="$1" bs=65536 count=1 2>/dev/null | busybox tr -d '\0' | busybox head -c 1)" ]
-}}
-root={ROOT_DEVICE}
+{helpers}root={ROOT_DEVICE}
 hash={HASH_DEVICE}
 data={DATA_DEVICE}
 roothash=
@@ -213,11 +172,62 @@ exec busybox switch_root /root /sbin/init
         k_root = cmdline::ROOT,
         k_hash = cmdline::HASH,
         k_data = cmdline::DATA,
-        partuuid = cmdline::PARTUUID,
+        helpers = partition_helpers(),
         parttype = cmdline::PARTTYPE,
         root_type = lower(types::ROOT_X86_64),
         verity_type = lower(types::ROOT_VERITY_X86_64),
         var_type = lower(types::VAR),
+    )
+}
+
+/// The /init's shell functions that find GPT partitions by GUID or type
+/// and tell a blank data disk.
+fn partition_helpers() -> String {
+    format!(
+        r#"# The disk a partition (a name under /sys/class/block) is on.
+disk_of() {{
+    busybox basename "$(busybox readlink -f "/sys/class/block/$1/..")"
+}}
+# "TYPE GUID" of partition $1 from its disk's GPT, when the disk has one
+# with its entries where every tool puts them (LBA 2, 128 bytes each).
+gpt_ids() {{
+    n=$(busybox cat "/sys/class/block/$1/partition" 2>/dev/null) || return 1
+    disk=/dev/$(disk_of "$1")
+    [ "$(busybox dd if="$disk" bs=512 skip=1 count=1 2>/dev/null | busybox head -c 8)" = "EFI PART" ] &&
+        [ "$(busybox hexdump -s 584 -n 4 -e '1/4 "%u"' "$disk")" = 2 ] &&
+        [ "$(busybox hexdump -s 596 -n 4 -e '1/4 "%u"' "$disk")" = 128 ] || return 1
+    busybox hexdump -s $((1024 + (n - 1) * 128)) -n 32 \
+        -e '1/4 "%08x-" 2/2 "%04x-" 2/1 "%02x" "-" 6/1 "%02x" " "' "$disk"
+}}
+# The partition of type $1 with GUID $2 (any when empty) on disk $3 (any
+# when empty).
+partition() {{
+    for sys in /sys/class/block/*; do
+        name=${{sys##*/}}
+        ids=$(gpt_ids "$name") || continue
+        set -- "$1" "$2" "$3" $ids
+        [ "$4" = "$1" ] && {{ [ -z "$2" ] || [ "$5" = "$2" ]; }} &&
+            {{ [ -z "$3" ] || [ "$(disk_of "$name")" = "$3" ]; }} || continue
+        echo "/dev/$name"
+        return 0
+    done
+    return 1
+}}
+# The device a command-line value $1 names, a partition of type $2.
+resolve() {{
+    case "$1" in
+        {partuuid}*) partition "$2" "${{1#{partuuid}}}" "" ;;
+        {parttype}*) partition "${{1#{parttype}}}" "" "$rootdisk" ;;
+        *) echo "$1" ;;
+    esac
+}}
+# Whether device $1 is blank: its first 64 KiB all zero.
+blank() {{
+    [ -z "$(busybox dd if="$1" bs=65536 count=1 2>/dev/null | busybox tr -d '\0' | busybox head -c 1)" ]
+}}
+"#,
+        partuuid = cmdline::PARTUUID,
+        parttype = cmdline::PARTTYPE,
     )
 }
 
