@@ -408,3 +408,141 @@ fn time_to_multi_user_through_uefi_and_direct_median_of_three() {
     );
     assert!(uefi_median < BOOT);
 }
+
+/// virt-fw-vars: in the test tools' virtualenv (AIRLOCK_SBOM_TOOLS, which
+/// `cargo xtask ci` makes), else on PATH.
+fn virt_fw_vars() -> PathBuf {
+    match std::env::var_os("AIRLOCK_SBOM_TOOLS") {
+        Some(dir) => Path::new(&dir).join("virt-fw-vars"),
+        None => PathBuf::from("virt-fw-vars"),
+    }
+}
+
+#[test]
+fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    // A copy of the image folder: sign-boot writes into it.
+    let image_dir = root.join("image");
+    output(
+        Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(&image().dir)
+            .arg(&image_dir),
+    );
+    let airlock =
+        |args: &[&std::ffi::OsStr]| output(Command::new(qemu_tests::setup::airlock()).args(args));
+    for name in ["ours", "theirs"] {
+        let keys = root.join("keys");
+        airlock(&[
+            "keygen".as_ref(),
+            "--secure-boot".as_ref(),
+            "--out".as_ref(),
+            keys.as_os_str(),
+            "--name".as_ref(),
+            name.as_ref(),
+        ]);
+    }
+    let keys = root.join("keys/ours");
+    airlock(&[
+        "sign-boot".as_ref(),
+        image_dir.as_os_str(),
+        "--key".as_ref(),
+        keys.join("db.key").as_os_str(),
+        "--cert".as_ref(),
+        keys.join("db.crt").as_os_str(),
+    ]);
+    let signed = image_dir.join("secure-boot");
+    // The signed UKI is the built one plus a signature.
+    let stripped = root.join("stripped.efi");
+    std::fs::copy(signed.join("uki.efi"), &stripped).unwrap();
+    output(Command::new("sbattach").arg("--remove").arg(&stripped));
+    assert!(std::fs::read(&stripped).unwrap() == std::fs::read(image_dir.join("uki.efi")).unwrap());
+
+    let _serial = serial();
+    let machine_dir = |name: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        Uefi::prepare_secure(
+            Path::new(OVMF_DIR),
+            &signed.join("disk.raw"),
+            &dir,
+            &keys,
+            &virt_fw_vars(),
+        )
+        .unwrap()
+    };
+    let mut machine = boot(Options {
+        uefi: Some(machine_dir("signed")),
+        ..Options::default()
+    });
+    let variable = machine
+        .check(
+            &format!("od -An -t u1 {}", airlock_boot::uefi::SECURE_BOOT_VARIABLE),
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(
+        variable.split_whitespace().last(),
+        Some("1"),
+        "SecureBoot: {variable}"
+    );
+    assert!(machine.console().contains("Secure boot enabled"));
+    poweroff(machine);
+
+    // Three UKIs the firmware must refuse behind the signed systemd-boot:
+    // one byte changed, signed by another db key, not signed.
+    let changed = root.join("changed.efi");
+    let mut bytes = std::fs::read(signed.join("uki.efi")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&changed, bytes).unwrap();
+    let foreign = root.join("foreign.efi");
+    output(
+        Command::new("sbsign")
+            .arg("--key")
+            .arg(root.join("keys/theirs/db.key"))
+            .arg("--cert")
+            .arg(root.join("keys/theirs/db.crt"))
+            .arg("--output")
+            .arg(&foreign)
+            .arg(image_dir.join("uki.efi")),
+    );
+    let esp = disk().partitions[0].offset;
+    for (name, uki) in [
+        ("changed", changed),
+        ("foreign", foreign),
+        ("unsigned", image_dir.join("uki.efi")),
+    ] {
+        let uefi = machine_dir(name);
+        output(
+            Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-o")
+                .arg("-i")
+                .arg(format!("{}@@{esp}", uefi.disk.display()))
+                .arg(&uki)
+                .arg("::/EFI/Linux/minimal-test_1.efi"),
+        );
+        let mut machine = Machine::boot(
+            image(),
+            Options {
+                uefi: Some(uefi),
+                ..Options::default()
+            },
+            HARD_LIMIT,
+        )
+        .unwrap();
+        let refused = machine.wait_console(
+            "Error loading \\EFI\\Linux\\minimal-test_1.efi: Access Denied",
+            BOOT,
+        );
+        let console = machine.console();
+        eprintln!("{name} UKI: refused: {}", refused.is_ok());
+        assert!(refused.is_ok(), "{name}: {console}");
+        assert!(!console.contains("Linux version"), "{name}: a kernel ran");
+    }
+}
