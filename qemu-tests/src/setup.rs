@@ -224,3 +224,25 @@ pub fn assert_ssh_key_login(key: &Path, port: u16) {
     );
     assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "operator");
 }
+
+/// Where busybox's first block lies in an EROFS root (dump.erofs's
+/// extent listing): the corruption tests flip a bit there.
+pub fn busybox_offset(erofs: &Path) -> u64 {
+    let dump = Command::new("dump.erofs")
+        .args(["--path=/usr/bin/busybox", "-e"])
+        .arg(erofs)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    dump.lines()
+        .find_map(|line| {
+            let (_, physical) = line
+                .trim()
+                .strip_prefix("0:")?
+                .split_once('|')?
+                .1
+                .split_once(':')?;
+            physical.split("..").next()?.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no extent in {dump}"))
+}

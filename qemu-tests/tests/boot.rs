@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, enabled, minimal_test_image, serial};
+use qemu_tests::setup::{airlock, busybox_offset, enabled, minimal_test_image, serial};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(600);
@@ -202,24 +202,7 @@ fn a_corrupted_root_block_makes_reading_its_file_fail() {
     let _serial = serial();
     let image = image();
     // Where busybox's first block lies in the EROFS image.
-    let dump = Command::new("dump.erofs")
-        .args(["--path=/usr/bin/busybox", "-e"])
-        .arg(image.dir.join("root.erofs"))
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
-    let offset: u64 = dump
-        .lines()
-        .find_map(|line| {
-            let (_, physical) = line
-                .trim()
-                .strip_prefix("0:")?
-                .split_once('|')?
-                .1
-                .split_once(':')?;
-            physical.split("..").next()?.trim().parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no extent in {dump}"));
+    let offset = busybox_offset(&image.dir.join("root.erofs"));
     let scratch = tempfile::tempdir().unwrap();
     let corrupted = scratch.path().join("root.erofs");
     std::fs::copy(image.dir.join("root.erofs"), &corrupted).unwrap();

@@ -19,7 +19,7 @@ use airlock_boot::uefi::{OVMF_DIR, Uefi};
 use airlock_boot::{Image, Options};
 use airlock_format::report::Disk;
 use qemu_tests::Machine;
-use qemu_tests::setup::{enabled, minimal_test_image, rebuild_elsewhere, serial};
+use qemu_tests::setup::{busybox_offset, enabled, minimal_test_image, rebuild_elsewhere, serial};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(600);
@@ -300,27 +300,6 @@ fn the_disk_image_boots_through_uefi_on_its_verity_root_and_keeps_var() {
     );
     assert_eq!(machine.check("cat /etc/machine-id", COMMAND).unwrap(), id);
     poweroff(machine);
-}
-
-/// Where busybox's first block lies in the EROFS root.
-fn busybox_offset(erofs: &Path) -> u64 {
-    let dump = Command::new("dump.erofs")
-        .args(["--path=/usr/bin/busybox", "-e"])
-        .arg(erofs)
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
-    dump.lines()
-        .find_map(|line| {
-            let (_, physical) = line
-                .trim()
-                .strip_prefix("0:")?
-                .split_once('|')?
-                .1
-                .split_once(':')?;
-            physical.split("..").next()?.trim().parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no extent in {dump}"))
 }
 
 #[test]
