@@ -246,3 +246,34 @@ pub fn busybox_offset(erofs: &Path) -> u64 {
         })
         .unwrap_or_else(|| panic!("no extent in {dump}"))
 }
+
+/// After one bit of /usr/bin/busybox's first block was flipped (`where_`
+/// says where): reading busybox fails with an I/O error, the kernel
+/// reports the corrupted block, and every other file still reads.
+pub fn assert_only_busybox_is_unreadable(machine: &mut crate::Machine, where_: &str) {
+    let timeout = std::time::Duration::from_secs(120);
+    let read = machine
+        .run("cat /usr/bin/busybox > /dev/null", timeout)
+        .unwrap();
+    let kernel = machine
+        .check(
+            "dmesg | grep -i 'verity' | grep -i corrupt | head -3",
+            timeout,
+        )
+        .unwrap();
+    eprintln!(
+        "corruption test: flipped one bit at {where_}, inside /usr/bin/busybox\n  cat /usr/bin/busybox: exit {}: {}\n  kernel: {kernel}",
+        read.status, read.output
+    );
+    assert_ne!(read.status, 0, "reading the corrupted file fails");
+    assert!(
+        read.output.contains("Input/output error"),
+        "{}",
+        read.output
+    );
+    assert!(kernel.contains("is corrupted"), "{kernel}");
+    // Everything else still reads.
+    machine
+        .check("cat /usr/bin/bash /usr/lib/os-release > /dev/null", timeout)
+        .unwrap();
+}
