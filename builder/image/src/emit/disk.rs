@@ -34,6 +34,7 @@ use airlock_tree::Tree;
 
 use crate::BuildError;
 use crate::configure::read_content;
+use crate::pipeline::io;
 
 /// Where the locked systemd-boot-efi package puts the boot loader and the
 /// stub.
@@ -64,13 +65,6 @@ fn fail(message: impl Into<String>) -> BuildError {
     BuildError::Config {
         what: "[output] disk".to_owned(),
         message: message.into(),
-    }
-}
-
-fn io_at(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        what: path.display().to_string(),
-        source,
     }
 }
 
@@ -155,11 +149,15 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     let layout = Layout::new(guid("disk-guid"), specs).map_err(|e| fail(e.to_string()))?;
 
     let disk_path = parts.out.join(names::DISK);
-    let mut disk = File::create(&disk_path).map_err(io_at(&disk_path))?;
-    disk.set_len(layout.size).map_err(io_at(&disk_path))?;
-    layout.write_tables(&mut disk).map_err(io_at(&disk_path))?;
+    let mut disk = File::create(&disk_path).map_err(io(disk_path.display().to_string()))?;
+    disk.set_len(layout.size)
+        .map_err(io(disk_path.display().to_string()))?;
+    layout
+        .write_tables(&mut disk)
+        .map_err(io(disk_path.display().to_string()))?;
     let loader_path = parts.out.join(names::BOOT_LOADER);
-    fs::write(&loader_path, image_file(parts, BOOT_LOADER)?).map_err(io_at(&loader_path))?;
+    fs::write(&loader_path, image_file(parts, BOOT_LOADER)?)
+        .map_err(io(loader_path.display().to_string()))?;
     let esp = &layout.partitions[0];
     let volume = esp_volume(
         parts.inputs,
@@ -177,7 +175,8 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     )?;
     copy_into(&erofs, layout.partitions[1].offset(), &mut disk)?;
     copy_into(&verity, layout.partitions[2].offset(), &mut disk)?;
-    disk.sync_all().map_err(io_at(&disk_path))?;
+    disk.sync_all()
+        .map_err(io(disk_path.display().to_string()))?;
     drop(disk);
     Ok(Disk {
         image: artifact(&disk_path, names::DISK)?,
@@ -260,7 +259,9 @@ fn hash_tree_size(data: u64) -> u64 {
 }
 
 fn size_of(path: &Path) -> Result<u64, BuildError> {
-    Ok(fs::metadata(path).map_err(io_at(path))?.len())
+    Ok(fs::metadata(path)
+        .map_err(io(path.display().to_string()))?
+        .len())
 }
 
 fn artifact(path: &Path, name: &str) -> Result<Artifact, BuildError> {
@@ -304,7 +305,7 @@ fn write_uki(parts: &Parts<'_>, cmdline: &str, path: &Path) -> Result<(), BuildE
     );
     let file = |name: &str| -> Result<(u64, File), BuildError> {
         let path = parts.out.join(name);
-        let file = File::open(&path).map_err(io_at(&path))?;
+        let file = File::open(&path).map_err(io(path.display().to_string()))?;
         Ok((size_of(&path)?, file))
     };
     let (initrd_len, initrd) = file(names::INITRD)?;
@@ -329,9 +330,9 @@ fn write_uki(parts: &Parts<'_>, cmdline: &str, path: &Path) -> Result<(), BuildE
             content: Box::new(BufReader::new(linux)),
         },
     ];
-    let mut out = io::BufWriter::new(File::create(path).map_err(io_at(path))?);
+    let mut out = io::BufWriter::new(File::create(path).map_err(io(path.display().to_string()))?);
     uki::assemble(&stub, sections, &mut out).map_err(|e| fail(e.to_string()))?;
-    out.flush().map_err(io_at(path))
+    out.flush().map_err(io(path.display().to_string()))
 }
 
 /// The ESP's FAT parameters: its size and place, the volume id derived
@@ -364,9 +365,9 @@ fn write_esp(
     offset: u64,
     disk: &mut File,
 ) -> Result<(), BuildError> {
-    let loader = fs::read(loader).map_err(io_at(loader))?;
+    let loader = fs::read(loader).map_err(io(loader.display().to_string()))?;
     let uki_len = size_of(uki_path)?;
-    let uki = File::open(uki_path).map_err(io_at(uki_path))?;
+    let uki = File::open(uki_path).map_err(io(uki_path.display().to_string()))?;
     let files = vec![
         (
             "EFI/BOOT/BOOTX64.EFI".to_owned(),
@@ -400,7 +401,7 @@ pub fn with_boot_files(
     out: &Path,
 ) -> Result<(), BuildError> {
     let report_path = image_dir.join(names::REPORT);
-    let text = fs::read(&report_path).map_err(io_at(&report_path))?;
+    let text = fs::read(&report_path).map_err(io(report_path.display().to_string()))?;
     let report = airlock_format::report::Report::parse(&text)
         .map_err(|e| fail(format!("{}: {e}", report_path.display())))?;
     let disk = report
@@ -419,10 +420,10 @@ pub fn with_boot_files(
     let from = image_dir.join(names::DISK);
     let mut target =
         airlock_disk::sparse_copy_except(&from, out, esp.offset..esp.offset + esp.size)
-            .map_err(io_at(out))?;
+            .map_err(io(out.display().to_string()))?;
     let name = format!("{}_{}", report.name, report.version);
     write_esp(&volume, &name, loader, uki, esp.offset, &mut target)?;
-    target.sync_all().map_err(io_at(out))
+    target.sync_all().map_err(io(out.display().to_string()))
 }
 
 /// A file system's view of its partition: offsets from the partition's
@@ -454,9 +455,10 @@ impl Seek for Window<'_> {
 
 /// Streams `source` into the disk at `offset`.
 fn copy_into(source: &Path, offset: u64, disk: &mut File) -> Result<(), BuildError> {
-    let mut reader = BufReader::new(File::open(source).map_err(io_at(source))?);
-    disk.seek(SeekFrom::Start(offset)).map_err(io_at(source))?;
-    io::copy(&mut reader, disk).map_err(io_at(source))?;
+    let mut reader = BufReader::new(File::open(source).map_err(io(source.display().to_string()))?);
+    disk.seek(SeekFrom::Start(offset))
+        .map_err(io(source.display().to_string()))?;
+    io::copy(&mut reader, disk).map_err(io(source.display().to_string()))?;
     Ok(())
 }
 

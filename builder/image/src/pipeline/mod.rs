@@ -79,7 +79,7 @@ pub struct Outcome {
     pub report_json: String,
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
     let what = what.into();
     move |source| BuildError::Io { what, source }
 }
