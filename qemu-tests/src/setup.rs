@@ -27,6 +27,40 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The folder (under the temporary folder) that holds [`shared_tempdir`]s.
+pub const SHARED: &str = "airlock-qemu-tests";
+
+/// A scratch folder for what a test binary builds once and keeps in a
+/// static (its shared image). Rust never drops statics, so a plain
+/// `TempDir` there would outlive the binary and, one binary after another,
+/// fill the disk over a CI run. These are named after the process that
+/// made them, and the first call in each binary removes those of
+/// processes that are gone: at most one binary's leftovers stay.
+pub fn shared_tempdir() -> tempfile::TempDir {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    let parent = std::env::temp_dir().join(SHARED);
+    std::fs::create_dir_all(&parent).unwrap();
+    SWEPT.get_or_init(|| {
+        for entry in std::fs::read_dir(&parent).unwrap().flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .map(|(p, _)| p);
+            let gone = pid.is_some_and(|pid| {
+                pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists()
+            });
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    tempfile::Builder::new()
+        .prefix(&format!("{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .unwrap()
+}
+
 /// The airlock binary (AIRLOCK_BIN, or built now).
 pub fn airlock() -> PathBuf {
     if let Some(path) = std::env::var_os("AIRLOCK_BIN") {
@@ -110,8 +144,18 @@ pub fn minimal_test_image(root: &Path) -> PathBuf {
 pub fn rebuild_elsewhere(dir: &Path, recipe: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
     let other = tempfile::tempdir().unwrap();
     let root = other.path().join("elsewhere");
-    copy_tree(dir, &root);
-    let _ = std::fs::remove_dir_all(root.join("images"));
+    std::fs::create_dir_all(&root).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let target = root.join(entry.file_name());
+        if entry.file_name() == "images" {
+            // Not copied: sparse disk images would be written out whole.
+        } else if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
     let (output, tmp) = (other.path().join("out-b"), other.path().join("tmp-b"));
     std::fs::create_dir_all(&tmp).unwrap();
     let faketime = Command::new("sh")

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
-use qemu_tests::setup::{airlock, copy_tree, enabled, rebuild_elsewhere, serial, workspace};
+use qemu_tests::setup::{
+    airlock, copy_tree, enabled, rebuild_elsewhere, serial, shared_tempdir, workspace,
+};
 
 const BOOT: Duration = Duration::from_secs(300);
 const HARD_LIMIT: Duration = Duration::from_secs(900);
@@ -34,7 +36,7 @@ const MODEL: &str = "/usr/share/airlock/models/example.gguf";
 /// A scratch copy of what the agent-node test recipe needs, with the
 /// example model made in it.
 fn scratch() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shared_tempdir();
     let root = dir.path();
     for file in ["recipes/agent-node.toml", "keys/debian/bookworm.pgp"] {
         std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();

@@ -12,7 +12,8 @@ use std::time::Duration;
 use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
 use qemu_tests::setup::{
-    airlock, assert_only_busybox_is_unreadable, busybox_offset, enabled, minimal_test_image, serial,
+    airlock, assert_only_busybox_is_unreadable, busybox_offset, enabled, minimal_test_image,
+    serial, shared_tempdir,
 };
 
 const BOOT: Duration = Duration::from_secs(300);
@@ -26,7 +27,7 @@ fn image() -> &'static Image {
     static IMAGE: OnceLock<(tempfile::TempDir, Image)> = OnceLock::new();
     &IMAGE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = shared_tempdir();
             let folder = minimal_test_image(dir.path());
             let image = Image::open(&folder).unwrap();
             (dir, image)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use airlock_boot::{Image, Options};
 use qemu_tests::setup::{
     assert_ssh_key_login, copy_tree, enabled, free_port, lock_and_build, operator_recipe,
-    rebuild_elsewhere, serial, workspace,
+    rebuild_elsewhere, serial, shared_tempdir, workspace,
 };
 use qemu_tests::{Machine, oracle};
 
@@ -55,7 +55,7 @@ fn build(root: &Path) -> (PathBuf, PathBuf) {
 fn built() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
     static BUILT: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let (folder, key) = build(dir.path());
         (dir, folder, key)
     })

@@ -15,7 +15,7 @@ use airlock_boot::{Image, Options};
 use qemu_tests::Machine;
 use qemu_tests::setup::{
     assert_ssh_key_login, copy_tree, enabled, free_port, lock_and_build, operator_recipe,
-    rebuild_elsewhere, serial, workspace,
+    rebuild_elsewhere, serial, shared_tempdir, workspace,
 };
 
 const BOOT: Duration = Duration::from_secs(420);
@@ -48,7 +48,7 @@ fn build(root: &Path) -> (Image, PathBuf) {
 fn built() -> &'static (tempfile::TempDir, Image, PathBuf) {
     static BUILT: OnceLock<(tempfile::TempDir, Image, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let (image, key) = build(dir.path());
         (dir, image, key)
     })

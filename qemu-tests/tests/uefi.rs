@@ -21,7 +21,7 @@ use airlock_format::report::Disk;
 use qemu_tests::Machine;
 use qemu_tests::setup::{
     assert_only_busybox_is_unreadable, busybox_offset, enabled, minimal_test_image,
-    rebuild_elsewhere, serial,
+    rebuild_elsewhere, serial, shared_tempdir,
 };
 
 const BOOT: Duration = Duration::from_secs(300);
@@ -33,7 +33,7 @@ const MULTI_USER: &str = "Reached target multi-user.target";
 fn built() -> &'static (tempfile::TempDir, Image) {
     static IMAGE: OnceLock<(tempfile::TempDir, Image)> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let folder = minimal_test_image(dir.path());
         let image = Image::open(&folder).unwrap();
         (dir, image)

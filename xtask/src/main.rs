@@ -414,13 +414,17 @@ fn ci() -> Result<(), String> {
     // boot tests drive that binary instead of building it again with the
     // feature set of `cargo build -p airlock`.
     let sbom_tools = sbom_tools()?;
-    run(cargo()
+    let tested = run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("AIRLOCK_TEST_NETWORK", "1")
         .env("AIRLOCK_TEST_RELEASE", "1")
         .env("AIRLOCK_REQUIRE_TOOLS", "1")
         .env("AIRLOCK_SBOM_TOOLS", sbom_tools)
-        .env("AIRLOCK_BIN", root().join("target/debug/airlock")))?;
+        .env("AIRLOCK_BIN", root().join("target/debug/airlock")));
+    // The boot tests' shared images outlive their binaries (each binary
+    // removes those of the ones before it): the last one's go here.
+    let _ = fs::remove_dir_all(std::env::temp_dir().join("airlock-qemu-tests"));
+    tested?;
     // The fuzz targets must keep building (on stable, without sanitizers),
     // and every committed seed and past finding must still run clean.
     run(cargo().args(["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
