@@ -321,3 +321,93 @@ pub fn assert_only_busybox_is_unreadable(machine: &mut crate::Machine, where_: &
         .check("cat /usr/bin/bash /usr/lib/os-release > /dev/null", timeout)
         .unwrap();
 }
+
+/// The image in `image_dir` exported as a bundle (split into 64 MiB parts), signed
+/// by two of two throwaway approvers, with the host's trust directory.
+#[derive(Debug)]
+pub struct Bundle {
+    _dir: tempfile::TempDir,
+    /// The bundle's folder.
+    pub bundle: PathBuf,
+    /// The host's trust folder.
+    pub trust: PathBuf,
+    /// The host's state folder (not made yet).
+    pub state: PathBuf,
+}
+
+impl Bundle {
+    /// `boot BUNDLE --trust DIR --state DIR`.
+    pub fn boot_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "boot".into(),
+            self.bundle.clone().into(),
+            "--trust".into(),
+            self.trust.clone().into(),
+            "--state".into(),
+            self.state.clone().into(),
+        ]
+    }
+}
+
+pub fn bundle(image_dir: &Path) -> Bundle {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let trust = dir.path().join("trust");
+    let airlock = || {
+        let mut command = Command::new(airlock());
+        command.env("AIRLOCK_KEY_PASSWORD", "test");
+        command
+    };
+    let ok = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    ok(airlock().args(["keygen", "--builder", "--out"]).arg(&keys));
+    for who in ["alice", "bob"] {
+        ok(airlock()
+            .args(["keygen", "--release", who, "--out"])
+            .arg(&keys));
+        std::fs::create_dir_all(trust.join("release")).unwrap();
+        std::fs::copy(
+            keys.join(format!("{who}.asc")),
+            trust.join(format!("release/{who}.asc")),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(trust.join("builder")).unwrap();
+    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
+    std::fs::write(trust.join("trust.toml"), "threshold = 2\n").unwrap();
+    let bundle = dir.path().join("bundle");
+    ok(airlock()
+        .arg("export")
+        .arg(image_dir)
+        .arg("--to")
+        .arg(&bundle)
+        .args([
+            "--expires",
+            "2099-01-01",
+            "--chunk-size",
+            "64M",
+            "--builder-key",
+        ])
+        .arg(keys.join("builder.key")));
+    assert!(bundle.join("artifacts/root.erofs.001").is_file());
+    for who in ["alice", "bob"] {
+        ok(airlock()
+            .arg("sign")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(keys.join(format!("{who}.key"))));
+    }
+    let state = dir.path().join("state");
+    Bundle {
+        _dir: dir,
+        bundle,
+        trust,
+        state,
+    }
+}

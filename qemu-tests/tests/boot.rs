@@ -4,7 +4,6 @@
 //! archive for a fresh lock: gated on AIRLOCK_TEST_NETWORK=1; with
 //! AIRLOCK_REQUIRE_TOOLS=1 a missing QEMU is a failure, not a skip.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -286,99 +285,13 @@ fn boot_time_to_multi_user_median_of_three() {
     assert!(times[1] < BOOT);
 }
 
-/// The test image exported as a bundle (split into 64 MiB parts), signed
-/// by two of two throwaway approvers, with the host's trust directory.
-struct Bundle {
-    _dir: tempfile::TempDir,
-    bundle: PathBuf,
-    trust: PathBuf,
-    state: PathBuf,
-}
-
-impl Bundle {
-    /// `boot BUNDLE --trust DIR --state DIR`.
-    fn boot_args(&self) -> Vec<std::ffi::OsString> {
-        vec![
-            "boot".into(),
-            self.bundle.clone().into(),
-            "--trust".into(),
-            self.trust.clone().into(),
-            "--state".into(),
-            self.state.clone().into(),
-        ]
-    }
-}
-
-fn bundle() -> Bundle {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let trust = dir.path().join("trust");
-    let airlock = || {
-        let mut command = Command::new(airlock());
-        command.env("AIRLOCK_KEY_PASSWORD", "test");
-        command
-    };
-    let ok = |command: &mut Command| {
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "{command:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    ok(airlock().args(["keygen", "--builder", "--out"]).arg(&keys));
-    for who in ["alice", "bob"] {
-        ok(airlock()
-            .args(["keygen", "--release", who, "--out"])
-            .arg(&keys));
-        std::fs::create_dir_all(trust.join("release")).unwrap();
-        std::fs::copy(
-            keys.join(format!("{who}.asc")),
-            trust.join(format!("release/{who}.asc")),
-        )
-        .unwrap();
-    }
-    std::fs::create_dir_all(trust.join("builder")).unwrap();
-    std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub")).unwrap();
-    std::fs::write(trust.join("trust.toml"), "threshold = 2\n").unwrap();
-    let bundle = dir.path().join("bundle");
-    ok(airlock()
-        .arg("export")
-        .arg(&image().dir)
-        .arg("--to")
-        .arg(&bundle)
-        .args([
-            "--expires",
-            "2099-01-01",
-            "--chunk-size",
-            "64M",
-            "--builder-key",
-        ])
-        .arg(keys.join("builder.key")));
-    assert!(bundle.join("artifacts/root.erofs.001").is_file());
-    for who in ["alice", "bob"] {
-        ok(airlock()
-            .arg("sign")
-            .arg(&bundle)
-            .arg("--key")
-            .arg(keys.join(format!("{who}.key"))));
-    }
-    let state = dir.path().join("state");
-    Bundle {
-        _dir: dir,
-        bundle,
-        trust,
-        state,
-    }
-}
-
 #[test]
 fn airlock_boot_verifies_a_bundle_boots_it_records_it_and_refuses_a_replay() {
     if !enabled() {
         return;
     }
     let _serial = serial();
-    let bundle = bundle();
+    let bundle = qemu_tests::setup::bundle(&image().dir);
     use std::io::{Read, Write};
     use std::os::unix::process::CommandExt;
     // Under a hard bound, in a process group of its own, so QEMU goes too.

@@ -381,14 +381,10 @@ fn virt_fw_vars() -> PathBuf {
     }
 }
 
-#[test]
-fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki() {
-    if !enabled() {
-        return;
-    }
-    let scratch = tempfile::tempdir().unwrap();
-    let root = scratch.path();
-    // A copy of the image folder: sign-boot writes into it.
+/// A copy of the image folder in `root` (sign-boot writes into it), two
+/// Secure Boot key sets in root/keys ("ours", "theirs"), and the copy
+/// signed with ours: (the copy, our keys).
+fn signed_copy(root: &Path) -> (PathBuf, PathBuf) {
     let image_dir = root.join("image");
     output(
         Command::new("cp")
@@ -396,28 +392,35 @@ fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki(
             .arg(&image().dir)
             .arg(&image_dir),
     );
-    let airlock =
-        |args: &[&std::ffi::OsStr]| output(Command::new(qemu_tests::setup::airlock()).args(args));
     for name in ["ours", "theirs"] {
-        let keys = root.join("keys");
-        airlock(&[
-            "keygen".as_ref(),
-            "--secure-boot".as_ref(),
-            "--out".as_ref(),
-            keys.as_os_str(),
-            "--name".as_ref(),
-            name.as_ref(),
-        ]);
+        output(
+            Command::new(qemu_tests::setup::airlock())
+                .args(["keygen", "--secure-boot", "--out"])
+                .arg(root.join("keys"))
+                .args(["--name", name]),
+        );
     }
     let keys = root.join("keys/ours");
-    airlock(&[
-        "sign-boot".as_ref(),
-        image_dir.as_os_str(),
-        "--key".as_ref(),
-        keys.join("db.key").as_os_str(),
-        "--cert".as_ref(),
-        keys.join("db.crt").as_os_str(),
-    ]);
+    output(
+        Command::new(qemu_tests::setup::airlock())
+            .arg("sign-boot")
+            .arg(&image_dir)
+            .arg("--key")
+            .arg(keys.join("db.key"))
+            .arg("--cert")
+            .arg(keys.join("db.crt")),
+    );
+    (image_dir, keys)
+}
+
+#[test]
+fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let (image_dir, keys) = signed_copy(root);
     let signed = image_dir.join("secure-boot");
     // The signed UKI is the built one plus a signature.
     let stripped = root.join("stripped.efi");
@@ -508,4 +511,135 @@ fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki(
         assert!(refused.is_ok(), "{name}: {console}");
         assert!(!console.contains("Linux version"), "{name}: a kernel ran");
     }
+}
+
+fn sha256_of(path: &Path) -> String {
+    let output = output(Command::new("sha256sum").arg(path));
+    output.split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn a_signed_bundle_carries_the_disk_in_parts_and_becomes_it_again_on_the_far_side() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let (image_dir, keys) = signed_copy(root);
+    let bundle = qemu_tests::setup::bundle(&image_dir);
+    let airlock = || {
+        let mut command = Command::new(qemu_tests::setup::airlock());
+        command.env_remove("AIRLOCK_MIRROR");
+        command
+    };
+    // The bundle carries the parts, not the disk image.
+    let artifacts = bundle.bundle.join("artifacts");
+    assert!(!artifacts.join("disk.raw").exists());
+    let mut extra = 0;
+    for part in [
+        "uki.efi",
+        "systemd-bootx64.efi",
+        "secure-boot/uki.efi",
+        "secure-boot/systemd-bootx64.efi",
+        "secure-boot/db.crt",
+    ] {
+        extra += std::fs::metadata(artifacts.join(part)).unwrap().len();
+    }
+    let verified = output(
+        airlock()
+            .arg("verify")
+            .arg(&bundle.bundle)
+            .arg("--trust")
+            .arg(&bundle.trust)
+            .arg("--json"),
+    );
+    let verified: serde_json::Value = serde_json::from_str(&verified).unwrap();
+    assert_eq!(verified["result"]["disk"], true, "{verified}");
+    assert_eq!(verified["result"]["secure_boot"], true, "{verified}");
+
+    // Raw: the built disk image, byte for byte, and as sparse.
+    let raw = root.join("far.raw");
+    output(
+        airlock()
+            .arg("disk-image")
+            .arg(&bundle.bundle)
+            .arg("--trust")
+            .arg(&bundle.trust)
+            .arg("--out")
+            .arg(&raw),
+    );
+    assert_eq!(sha256_of(&raw), disk().image.sha256);
+    let allocated = |path: &Path| {
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(path).unwrap()) * 512
+    };
+    assert!(allocated(&raw) <= allocated(&image().dir.join("disk.raw")) + (1 << 20));
+    eprintln!(
+        "disk image: {} bytes, {} MiB allocated; the bundle carries {} bytes for it beside the root and its hash tree (unsigned and signed boot files)",
+        std::fs::metadata(&raw).unwrap().len(),
+        allocated(&raw) >> 20,
+        extra
+    );
+    // qcow2 with the signed boot files: the disk sign-boot wrote.
+    let qcow2 = root.join("far.qcow2");
+    output(
+        airlock()
+            .arg("disk-image")
+            .arg(&bundle.bundle)
+            .arg("--trust")
+            .arg(&bundle.trust)
+            .args(["--secure-boot", "--format", "qcow2", "--out"])
+            .arg(&qcow2),
+    );
+    output(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "qcow2", "-F", "raw"])
+            .arg(&qcow2)
+            .arg(image_dir.join("secure-boot/disk.raw")),
+    );
+    let refused = airlock()
+        .arg("disk-image")
+        .arg(&bundle.bundle)
+        .arg("--trust")
+        .arg(&bundle.trust)
+        .arg("--out")
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists"));
+
+    // And it boots from the bundle with Secure Boot enforced.
+    let _serial = serial();
+    let booted = airlock()
+        .args(bundle.boot_args())
+        .arg("--uefi")
+        .arg("--secure-boot")
+        .arg(&keys)
+        .args(["--until", MULTI_USER, "--timeout", "900"])
+        .env("PATH", path_with_virt_fw_vars())
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&booted.stdout);
+    assert!(
+        booted.status.success(),
+        "{console}\n{}",
+        String::from_utf8_lossy(&booted.stderr)
+    );
+    assert!(console.contains("Secure boot enabled"), "{console}");
+    assert!(
+        String::from_utf8_lossy(&booted.stderr).contains("recorded minimal-test version 1"),
+        "{}",
+        String::from_utf8_lossy(&booted.stderr)
+    );
+}
+
+/// PATH with the folder of virt-fw-vars first (`airlock boot
+/// --secure-boot` runs it from PATH).
+fn path_with_virt_fw_vars() -> std::ffi::OsString {
+    let tool = virt_fw_vars();
+    let mut paths: Vec<PathBuf> = tool.parent().map(Path::to_owned).into_iter().collect();
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
 }

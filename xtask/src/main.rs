@@ -17,9 +17,20 @@ const BUILD_PACKAGES: &[&str] = &["pkg-config", "nettle-dev", "libclang-dev", "c
 /// ostree for the commit.
 const IMAGE_PACKAGES: &[&str] = &["erofs-utils", "ostree"];
 
-/// Debian packages the demo boots its image with: QEMU, and OVMF, the UEFI
-/// firmware `airlock boot --uefi` boots the disk image through.
-const BOOT_PACKAGES: &[&str] = &["qemu-system-x86", "ovmf"];
+/// Debian packages the demo signs and boots its image with: QEMU; OVMF, the
+/// UEFI firmware `airlock boot --uefi` boots the disk image through; openssl,
+/// efitools and sbsigntool, with which `airlock keygen --secure-boot` makes
+/// the Secure Boot keys and `airlock sign-boot` signs the boot files; and
+/// python3-venv for virt-fw-vars (PyPI's virt-firmware), which enrols the
+/// keys in the firmware's variable store.
+const BOOT_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "ovmf",
+    "openssl",
+    "efitools",
+    "sbsigntool",
+    "python3-venv",
+];
 
 /// Debian packages the tests check airlock's output with: veritysetup,
 /// faketime (a shifted clock), kmod (modprobe against airlock's module
@@ -33,7 +44,8 @@ const BOOT_PACKAGES: &[&str] = &["qemu-system-x86", "ovmf"];
 /// what reads the disk image back: ovmf (UEFI boots), fdisk (sfdisk),
 /// dosfstools (fsck.vfat), mtools and binutils (objdump on the UKI), and
 /// for Secure Boot sbsigntool (sbsign, sbverify, sbattach) and efitools
-/// (signed enrolment updates).
+/// (signed enrolment updates), and qemu-utils (qemu-img writes and
+/// compares the qcow2 disk image).
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -56,6 +68,7 @@ const TEST_PACKAGES: &[&str] = &[
     "binutils",
     "sbsigntool",
     "efitools",
+    "qemu-utils",
 ];
 
 /// The test tools from PyPI: the SBOM reference validators (CycloneDX's own
@@ -75,7 +88,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "demo",
-        "the main job: the agent node (recipes/agent-node.toml) made, locked, fetched and built, exported, signed (2 of 3, demo keys), verified, and booted in QEMU until its agent has run (as root)",
+        "the main job: the agent node (recipes/agent-node.toml) made, locked, fetched and built, its boot files signed for Secure Boot, exported, signed (2 of 3, demo keys), verified, rebuilt offline, and its disk image booted through UEFI with Secure Boot enforced until its agent has run (as root)",
     ),
     (
         "model",
@@ -92,6 +105,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "bench",
         "airlock build against mmdebstrap on the same .debs, with hyperfine (as root; needs mmdebstrap, hyperfine, dpkg-dev)",
+    ),
+    (
+        "bench-disk",
+        "airlock build of recipes/minimal.toml with and without the disk format, with hyperfine (as root; needs hyperfine)",
     ),
     (
         "bench-verify",
@@ -116,6 +133,13 @@ fn main() -> ExitCode {
             .and_then(|()| {
                 run(&mut Command::new(
                     root().join("xtask/scripts/bench-verify.sh"),
+                ))
+            }),
+        Some("bench-disk") => deps(&[BUILD_PACKAGES, IMAGE_PACKAGES, &["hyperfine"]].concat())
+            .and_then(|()| run(cargo().args(["build", "--release", "--package", "airlock"])))
+            .and_then(|()| {
+                run(&mut Command::new(
+                    root().join("xtask/scripts/bench-disk.sh"),
                 ))
             }),
         Some("bench") => deps(
@@ -288,6 +312,21 @@ fn demo() -> Result<(), String> {
     }
     std::fs::copy(keys.join("builder.pub"), trust.join("builder/builder.pub"))
         .map_err(|e| e.to_string())?;
+    // Secure Boot: the operator's own PK, KEK and db, and the image's
+    // systemd-boot and UKI signed with the db key (a step apart from the
+    // build: the build's own artifacts stay what a rebuild reproduces).
+    run(Command::new(&airlock)
+        .args(["keygen", "--secure-boot", "--out"])
+        .arg(&keys))?;
+    let signed = image.join("secure-boot");
+    let _ = std::fs::remove_dir_all(&signed);
+    run(Command::new(&airlock)
+        .arg("sign-boot")
+        .arg(&image)
+        .arg("--key")
+        .arg(keys.join("secure-boot/db.key"))
+        .arg("--cert")
+        .arg(keys.join("secure-boot/db.crt")))?;
     let bundle = root().join("images/bundles/agent-node-1");
     let _ = std::fs::remove_dir_all(&bundle);
     let expires = Command::new("date")
@@ -330,8 +369,16 @@ fn demo() -> Result<(), String> {
     // Boot the verified bundle on the user-mode network, with listeners on
     // the host for the agent's allowed (47180) and forbidden (47181)
     // destinations, until the agent reports.
+    // The disk image, as the far side assembles it from the verified
+    // bundle, boots through UEFI firmware with Secure Boot enforced and
+    // the demo's keys enrolled (virt-fw-vars, from target/sbom-tools).
     let heard = listen(&[47180, 47181])?;
     let state = demo.join("host-state");
+    let tools = sbom_tools()?;
+    let path = env::join_paths(
+        std::iter::once(tools).chain(env::split_paths(&env::var_os("PATH").unwrap_or_default())),
+    )
+    .map_err(|e| e.to_string())?;
     run(Command::new(&airlock)
         .arg("boot")
         .arg(&bundle)
@@ -339,8 +386,12 @@ fn demo() -> Result<(), String> {
         .arg(&trust)
         .arg("--state")
         .arg(&state)
+        .arg("--uefi")
+        .arg("--secure-boot")
+        .arg(keys.join("secure-boot"))
         .arg("--data")
-        .arg(demo.join("data.img"))
+        .arg(demo.join("machine"))
+        .env("PATH", path)
         .args([
             "--network",
             "--until",
@@ -364,15 +415,16 @@ fn demo() -> Result<(), String> {
         return Err("the agent reached a forbidden port".to_owned());
     }
     eprintln!(
-        "demo: recipes/agent-node.toml is locked, its inputs are in the store, its image is in {}, a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}, rebuilt offline from its own sources byte for byte, and it booted: the agent ran sandboxed, reached only its allowed destination, and reported",
+        "demo: recipes/agent-node.toml is locked, its inputs are in the store, its image is in {}, its boot files are signed for Secure Boot, a bundle signed by 2 of 3 (demo keys in target/demo/keys) is verified in {}, rebuilt offline from its own sources byte for byte, and its disk image booted through UEFI with Secure Boot enforced: the agent ran sandboxed, reached only its allowed destination, and reported",
         image.display(),
         bundle.display()
     );
     eprintln!(
-        "      boot it yourself: {} boot {} --trust {} --network",
+        "      boot it yourself: {} boot {} --trust {} --network (direct kernel boot), or add --uefi --secure-boot {} (virt-fw-vars on PATH)",
         airlock.display(),
         bundle.display(),
-        trust.display()
+        trust.display(),
+        keys.join("secure-boot").display()
     );
     Ok(())
 }

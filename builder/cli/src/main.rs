@@ -48,6 +48,8 @@ enum Command {
     SignBoot(commands::sign_boot::Args),
     /// Verify a bundle offline against this host's keys, state and policy.
     Verify(commands::verify::Args),
+    /// Write the disk image of a verified bundle (raw for dd, or qcow2).
+    DiskImage(commands::disk_image::Args),
     /// Show what changed between two releases.
     Diff(commands::diff::Args),
     /// Rebuild a verified bundle's image from its own sources, offline, and
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Sign(args) => args.run(),
         Command::SignBoot(args) => args.run(),
         Command::Verify(args) => args.run(),
+        Command::DiskImage(args) => args.run(),
         Command::Diff(args) => args.run(),
         Command::Rebuild(args) => args.run(),
         Command::Store(command) => command.run(),

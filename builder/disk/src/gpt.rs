@@ -45,6 +45,17 @@ impl Guid {
         Guid::from_big_endian(big)
     }
 
+    /// Parses the textual form of a GUID read from a file: `None` unless
+    /// it is 32 hex digits in the 8-4-4-4-12 pattern.
+    pub fn from_text(text: &str) -> Option<Guid> {
+        let shape = text.len() == 36
+            && text.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            });
+        shape.then(|| Guid::parse(text))
+    }
+
     /// The GUID whose textual form reads `bytes` in order (an RFC 4122
     /// UUID's bytes).
     pub const fn from_big_endian(b: [u8; 16]) -> Guid {
@@ -294,6 +305,19 @@ mod tests {
             ]
         );
         assert_eq!(esp.to_string(), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+        assert_eq!(
+            Guid::from_text("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"),
+            Some(esp)
+        );
+        for bad in [
+            "",
+            "C12A7328-F81F-11D2-BA4B-00A0C93EC93",
+            "C12A7328F-81F-11D2-BA4B-00A0C93EC93B",
+            "G12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+            "C12A7328-F81F-11D2-BA4B-00A0C93EC9\u{e9}",
+        ] {
+            assert_eq!(Guid::from_text(bad), None, "{bad}");
+        }
     }
 
     #[test]

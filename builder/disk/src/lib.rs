@@ -7,6 +7,7 @@
 //! Nothing here knows about recipes or images: the image crate decides
 //! what goes where; this crate writes it.
 
+pub mod authenticode;
 pub mod fat;
 pub mod gpt;
 pub mod uki;
@@ -20,6 +21,9 @@ pub enum DiskError {
     /// The systemd-stub is not a PE image airlock can extend.
     #[error("the UKI stub: {0}")]
     Stub(String),
+    /// A signed PE image is not its unsigned self plus a signature.
+    #[error("signed image: {0}")]
+    Signed(String),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -29,6 +29,11 @@ pub mod image {
     /// The folder `airlock sign-boot` writes the signed systemd-boot, UKI
     /// and disk image into.
     pub const SECURE_BOOT: &str = "secure-boot";
+    /// The db certificate `airlock sign-boot` signed them for, in it.
+    pub const DB_CERT: &str = "db.crt";
+    /// What a disk image is assembled from besides the EROFS root and its
+    /// hash tree (which are artifacts): what a bundle carries of it.
+    pub const DISK_PARTS: [&str; 2] = [UKI, BOOT_LOADER];
     /// The ostree repository (a folder).
     pub const OSTREE: &str = "ostree";
     /// The CycloneDX SBOM.
@@ -70,6 +75,12 @@ pub mod bundle {
     pub const ROOTFS_TAR: &str = "artifacts/rootfs.tar.zst";
     /// The ostree repository's folder.
     pub const OSTREE_REPO: &str = "artifacts/ostree";
+
+    /// The folder of the Secure Boot signed systemd-boot and UKI, and the
+    /// db certificate they were signed for (`airlock sign-boot`'s output).
+    pub const SECURE_BOOT: &str = "artifacts/secure-boot";
+    /// The db certificate's name in it.
+    pub const DB_CERT: &str = "db.crt";
 
     /// The bundle path of the image folder's artifact `name`.
     pub fn artifact(name: &str) -> String {

@@ -237,6 +237,17 @@ impl Report {
     pub fn artifact(&self, path: &str) -> Option<&Artifact> {
         self.artifacts.iter().find(|a| a.path == path)
     }
+
+    /// The file at `path` that a bundle carries: an artifact, or one of
+    /// the disk image's parts (the unsigned UKI and systemd-boot).
+    pub fn bundled(&self, path: &str) -> Option<&Artifact> {
+        self.artifact(path).or_else(|| {
+            let disk = self.disk.as_ref()?;
+            [&disk.uki, &disk.boot_loader]
+                .into_iter()
+                .find(|a| a.path == path)
+        })
+    }
 }
 
 /// `.airlock-build.json` in an image folder: who built it. Not an artifact

@@ -117,6 +117,8 @@ mod tests {
             bytes: 0,
             packages: 0,
             models: 0,
+            disk: false,
+            secure_boot: false,
             policy: vec![],
             seen: 1_800_000_000,
             manifest: Manifest {

@@ -13,9 +13,12 @@
 //!    file that the manifest does not list;
 //! 4. the provenance: a DSSE envelope signed by a pinned builder key, whose
 //!    subjects are the bundle's artifacts;
-//! 5. the SBOMs against the image: every package in the image's dpkg
+//! 5. the disk image's parts against the build report: the UKI, systemd-boot,
+//!    the root and its hash tree are the ones the build wrote, and each
+//!    Secure Boot signed file is its unsigned self plus a signature;
+//! 6. the SBOMs against the image: every package in the image's dpkg
 //!    database with the same version, every model's digest;
-//! 6. the host's policy.
+//! 7. the host's policy.
 //!
 //! This crate has no network, HTTP or TLS code, nor any dependency that
 //! does (a test checks the dependency tree).
@@ -161,6 +164,11 @@ pub struct Verified {
     pub packages: usize,
     /// Models matched.
     pub models: usize,
+    /// Whether the bundle carries a disk image's parts (checked against
+    /// the build report).
+    pub disk: bool,
+    /// And the Secure Boot signed systemd-boot and UKI.
+    pub secure_boot: bool,
     /// Policy rules applied.
     pub policy: Vec<String>,
     /// The latest time this verification knew of; what a consumer records.
@@ -184,6 +192,7 @@ pub fn verify(
     let seen = steps::fresh::check(&manifest, options.state, options.now)?;
     let bytes = steps::files::check(bundle, &manifest, progress)?;
     let builder = steps::provenance::check(bundle, &manifest, &options.trust.builders)?;
+    let disk = steps::disk::check(bundle, &manifest)?;
     let sboms = steps::sboms::check(bundle, &manifest)?;
     let policy = steps::policy::check(
         bundle,
@@ -205,6 +214,8 @@ pub fn verify(
         bytes,
         packages: sboms.packages,
         models: sboms.models,
+        disk: disk.disk,
+        secure_boot: disk.secure_boot,
         policy,
         seen: seen.max(manifest.epoch),
         manifest,

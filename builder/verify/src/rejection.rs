@@ -264,7 +264,48 @@ pub enum Rejection {
         actual: String,
     },
 
-    // 5. The SBOMs against the image.
+    // 5. The disk image's parts against the build report.
+    /// build-report.json cannot be read.
+    #[error("build-report.json: {reason}")]
+    ReportUnreadable {
+        /// The parser's message.
+        reason: String,
+    },
+    /// A part of the disk image the report describes is not in the bundle.
+    #[error("disk image: the report describes a disk image, but the bundle has no {path}")]
+    DiskPartMissing {
+        /// The bundle path.
+        path: String,
+    },
+    /// A part of the disk image is not the one the build wrote.
+    #[error("disk image: {path} has sha256 {actual}, the build report says {expected}")]
+    DiskPartDigest {
+        /// The bundle path.
+        path: String,
+        /// The report's.
+        expected: String,
+        /// The bundle's (verified against the manifest).
+        actual: String,
+    },
+    /// A boot file in a bundle whose report describes no disk image.
+    #[error("disk image: the bundle has {path}, but its build report describes no disk image")]
+    DiskPartUnexpected {
+        /// The bundle path.
+        path: String,
+    },
+    /// A Secure Boot signed file that is not its unsigned self plus a
+    /// signature.
+    #[error("disk image: {path} is not {unsigned} with a signature added: {reason}")]
+    DiskSignature {
+        /// The signed file's bundle path.
+        path: String,
+        /// The unsigned file's.
+        unsigned: String,
+        /// The first difference.
+        reason: String,
+    },
+
+    // 6. The SBOMs against the image.
     /// The manifest's SBOM digest is not that of the file it lists.
     #[error("SBOM: the manifest names {path} with sha256 {expected}, but lists it with {actual}")]
     SbomDigest {
@@ -400,7 +441,7 @@ pub enum Rejection {
         kinds: String,
     },
 
-    // 6. The host's policy.
+    // 7. The host's policy.
     /// A setuid or setgid file the policy's `allowed_setuid` does not name.
     #[error("policy: allowed_setuid: {path} (mode {mode}) is setuid or setgid and not allowed")]
     PolicySetuid {

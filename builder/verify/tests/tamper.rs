@@ -305,7 +305,65 @@ fn rows() -> Vec<Row> {
             kind: "provenance-input",
             field: ("input", json!("lock")),
         },
-        // 5. SBOMs.
+        Row {
+            name: "a build report that is not one",
+            change: |m, _| {
+                m.edit_report.push(Box::new(|r| r["schema"] = json!("one")));
+            },
+            kind: "report-unreadable",
+            field: ("kind", json!("report-unreadable")),
+        },
+        Row {
+            name: "the UKI left out",
+            change: |m, _| m.omit.push("artifacts/uki.efi"),
+            kind: "disk-part-missing",
+            field: ("path", json!("artifacts/uki.efi")),
+        },
+        Row {
+            name: "signed boot files without the db certificate",
+            change: |m, _| m.omit.push("artifacts/secure-boot/db.crt"),
+            kind: "disk-part-missing",
+            field: ("path", json!("artifacts/secure-boot/db.crt")),
+        },
+        Row {
+            name: "another systemd-boot, sealed by the manifest and provenance",
+            change: |m, _| {
+                m.raw.insert(
+                    "artifacts/systemd-bootx64.efi".to_owned(),
+                    fixture::disk::pe(3_001, 9),
+                );
+            },
+            kind: "disk-part-digest",
+            field: (
+                "actual",
+                json!(fixture::sha256(&fixture::disk::pe(3_001, 9))),
+            ),
+        },
+        Row {
+            name: "boot files with a report that describes no disk",
+            change: |m, _| {
+                m.edit_report.push(Box::new(|r| {
+                    r.as_object_mut().unwrap().remove("disk");
+                }));
+            },
+            kind: "disk-part-unexpected",
+            field: ("path", json!("artifacts/secure-boot/db.crt")),
+        },
+        Row {
+            name: "a signed UKI with one byte changed beside its signature",
+            change: |m, _| {
+                let mut changed = fixture::disk::signed(&fixture::disk::uki());
+                changed[4_000] ^= 0xFF;
+                m.raw
+                    .insert("artifacts/secure-boot/uki.efi".to_owned(), changed);
+            },
+            kind: "disk-signature",
+            field: (
+                "reason",
+                json!("the signed image differs from the unsigned one at byte 4000"),
+            ),
+        },
+        // 6. SBOMs.
         Row {
             name: "the manifest names another SBOM",
             change: |m, _| manifest(m, |v| v["sbom"]["spdx"] = json!(zeros())),
@@ -592,6 +650,7 @@ fn the_untampered_fixture_verifies_with_every_rule() {
     assert_eq!(verified.packages, 4);
     assert_eq!(verified.models, 1);
     assert_eq!(verified.signers.len(), 2);
+    assert!(verified.disk && verified.secure_boot);
     assert_eq!(
         verified.policy,
         [

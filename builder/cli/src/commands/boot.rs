@@ -90,7 +90,7 @@ impl Args {
         } else {
             Image::open(&self.image)?
         };
-        let (uefi, _machine) = self.uefi(&image, is_bundle)?;
+        let (uefi, _machine) = self.uefi(&image)?;
         let options = Options {
             memory_mib: self.memory,
             cpus: self.cpus,
@@ -151,15 +151,9 @@ impl Args {
     fn uefi(
         &self,
         image: &Image,
-        is_bundle: bool,
     ) -> anyhow::Result<(Option<Uefi>, Option<airlock_store::workdir::WorkDir>)> {
         if !self.uefi {
             return Ok((None, None));
-        }
-        if is_bundle {
-            anyhow::bail!(
-                "--uefi boots an image folder's disk image; a bundle does not carry the disk image yet"
-            );
         }
         let Some(disk) = &image.disk else {
             anyhow::bail!(
@@ -269,47 +263,32 @@ impl Args {
     /// bundle changed after verification is not booted), and records the
     /// release in the host's state.
     fn consume_bundle(&self) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
-        let trust = self.trust.trust.as_deref().context(
-            "booting a bundle needs --trust DIR (the host's pinned keys); it is verified first",
-        )?;
-        let opened = crate::commands::verify::open(&self.image)?;
-        let verified = match crate::commands::verify::run_verify(
-            &opened.dir,
-            trust,
-            self.trust.policy.as_deref(),
-            self.trust.state.as_deref(),
-        )? {
-            Ok(verified) => verified,
-            Err(rejection) => {
-                return Err(crate::exit::Failure(format!(
-                    "{}: REJECTED: {rejection}",
-                    self.image.display()
-                ))
-                .into());
-            }
-        };
-        say(&format!(
-            "verified {} {}: signed by {} of {} required keys",
-            verified.name,
-            verified.version,
-            verified.signers.len(),
-            verified.threshold
-        ));
+        let (opened, verified) =
+            crate::commands::disk_image::verified_bundle(&self.image, &self.trust)?;
         let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
-        match airlock_verify::consume::copy_verified(
-            &opened.dir,
-            &verified,
-            &airlock_boot::bundle_files(),
-            temp.path(),
-        ) {
-            Ok(()) => {}
-            Err(airlock_verify::consume::ConsumeError::Missing(path)) => {
-                anyhow::bail!("the bundle has no {path}: it was exported without an EROFS root")
+        if self.uefi {
+            crate::commands::disk_image::assemble_verified(
+                &opened.dir,
+                &verified,
+                temp.path(),
+                self.secure_boot.is_some(),
+            )?;
+        } else {
+            match airlock_verify::consume::copy_verified(
+                &opened.dir,
+                &verified,
+                &airlock_boot::bundle_files(),
+                temp.path(),
+            ) {
+                Ok(()) => {}
+                Err(airlock_verify::consume::ConsumeError::Missing(path)) => {
+                    anyhow::bail!("the bundle has no {path}: it was exported without an EROFS root")
+                }
+                Err(e @ airlock_verify::consume::ConsumeError::Changed(_)) => {
+                    return Err(crate::exit::Failure(e.to_string()).into());
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e @ airlock_verify::consume::ConsumeError::Changed(_)) => {
-                return Err(crate::exit::Failure(e.to_string()).into());
-            }
-            Err(e) => return Err(e.into()),
         }
         if let Some(state) = &self.trust.state {
             let record = airlock_verify::consume::record(state, &verified)

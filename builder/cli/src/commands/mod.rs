@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod build;
 pub mod diff;
+pub mod disk_image;
 pub mod export;
 pub mod fetch;
 pub mod gc;

@@ -268,10 +268,21 @@ fn rebuild(
 fn compare(bundle: &Path, manifest: &Manifest, rebuilt: &Path) -> anyhow::Result<Vec<Mismatch>> {
     let report = pipeline::Report::parse(&std::fs::read(rebuilt.join(pipeline::REPORT))?)?;
     let mut mismatches = Vec::new();
-    for entry in manifest.files.iter().filter(|f| paths::is_subject(&f.path)) {
+    // The Secure Boot signed files cannot be rebuilt (the db key is not
+    // here); verification proved each is its unsigned self, which is
+    // compared, plus a signature.
+    let signed = |path: &str| {
+        path.strip_prefix(airlock_format::names::bundle::SECURE_BOOT)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    for entry in manifest
+        .files
+        .iter()
+        .filter(|f| paths::is_subject(&f.path) && !signed(&f.path))
+    {
         let name = entry.path.trim_start_matches("artifacts/");
         let actual = report
-            .artifact(name)
+            .bundled(name)
             .map_or_else(|| "absent".to_owned(), |a| a.sha256.clone());
         if actual == entry.sha256 {
             continue;

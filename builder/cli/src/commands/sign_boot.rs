@@ -59,13 +59,20 @@ impl Args {
                 self.cert.display()
             ));
         }
+        let report_path = self.image.join(names::REPORT);
+        let report = airlock_format::report::Report::parse(
+            &std::fs::read(&report_path)
+                .with_context(|| format!("reading {}", report_path.display()))?,
+        )
+        .with_context(|| format!("reading {}", report_path.display()))?;
         airlock_image::emit::disk::with_boot_files(
-            &self.image,
+            &self.image.join(names::DISK),
+            &report,
             &scratch.path().join(names::BOOT_LOADER),
             &scratch.path().join(names::UKI),
             &scratch.path().join(names::DISK),
         )?;
-        std::fs::copy(&self.cert, scratch.path().join("db.crt"))
+        std::fs::copy(&self.cert, scratch.path().join(names::DB_CERT))
             .with_context(|| format!("copying {}", self.cert.display()))?;
         let scratch = scratch.keep();
         std::fs::rename(&scratch, &out)

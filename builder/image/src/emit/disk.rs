@@ -27,7 +27,7 @@ use airlock_disk::fat::{self, Content};
 use airlock_disk::gpt::{Guid, Layout, Spec, attributes, types};
 use airlock_disk::uki::{self, Section};
 use airlock_format::names::{cmdline, image as names};
-use airlock_format::report::{Artifact, Disk, Partition};
+use airlock_format::report::{Artifact, Disk, Partition, Report};
 use airlock_recipe::Recipe;
 use airlock_store::Store;
 use airlock_tree::Tree;
@@ -149,12 +149,6 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
     let layout = Layout::new(guid("disk-guid"), specs).map_err(|e| fail(e.to_string()))?;
 
     let disk_path = parts.out.join(names::DISK);
-    let mut disk = File::create(&disk_path).map_err(io(disk_path.display().to_string()))?;
-    disk.set_len(layout.size)
-        .map_err(io(disk_path.display().to_string()))?;
-    layout
-        .write_tables(&mut disk)
-        .map_err(io(disk_path.display().to_string()))?;
     let loader_path = parts.out.join(names::BOOT_LOADER);
     fs::write(&loader_path, image_file(parts, BOOT_LOADER)?)
         .map_err(io(loader_path.display().to_string()))?;
@@ -165,19 +159,13 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
         esp.offset(),
         esp.spec.size,
     )?;
-    write_esp(
-        &volume,
-        &name,
-        &loader_path,
-        &uki_path,
-        esp.offset(),
-        &mut disk,
-    )?;
-    copy_into(&erofs, layout.partitions[1].offset(), &mut disk)?;
-    copy_into(&verity, layout.partitions[2].offset(), &mut disk)?;
-    disk.sync_all()
-        .map_err(io(disk_path.display().to_string()))?;
-    drop(disk);
+    let files = Files {
+        loader: &loader_path,
+        uki: &uki_path,
+        root: &erofs,
+        verity: &verity,
+    };
+    write_disk(&layout, &volume, &name, &files, &disk_path)?;
     Ok(Disk {
         image: artifact(&disk_path, names::DISK)?,
         uki: artifact(&uki_path, names::UKI)?,
@@ -186,6 +174,122 @@ pub fn write(parts: &Parts<'_>) -> Result<Disk, BuildError> {
         guid: text(layout.disk),
         partitions: described(&layout),
     })
+}
+
+/// The files a disk image is made of.
+#[derive(Debug)]
+pub struct Files<'a> {
+    /// systemd-boot (unsigned, or signed for Secure Boot).
+    pub loader: &'a Path,
+    /// The unified kernel image (unsigned, or signed).
+    pub uki: &'a Path,
+    /// The EROFS root.
+    pub root: &'a Path,
+    /// Its dm-verity hash tree.
+    pub verity: &'a Path,
+}
+
+/// Writes the disk image at `path`: the partition tables, the EFI system
+/// partition, slot A's root and hash tree; every other byte a hole. The
+/// one writer of disk images, for the build and for the far side.
+fn write_disk(
+    layout: &Layout,
+    volume: &fat::Volume,
+    name: &str,
+    files: &Files<'_>,
+    path: &Path,
+) -> Result<(), BuildError> {
+    let (root, verity) = (&layout.partitions[1], &layout.partitions[2]);
+    for (file, partition) in [(files.root, root), (files.verity, verity)] {
+        if size_of(file)? > partition.spec.size {
+            return Err(fail(format!(
+                "{} is larger than its partition {}",
+                file.display(),
+                partition.spec.label
+            )));
+        }
+    }
+    let mut disk = File::create(path).map_err(io(path.display().to_string()))?;
+    disk.set_len(layout.size)
+        .map_err(io(path.display().to_string()))?;
+    layout
+        .write_tables(&mut disk)
+        .map_err(io(path.display().to_string()))?;
+    let esp = &layout.partitions[0];
+    write_esp(
+        volume,
+        name,
+        files.loader,
+        files.uki,
+        esp.offset(),
+        &mut disk,
+    )?;
+    copy_into(files.root, root.offset(), &mut disk)?;
+    copy_into(files.verity, verity.offset(), &mut disk)?;
+    disk.sync_all().map_err(io(path.display().to_string()))
+}
+
+/// The far side's disk image: written from `files` (checked already
+/// against a verified manifest) and the layout the build report gives,
+/// then hashed and compared with the disk image the build wrote. `files`
+/// must be the unsigned systemd-boot and UKI; [`with_boot_files`] swaps
+/// in the signed ones afterwards. A disk that differs is removed.
+pub fn assemble(report: &Report, files: &Files<'_>, out: &Path) -> Result<(), BuildError> {
+    let disk = report
+        .disk
+        .as_ref()
+        .ok_or_else(|| fail("the image has no disk image: add \"disk\" to [output] formats"))?;
+    let layout = layout_of(disk)?;
+    let (inputs, esp) = (inputs_of(report)?, &layout.partitions[0]);
+    let volume = esp_volume(&inputs, report.epoch, esp.offset(), esp.spec.size)?;
+    let name = format!("{}_{}", report.name, report.version);
+    write_disk(&layout, &volume, &name, files, out)?;
+    let (sha256, size) = airlock_store::hash_file(out)?;
+    if sha256.to_hex() != disk.image.sha256 || size != disk.image.size {
+        let _ = fs::remove_file(out);
+        return Err(fail(format!(
+            "the disk image assembled from the parts has sha256 {}, not the built one's {}",
+            sha256.to_hex(),
+            disk.image.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// The layout a report's disk describes, checked to place every
+/// partition where the report says.
+fn layout_of(disk: &Disk) -> Result<Layout, BuildError> {
+    let guid = |text: &str| {
+        Guid::from_text(text).ok_or_else(|| fail(format!("{text:?} in the report is not a GUID")))
+    };
+    let mut specs = Vec::with_capacity(disk.partitions.len());
+    for p in &disk.partitions {
+        let kind = guid(&p.kind)?;
+        let read_only = kind == types::ROOT_X86_64 || kind == types::ROOT_VERITY_X86_64;
+        specs.push(spec(
+            kind,
+            guid(&p.guid)?,
+            p.label.clone(),
+            p.size,
+            if read_only { attributes::READ_ONLY } else { 0 },
+        ));
+    }
+    let layout = Layout::new(guid(&disk.guid)?, specs).map_err(|e| fail(e.to_string()))?;
+    let expected = [types::ESP, types::ROOT_X86_64, types::ROOT_VERITY_X86_64];
+    let kinds: Vec<Guid> = layout.partitions.iter().map(|p| p.spec.kind).collect();
+    if kinds.get(..3) != Some(&expected[..]) || described(&layout) != disk.partitions {
+        return Err(fail(
+            "the report's partitions are not a layout airlock writes",
+        ));
+    }
+    Ok(layout)
+}
+
+fn inputs_of(report: &Report) -> Result<airlock_recipe::Sha256, BuildError> {
+    report
+        .inputs
+        .parse()
+        .map_err(|_| fail("the report's inputs digest is not sha256"))
 }
 
 /// Each slot's root partition: the recipe's size, or the root's own.
@@ -390,37 +494,29 @@ fn write_esp(
     fat::write(&mut window, volume, files).map_err(|e| fail(e.to_string()))
 }
 
-/// Writes `out`, a sparse copy of the image's disk.raw whose EFI system
-/// partition holds `loader` and `uki` (the signed systemd-boot and UKI,
-/// for Secure Boot) instead of the unsigned ones; every other byte is the
-/// built disk's.
+/// Writes `out`, a sparse copy of the disk image `from` (as `report`
+/// describes it) whose EFI system partition holds `loader` and `uki` (the
+/// signed systemd-boot and UKI, for Secure Boot) instead of the unsigned
+/// ones; every other byte is `from`'s.
 pub fn with_boot_files(
-    image_dir: &Path,
+    from: &Path,
+    report: &Report,
     loader: &Path,
     uki: &Path,
     out: &Path,
 ) -> Result<(), BuildError> {
-    let report_path = image_dir.join(names::REPORT);
-    let text = fs::read(&report_path).map_err(io(report_path.display().to_string()))?;
-    let report = airlock_format::report::Report::parse(&text)
-        .map_err(|e| fail(format!("{}: {e}", report_path.display())))?;
     let disk = report
         .disk
+        .as_ref()
         .ok_or_else(|| fail("the image has no disk image: add \"disk\" to [output] formats"))?;
     let esp = disk
         .partitions
         .first()
         .filter(|p| p.label == "esp")
         .ok_or_else(|| fail("the disk's first partition is not its ESP"))?;
-    let inputs: airlock_recipe::Sha256 = report
-        .inputs
-        .parse()
-        .map_err(|_| fail("the report's inputs digest is not sha256"))?;
-    let volume = esp_volume(&inputs, report.epoch, esp.offset, esp.size)?;
-    let from = image_dir.join(names::DISK);
-    let mut target =
-        airlock_disk::sparse_copy_except(&from, out, esp.offset..esp.offset + esp.size)
-            .map_err(io(out.display().to_string()))?;
+    let volume = esp_volume(&inputs_of(report)?, report.epoch, esp.offset, esp.size)?;
+    let mut target = airlock_disk::sparse_copy_except(from, out, esp.offset..esp.offset + esp.size)
+        .map_err(io(out.display().to_string()))?;
     let name = format!("{}_{}", report.name, report.version);
     write_esp(&volume, &name, loader, uki, esp.offset, &mut target)?;
     target.sync_all().map_err(io(out.display().to_string()))
@@ -475,6 +571,70 @@ mod tests {
         assert_eq!(hash_tree_size(129 * 4096), 3 * 4096);
         // 1 GiB: 262144 blocks, 2048 + 16 + 1 hash blocks.
         assert_eq!(hash_tree_size(1 << 30), (2048 + 16 + 1) * 4096);
+    }
+
+    fn report_disk() -> Disk {
+        let guid = |n: u8| Guid::from_big_endian([n; 16]);
+        let specs = vec![
+            spec(types::ESP, guid(1), "esp".to_owned(), 8 * MIB, 0),
+            spec(
+                types::ROOT_X86_64,
+                guid(2),
+                "root-a:x_1".to_owned(),
+                3 * MIB,
+                attributes::READ_ONLY,
+            ),
+            spec(
+                types::ROOT_VERITY_X86_64,
+                guid(3),
+                "verity-a:x_1".to_owned(),
+                MIB,
+                attributes::READ_ONLY,
+            ),
+            spec(types::VAR, guid(4), "var".to_owned(), 4 * MIB, 0),
+        ];
+        let layout = Layout::new(guid(9), specs).unwrap();
+        let artifact = |path: &str| Artifact {
+            path: path.to_owned(),
+            size: 0,
+            sha256: String::new(),
+        };
+        Disk {
+            image: artifact(names::DISK),
+            uki: artifact(names::UKI),
+            boot_loader: artifact(names::BOOT_LOADER),
+            cmdline: String::new(),
+            guid: text(layout.disk),
+            partitions: described(&layout),
+        }
+    }
+
+    #[test]
+    fn the_far_side_reads_the_layout_back_from_the_report() {
+        let disk = report_disk();
+        let layout = layout_of(&disk).unwrap();
+        assert_eq!(described(&layout), disk.partitions);
+        assert_eq!(text(layout.disk), disk.guid);
+        assert_eq!(layout.partitions[1].spec.attributes, attributes::READ_ONLY);
+        assert_eq!(layout.partitions[3].spec.attributes, 0);
+    }
+
+    #[test]
+    fn a_report_layout_airlock_does_not_write_is_refused() {
+        let mut moved = report_disk();
+        moved.partitions[2].offset += MIB;
+        let mut reordered = report_disk();
+        reordered.partitions.swap(1, 2);
+        let mut bad_guid = report_disk();
+        bad_guid.partitions[0].guid = "not-a-guid".to_owned();
+        for (disk, expected) in [
+            (moved, "not a layout airlock writes"),
+            (reordered, "not a layout airlock writes"),
+            (bad_guid, "\"not-a-guid\" in the report is not a GUID"),
+        ] {
+            let error = layout_of(&disk).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub(super) fn image(
             split: split_at.is_some_and(|limit| artifact.size > limit),
         });
     }
+    planned.extend(disk_parts(report, image, split_at)?);
     let ostree_dir = image.join(airlock_format::names::image::OSTREE);
     if ostree_dir.is_dir() {
         for file in files_below(&ostree_dir)? {
@@ -66,6 +67,77 @@ pub(super) fn image(
     ] {
         planned.push(Planned::whole(name, image.join(name)));
     }
+    Ok(planned)
+}
+
+/// The disk image's parts besides its root and hash tree (never the disk
+/// image itself, which is mostly empty space): the unsigned UKI and
+/// systemd-boot, and when `airlock sign-boot` has run, the signed pair and
+/// the db certificate, each signed file checked to be its unsigned self
+/// plus a signature before it is bundled.
+fn disk_parts(
+    report: &Report,
+    image: &Path,
+    split_at: Option<u64>,
+) -> Result<Vec<Planned>, ReleaseError> {
+    use airlock_format::names::{bundle as bundle_names, image as names};
+    let Some(disk) = &report.disk else {
+        return Ok(Vec::new());
+    };
+    let mut planned = Vec::new();
+    for part in [&disk.uki, &disk.boot_loader] {
+        let source = image.join(&part.path);
+        let sha256 = super::hash_file(&source)?;
+        if sha256 != part.sha256 {
+            return Err(invalid(format!(
+                "{} is not the file the build report describes (sha256 {sha256}, the report says {})",
+                source.display(),
+                part.sha256
+            )));
+        }
+        planned.push(Planned {
+            path: paths::artifact(&part.path),
+            source,
+            split: split_at.is_some_and(|limit| part.size > limit),
+        });
+    }
+    let signed_dir = image.join(names::SECURE_BOOT);
+    if !signed_dir.is_dir() {
+        return Ok(planned);
+    }
+    for part in [&disk.uki, &disk.boot_loader] {
+        let signed = signed_dir.join(&part.path);
+        let unsigned = image.join(&part.path);
+        let open = |path: &Path| {
+            let file = fs::File::open(path).map_err(io(path.display()))?;
+            let len = file.metadata().map_err(io(path.display()))?.len();
+            Ok::<_, ReleaseError>((file, len))
+        };
+        let ((signed_file, signed_len), (unsigned_file, unsigned_len)) =
+            (open(&signed)?, open(&unsigned)?);
+        airlock_disk::authenticode::check_signed(
+            std::io::BufReader::new(signed_file),
+            signed_len,
+            std::io::BufReader::new(unsigned_file),
+            unsigned_len,
+        )
+        .map_err(|e| {
+            invalid(format!(
+                "{} is not {} with a Secure Boot signature added: {e}",
+                signed.display(),
+                unsigned.display()
+            ))
+        })?;
+        planned.push(Planned {
+            path: format!("{}/{}", bundle_names::SECURE_BOOT, part.path),
+            source: signed,
+            split: split_at.is_some_and(|limit| signed_len > limit),
+        });
+    }
+    planned.push(Planned::whole(
+        format!("{}/{}", bundle_names::SECURE_BOOT, bundle_names::DB_CERT),
+        signed_dir.join(names::DB_CERT),
+    ));
     Ok(planned)
 }
 

@@ -1,4 +1,4 @@
-//! Step 6: the host's policy, against what steps 3 to 5 proved: the image's
+//! Step 7: the host's policy, against what steps 3 to 6 proved: the image's
 //! own tar headers (privileges), its dpkg database (packages), the
 //! CycloneDX SBOM (licenses) and the verified recipe.json (firewall and
 //! audit). Returns the rules applied, in the order they were checked.

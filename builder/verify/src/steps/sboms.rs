@@ -1,4 +1,4 @@
-//! Step 5: the SBOMs against the image. The manifest names the two SBOMs
+//! Step 6: the SBOMs against the image. The manifest names the two SBOMs
 //! it lists; they are CycloneDX 1.6 and SPDX 2.3 and list the same
 //! packages; the image's own dpkg database (read from the tar root as a
 //! stream) holds exactly those packages at those versions; every model's
