@@ -569,6 +569,25 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         assert!(message.contains(detail), "{name}: {message}");
     }
 
+    // An image without the disk format gives no disk image, and says why
+    // (after verifying: exit 2, nothing written).
+    let out = release.path("fixture.raw");
+    let refused = run(airlock()
+        .arg("disk-image")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(release.path("trust"))
+        .arg("--out")
+        .arg(&out));
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("verified fixture 3")
+            && stderr(&refused).contains("the bundle carries no disk image"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!out.exists());
+
     // The tamper matrix. Every file of the bundle, one flipped byte each.
     let mut case = 0;
     let mut fresh = |release: &Release| {
