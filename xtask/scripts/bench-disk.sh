@@ -3,26 +3,35 @@
 # build. A warm-store `airlock build` of recipes/minimal.toml as it is
 # (tar, erofs, ostree, disk) against the same recipe without "disk", each
 # into a fresh output folder (so neither is a cache hit), with hyperfine.
+# Both recipes are locked afresh, to the same package versions.
 # Needs root (the EROFS root and the ostree commit carry the image's file
 # owners) and hyperfine. Results: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-airlock=$PWD/target/release/airlock
+airlock=${AIRLOCK:-$PWD/target/release/airlock}
 work=${BENCH_DIR:-/tmp/airlock-bench-disk}
 runs=${BENCH_RUNS:-5}
 
-"$airlock" fetch recipes/minimal.toml
 rm -rf "$work"
 mkdir -p "$work/recipes" "$work/keys"
 cp -r keys/debian "$work/keys/"
 cp recipes/minimal.toml "$work/recipes/with-disk.toml"
-cp recipes/minimal.lock "$work/recipes/with-disk.lock"
 sed 's/^formats = \["tar", "erofs", "ostree", "disk"\]$/formats = ["tar", "erofs", "ostree"]/' \
     recipes/minimal.toml > "$work/recipes/without-disk.toml"
-cp recipes/minimal.lock "$work/recipes/without-disk.lock"
 if cmp -s "$work/recipes/with-disk.toml" "$work/recipes/without-disk.toml"; then
     echo "bench-disk: recipes/minimal.toml's formats line is not the one this script edits" >&2
+    exit 2
+fi
+# Both locked now against the host's apt sources (the lock names its
+# recipe's digest), so both install the same package versions.
+for recipe in with-disk without-disk; do
+    "$airlock" lock "$work/recipes/$recipe.toml"
+    "$airlock" fetch "$work/recipes/$recipe.toml"
+done
+if ! diff <(grep -v '^recipe' "$work/recipes/with-disk.lock") \
+    <(grep -v '^recipe' "$work/recipes/without-disk.lock") > /dev/null; then
+    echo "bench-disk: the two locks differ in more than their recipe digest" >&2
     exit 2
 fi
 

@@ -149,7 +149,7 @@ impl Args {
         let json = match &result {
             Ok(v) => {
                 say(&format!(
-                    "VERIFIED {} {} in {elapsed:.1} s: signed by {} of {} required keys; {} files, {} bytes; provenance by {}; {} packages and {} models match the SBOMs; policy: {}",
+                    "VERIFIED {} {} in {elapsed:.1} s: signed by {} of {} required keys; {} files, {} bytes; provenance by {}; {}{} packages and {} models match the SBOMs; policy: {}",
                     v.name,
                     v.version,
                     v.signers.len(),
@@ -157,6 +157,13 @@ impl Args {
                     v.files,
                     v.bytes,
                     v.builder,
+                    match (v.disk, v.secure_boot) {
+                        (false, _) => "",
+                        (true, false) => "the disk image's parts match the build report; ",
+                        (true, true) => {
+                            "the disk image's parts match the build report, and its Secure Boot signed boot files are theirs plus a signature; "
+                        }
+                    },
                     v.packages,
                     v.models,
                     if v.policy.is_empty() {
