@@ -264,7 +264,7 @@ impl Args {
     /// release in the host's state.
     fn consume_bundle(&self) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
         let (opened, verified) =
-            crate::commands::disk_image::verified_bundle(&self.image, &self.trust)?;
+            crate::commands::verify::verified_bundle(&self.image, &self.trust)?;
         let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
         if self.uefi {
             crate::commands::disk_image::assemble_verified(

@@ -55,7 +55,8 @@ impl Args {
         if self.out.exists() {
             anyhow::bail!("{} exists; not overwriting it", self.out.display());
         }
-        let (opened, verified) = verified_bundle(&self.bundle, &self.trust)?;
+        let (opened, verified) =
+            crate::commands::verify::verified_bundle(&self.bundle, &self.trust)?;
         let parent = match self.out.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
@@ -100,38 +101,6 @@ impl Args {
         ));
         Ok(Exit::Ok)
     }
-}
-
-/// Opens and verifies a bundle; a rejection is a failure (exit 1).
-pub fn verified_bundle(
-    path: &Path,
-    trust: &crate::commands::verify::TrustArgs,
-) -> anyhow::Result<(crate::commands::verify::Opened, Verified)> {
-    let trust_dir = trust.trust.as_deref().context(
-        "a bundle needs --trust DIR (the host's pinned keys): it is verified before it is used",
-    )?;
-    let opened = crate::commands::verify::open(path)?;
-    let verified = match crate::commands::verify::run_verify(
-        &opened.dir,
-        trust_dir,
-        trust.policy.as_deref(),
-        trust.state.as_deref(),
-    )? {
-        Ok(verified) => verified,
-        Err(rejection) => {
-            return Err(
-                crate::exit::Failure(format!("{}: REJECTED: {rejection}", path.display())).into(),
-            );
-        }
-    };
-    say(&format!(
-        "verified {} {}: signed by {} of {} required keys",
-        verified.name,
-        verified.version,
-        verified.signers.len(),
-        verified.threshold
-    ));
-    Ok((opened, verified))
 }
 
 /// Copies what booting and the disk image need out of the verified bundle

@@ -79,6 +79,35 @@ pub fn open(bundle: &Path) -> anyhow::Result<Opened> {
     })
 }
 
+/// Opens and verifies a bundle; a rejection is a failure (exit 1).
+pub fn verified_bundle(path: &Path, trust: &TrustArgs) -> anyhow::Result<(Opened, Verified)> {
+    let trust_dir = trust.trust.as_deref().context(
+        "a bundle needs --trust DIR (the host's pinned keys): it is verified before it is used",
+    )?;
+    let opened = open(path)?;
+    let verified = match run_verify(
+        &opened.dir,
+        trust_dir,
+        trust.policy.as_deref(),
+        trust.state.as_deref(),
+    )? {
+        Ok(verified) => verified,
+        Err(rejection) => {
+            return Err(
+                crate::exit::Failure(format!("{}: REJECTED: {rejection}", path.display())).into(),
+            );
+        }
+    };
+    say(&format!(
+        "verified {} {}: signed by {} of {} required keys",
+        verified.name,
+        verified.version,
+        verified.signers.len(),
+        verified.threshold
+    ));
+    Ok((opened, verified))
+}
+
 /// Verifies with a progress bar on a terminal.
 pub fn run_verify(
     bundle: &Path,
