@@ -235,8 +235,28 @@ fn deps(packages: &[&str]) -> Result<(), String> {
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing.iter().filter(|p| **p != "qemu-utils"))
+        .args(same_release_qemu(&missing))
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// When QEMU's system emulator is installed, qemu-utils must come from the
+/// same release: a machine may carry a newer qemu-utils from elsewhere that
+/// Breaks the release's qemu-system-common. Names it with the release
+/// (`qemu-utils/CODENAME`), allowing the downgrade.
+fn same_release_qemu(missing: &[&str]) -> Vec<String> {
+    let codename = fs::read_to_string("/etc/os-release").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(str::to_owned))
+    });
+    match codename {
+        Some(codename) if missing.contains(&"qemu-system-x86") => vec![
+            "--allow-downgrades".to_owned(),
+            format!("qemu-utils/{}", codename.trim_matches('"')),
+        ],
+        _ if missing.contains(&"qemu-utils") => vec!["qemu-utils".to_owned()],
+        _ => Vec::new(),
+    }
 }
 
 /// Where the example model goes (not committed: the recipe pins its sha256
