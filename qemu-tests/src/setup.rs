@@ -411,3 +411,83 @@ pub fn bundle(image_dir: &Path) -> Bundle {
         state,
     }
 }
+
+/// A tool of the test tools' virtualenv (AIRLOCK_SBOM_TOOLS, which `cargo
+/// xtask ci` makes), else on PATH.
+pub fn sbom_tool(name: &str) -> PathBuf {
+    match std::env::var_os("AIRLOCK_SBOM_TOOLS") {
+        Some(dir) => Path::new(&dir).join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// The SBOMs of the image folder `image_dir` pass the buyers' checks:
+/// `ntia-checker` (ntia-conformance-checker) finds the SPDX 3 document
+/// conformant to NTIA's minimum elements, BSI TR-03183 and CISA's FSCT
+/// minimum, and the SPDX 2.3 one to NTIA's and to every FSCT element but
+/// the SBOM type (which the checker reads only from SPDX 3); the
+/// CycloneDX strict validator and pyspdxtools accept theirs. Returns the
+/// checker's reports, for the log.
+pub fn assert_sboms_conform(image_dir: &Path) -> String {
+    let checker = sbom_tool("ntia-checker");
+    let run = |args: &[&str], file: &str| {
+        let output = Command::new(&checker)
+            .args(args)
+            .arg(image_dir.join(file))
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", checker.display()));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let mut log = String::new();
+    for comply in ["ntia", "bsi", "fsct3-min"] {
+        let (ok, text) = run(&["-s", "spdx3", "-c", comply, "-v"], "sbom.spdx3.json");
+        assert!(
+            ok && text.contains("Conformant: True"),
+            "SPDX 3, {comply}:\n{text}"
+        );
+        log += &text;
+    }
+    let (ok, text) = run(&["-c", "ntia"], "sbom.spdx.json");
+    assert!(
+        ok && text.contains("Conformant: True"),
+        "SPDX 2.3, ntia:\n{text}"
+    );
+    log += &text;
+    // fsct3-min on SPDX 2.3: every row true but the SBOM type's.
+    let (_, text) = run(&["-c", "fsct3-min"], "sbom.spdx.json");
+    for line in text.lines().filter(|l| l.contains('?')) {
+        assert!(
+            line.contains("True") || line.contains("SBOM type"),
+            "SPDX 2.3, fsct3-min: {line}\n{text}"
+        );
+    }
+    assert!(text.contains("SBOM type"), "{text}");
+    log += &text;
+    let spdx = Command::new(sbom_tool("pyspdxtools"))
+        .arg("-i")
+        .arg(image_dir.join("sbom.spdx.json"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&spdx.stderr);
+    assert!(
+        spdx.status.success() && !said.contains("ValidationMessage"),
+        "{said}"
+    );
+    let script = "import sys\nfrom cyclonedx.schema import SchemaVersion\nfrom cyclonedx.validation.json import JsonStrictValidator\nerrors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif errors:\n    print(errors)\n    sys.exit(1)\n";
+    let cyclonedx = Command::new(sbom_tool("python3"))
+        .args(["-c", script])
+        .arg(image_dir.join("sbom.cdx.json"))
+        .output()
+        .unwrap();
+    assert!(
+        cyclonedx.status.success(),
+        "CycloneDX: {}",
+        String::from_utf8_lossy(&cyclonedx.stdout)
+    );
+    log
+}

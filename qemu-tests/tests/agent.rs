@@ -470,6 +470,58 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
     assert!(status.success(), "QEMU exited with {status}");
 }
 
+/// The agent node's SBOMs pass the baselines buyers check them against,
+/// and describe its model with the card the recipe gives.
+#[test]
+fn the_agent_nodes_sboms_conform_to_ntia_bsi_and_fsct_and_describe_the_model() {
+    if !enabled() {
+        return;
+    }
+    let (_, image) = built();
+    let log = qemu_tests::setup::assert_sboms_conform(&image.dir);
+    eprintln!("{log}");
+    let spdx3: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.dir.join("sbom.spdx3.json")).unwrap()).unwrap();
+    let graph = spdx3["@graph"].as_array().unwrap();
+    let model = graph
+        .iter()
+        .find(|e| e["type"] == "ai_AIPackage")
+        .expect("the model is an AIPackage");
+    assert_eq!(model["software_packageVersion"], "1");
+    assert_eq!(model["ai_safetyRiskAssessment"], "low");
+    assert_eq!(model["ai_typeOfModel"][0], "random weights");
+    let sha256 = model_sha256();
+    assert!(
+        model["verifiedUsing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["algorithm"] == "sha256" && h["hashValue"] == sha256.as_str())
+    );
+    // Every Debian package has a supplier (its maintainer) and depends on
+    // what it depends on: libc6's dependents name it.
+    let debs: Vec<&serde_json::Value> = graph
+        .iter()
+        .filter(|e| {
+            e["type"] == "software_Package"
+                && e["software_packageUrl"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("pkg:deb/"))
+        })
+        .collect();
+    assert!(debs.len() > 100, "{} packages", debs.len());
+    assert!(debs.iter().all(|d| d["suppliedBy"].is_string()));
+    let libc = debs.iter().find(|d| d["name"] == "libc6").unwrap()["spdxId"].clone();
+    let dependents = graph
+        .iter()
+        .filter(|e| {
+            e["relationshipType"] == "dependsOn"
+                && e["to"].as_array().is_some_and(|to| to.contains(&libc))
+        })
+        .count();
+    assert!(dependents > 20, "{dependents} packages depend on libc6");
+}
+
 #[test]
 fn the_agent_node_builds_reproducibly() {
     if !enabled() {
@@ -501,6 +553,8 @@ fn the_agent_node_builds_reproducibly() {
         "vmlinuz",
         "initrd.img",
         "sbom.cdx.json",
+        "sbom.spdx.json",
+        "sbom.spdx3.json",
         "build-report.json",
     ] {
         assert!(a.contains_key(name), "{name} missing: {a:?}");

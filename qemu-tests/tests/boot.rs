@@ -143,6 +143,16 @@ fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
     poweroff(machine);
 }
 
+/// The minimal image's SBOMs pass the baselines buyers check them against.
+#[test]
+fn the_minimal_images_sboms_conform_to_ntia_bsi_and_fsct() {
+    if !enabled() {
+        return;
+    }
+    let log = qemu_tests::setup::assert_sboms_conform(&image().dir);
+    eprintln!("{log}");
+}
+
 #[test]
 fn var_and_the_machine_id_persist_on_the_data_disk() {
     if !enabled() {

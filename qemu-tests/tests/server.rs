@@ -76,7 +76,19 @@ fn the_server_example_builds_reproducibly() {
         airlock_fixtures::tree_digests(&second),
     );
     assert!(a.contains_key("root.erofs") && a.contains_key("build-report.json"));
+    assert!(a.contains_key("sbom.spdx3.json"));
     assert_eq!(a, b, "every artifact is byte-identical");
+}
+
+/// The server example's SBOMs pass the baselines buyers check them against.
+#[test]
+fn the_server_examples_sboms_conform_to_ntia_bsi_and_fsct() {
+    if !enabled() {
+        return;
+    }
+    let (_, image, _) = built();
+    let log = qemu_tests::setup::assert_sboms_conform(&image.dir);
+    eprintln!("{log}");
 }
 
 #[test]

@@ -73,11 +73,13 @@ const TEST_PACKAGES: &[&str] = &[
 
 /// The test tools from PyPI: the SBOM reference validators (CycloneDX's own
 /// library, its strict JSON schema validator, and the SPDX project's
-/// tools) and virt-firmware, whose virt-fw-vars enrols Secure Boot keys in
+/// tools), the SPDX project's compliance checker (ntia-checker: NTIA
+/// minimum elements, BSI TR-03183, CISA FSCT) and virt-firmware, whose virt-fw-vars enrols Secure Boot keys in
 /// OVMF's variable store for the UEFI tests.
 const SBOM_TOOLS: &[&str] = &[
     "cyclonedx-python-lib[json-validation]==11.12.0",
     "spdx-tools==0.8.5",
+    "ntia-conformance-checker==6.0.0",
     "virt-firmware==26.10",
 ];
 
@@ -525,7 +527,10 @@ fn cargo_deny() -> Result<(), String> {
 fn sbom_tools() -> Result<PathBuf, String> {
     let venv = root().join("target/sbom-tools");
     let bin = venv.join("bin");
-    if !bin.join("pyspdxtools").is_file() || !bin.join("virt-fw-vars").is_file() {
+    if ["pyspdxtools", "ntia-checker", "virt-fw-vars"]
+        .iter()
+        .any(|tool| !bin.join(tool).is_file())
+    {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         run(Command::new(bin.join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])

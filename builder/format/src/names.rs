@@ -38,8 +38,10 @@ pub mod image {
     pub const OSTREE: &str = "ostree";
     /// The CycloneDX SBOM.
     pub const CYCLONEDX: &str = "sbom.cdx.json";
-    /// The SPDX SBOM.
+    /// The SPDX 2.3 SBOM.
     pub const SPDX: &str = "sbom.spdx.json";
+    /// The SPDX 3.0 SBOM (JSON-LD, with the AI profile).
+    pub const SPDX3: &str = "sbom.spdx3.json";
     /// The merged recipe, as the JSON its canonical digest is taken over.
     pub const RECIPE: &str = "recipe.json";
     /// The lock, as its digest is taken over.
@@ -63,8 +65,10 @@ pub mod bundle {
     pub const ARTIFACTS: &str = "artifacts";
     /// The CycloneDX SBOM.
     pub const CYCLONEDX: &str = super::image::CYCLONEDX;
-    /// The SPDX SBOM.
+    /// The SPDX 2.3 SBOM.
     pub const SPDX: &str = super::image::SPDX;
+    /// The SPDX 3.0 SBOM.
+    pub const SPDX3: &str = super::image::SPDX3;
     /// The merged recipe.
     pub const RECIPE: &str = super::image::RECIPE;
     /// The lock.

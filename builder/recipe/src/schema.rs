@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::values::*;
 use airlock_format::Sha256;
 
+mod card;
+pub use card::{ModelCard, Party, PartyKind, SafetyRisk};
+
 /// A whole recipe after includes were merged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +72,17 @@ pub struct Image {
     pub hostname: Option<String>,
     /// IANA time zone for /etc/localtime; UTC when unset.
     pub timezone: Option<String>,
+    /// Who supplies the image (the SBOMs' supplier of the image and
+    /// their author); absent: NOASSERTION.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplier: Option<Party>,
+    /// SPDX license expression of what the recipe itself adds (its files
+    /// and configuration); each package and model states its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// The copyright notice of what the recipe itself adds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copyright: Option<String>,
 }
 
 /// `[archive]`: where packages come from. The mirror is never in the recipe.
@@ -473,26 +487,6 @@ pub struct Model {
     /// Model-card fields for the SBOM.
     #[serde(default)]
     pub card: ModelCard,
-}
-
-/// Model-card fields (CycloneDX modelCard).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelCard {
-    /// What the model is.
-    pub description: String,
-    /// Model architecture family (e.g. "llama").
-    pub architecture: String,
-    /// File format (e.g. "gguf").
-    pub format: String,
-    /// Parameter count, as text (e.g. "7B").
-    pub parameters: String,
-    /// Quantization (e.g. "Q4_K_M").
-    pub quantization: String,
-    /// Intended use.
-    pub intended_use: String,
-    /// Known limitations.
-    pub limitations: String,
 }
 
 /// A chain policy.

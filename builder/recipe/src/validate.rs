@@ -4,6 +4,30 @@
 use crate::Recipe;
 
 impl Recipe {
+    /// What the SBOMs would state wrongly: the image's supplier and the
+    /// models' cards.
+    fn sbom_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(supplier) = &self.image.supplier {
+            problems.extend(
+                supplier
+                    .problems()
+                    .into_iter()
+                    .map(|p| format!("[image] supplier: {p}")),
+            );
+        }
+        for model in &self.models {
+            problems.extend(
+                model
+                    .card
+                    .problems()
+                    .into_iter()
+                    .map(|p| format!("[[models]] {} card: {p}", model.name)),
+            );
+        }
+        problems
+    }
+
     /// Checks what only the merged recipe can tell: required keys and rules
     /// across keys. Returns every problem, not just the first.
     pub fn validate(&self) -> Vec<String> {
@@ -51,6 +75,7 @@ impl Recipe {
             "[[models]] destination",
             self.models.iter().map(|m| m.destination.as_str()),
         );
+        problems.extend(self.sbom_problems());
         for model in &self.models {
             if model.path.is_some() == model.url.is_some() {
                 problems.push(format!(

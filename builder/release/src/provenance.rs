@@ -31,11 +31,12 @@ pub const AIRLOCK_SHA256: &str = "airlock-sha256";
 /// The statement: subjects, the recipe and lock as external parameters,
 /// every locked input as a resolved dependency, the builder, its version
 /// and, when the image folder says, the sha256 of the airlock binary that
-/// built it.
+/// built it; the SBOMs as byproducts.
 pub fn statement(
     report: &Report,
     lock: &Lock,
     subjects: &[Subject],
+    byproducts: &[Subject],
     airlock_sha256: Option<&str>,
 ) -> Vec<u8> {
     let codename = |suite: &str| {
@@ -100,6 +101,7 @@ pub fn statement(
                     "version": version,
                 },
                 "metadata": {"invocationId": format!("urn:airlock:inputs:{}", report.inputs)},
+                "byproducts": byproducts.iter().map(|s| json!({"name": s.name, "digest": {"sha256": s.sha256}})).collect::<Vec<_>>(),
             },
         },
     });

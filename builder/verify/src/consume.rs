@@ -134,6 +134,7 @@ mod tests {
                 sbom: Sboms {
                     cyclonedx: String::new(),
                     spdx: String::new(),
+                    spdx3: None,
                 },
                 provenance: String::new(),
                 verity: None,

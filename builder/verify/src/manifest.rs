@@ -21,8 +21,8 @@ pub const DEFAULT_CHUNK: u64 = 64 << 20;
 /// Bundle paths with a fixed meaning (`airlock_format::names::bundle`).
 pub mod paths {
     pub use airlock_format::names::bundle::{
-        CYCLONEDX, LOCK, OSTREE_REPO, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX, artifact,
-        is_subject,
+        CYCLONEDX, LOCK, OSTREE_REPO, PROVENANCE, RECIPE, REPORT, ROOTFS_TAR, SPDX, SPDX3,
+        artifact, is_subject,
     };
 }
 
@@ -76,6 +76,9 @@ pub struct Sboms {
     pub cyclonedx: String,
     /// sha256 of sbom.spdx.json.
     pub spdx: String,
+    /// sha256 of sbom.spdx3.json (bundles from before SPDX 3 have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spdx3: Option<String>,
 }
 
 /// dm-verity parameters: the build report's, carried as they are.
@@ -191,7 +194,10 @@ impl Manifest {
             ("provenance", &self.provenance),
             ("sbom.cyclonedx", &self.sbom.cyclonedx),
             ("sbom.spdx", &self.sbom.spdx),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.sbom.spdx3.as_ref().map(|d| ("sbom.spdx3", d)))
+        {
             if !is_sha256(digest) {
                 return bad(format!("{what}: {digest:?} is not a sha256"));
             }
@@ -307,6 +313,7 @@ mod tests {
             sbom: Sboms {
                 cyclonedx: "d".repeat(64),
                 spdx: "e".repeat(64),
+                spdx3: Some("9".repeat(64)),
             },
             provenance: "f".repeat(64),
             verity: None,

@@ -253,10 +253,11 @@ pub enum Rejection {
         /// The artifact.
         name: String,
     },
-    /// The provenance was built from another recipe or lock.
+    /// The provenance was built from another recipe or lock, or names
+    /// other SBOMs than the manifest.
     #[error("provenance: the {input} digest is {actual:?}, the manifest says {expected}")]
     ProvenanceInput {
-        /// `recipe` or `lock`.
+        /// `recipe`, `lock`, or an SBOM's bundle path.
         input: String,
         /// The manifest's.
         expected: String,
@@ -329,19 +330,22 @@ pub enum Rejection {
     SbomFormat {
         /// The SBOM's bundle path.
         path: String,
-        /// `CycloneDX 1.6` or `SPDX-2.3`.
+        /// `CycloneDX 1.6`, `SPDX-2.3` or `SPDX-3.0.1`.
         expected: String,
         /// What it says it is.
         actual: String,
     },
-    /// The CycloneDX and SPDX SBOMs list a package differently.
+    /// The CycloneDX and an SPDX SBOM list a package (or a model's
+    /// sha256) differently.
     #[error(
-        "SBOM: the CycloneDX and SPDX SBOMs disagree about package {package}: {} and {}",
+        "SBOM: the CycloneDX SBOM and {path} disagree about {package}: {} and {}",
         cyclonedx.as_deref().unwrap_or("absent"),
         spdx.as_deref().unwrap_or("absent")
     )]
     SbomsDisagree {
-        /// The package.
+        /// The SPDX SBOM's bundle path (2.3 or 3.0).
+        path: String,
+        /// The package (or `model NAME`).
         package: String,
         /// Its version in the CycloneDX SBOM, if listed.
         cyclonedx: Option<String>,

@@ -36,6 +36,10 @@ fn spdx(model: &mut Model, change: impl Fn(&mut Value) + 'static) {
     model.edit_spdx.push(Box::new(change));
 }
 
+fn spdx3(model: &mut Model, change: impl Fn(&mut Value) + 'static) {
+    model.edit_spdx3.push(Box::new(change));
+}
+
 fn statement(model: &mut Model, change: impl Fn(&mut Value) + 'static) {
     model.edit_statement.push(Box::new(change));
 }
@@ -306,6 +310,17 @@ fn rows() -> Vec<Row> {
             field: ("input", json!("lock")),
         },
         Row {
+            name: "provenance naming another SPDX 3 SBOM",
+            change: |m, _| {
+                statement(m, |v| {
+                    v["predicate"]["runDetails"]["byproducts"][2]["digest"]["sha256"] =
+                        json!(zeros())
+                })
+            },
+            kind: "provenance-input",
+            field: ("input", json!("sbom.spdx3.json")),
+        },
+        Row {
             name: "a build report that is not one",
             change: |m, _| {
                 m.edit_report.push(Box::new(|r| r["schema"] = json!("one")));
@@ -392,6 +407,33 @@ fn rows() -> Vec<Row> {
             field: ("spdx", json!("9.9")),
         },
         Row {
+            name: "the SPDX 3 SBOM disagrees about a version",
+            change: |m, _| {
+                spdx3(m, |v| {
+                    v["@graph"][3]["software_packageVersion"] = json!("9.9")
+                })
+            },
+            kind: "sboms-disagree",
+            field: ("path", json!("sbom.spdx3.json")),
+        },
+        Row {
+            name: "the SPDX 3 SBOM gives the model another digest",
+            change: |m, _| {
+                spdx3(m, |v| {
+                    let graph = v["@graph"].as_array_mut().unwrap();
+                    graph.last_mut().unwrap()["verifiedUsing"][0]["hashValue"] = json!(zeros());
+                })
+            },
+            kind: "sboms-disagree",
+            field: ("package", json!("model tiny")),
+        },
+        Row {
+            name: "an SPDX 2 document where SPDX 3 belongs",
+            change: |m, _| spdx3(m, |v| v["@context"] = json!("https://example.org/other")),
+            kind: "sbom-format",
+            field: ("path", json!("sbom.spdx3.json")),
+        },
+        Row {
             name: "no tar root to check against",
             change: |m, _| m.tar = false,
             kind: "sbom-no-image",
@@ -425,10 +467,13 @@ fn rows() -> Vec<Row> {
             field: ("package", json!("netcat")),
         },
         Row {
-            name: "both SBOMs lie about a version",
+            name: "every SBOM lies about a version",
             change: |m, _| {
                 cdx(m, |v| v["components"][2]["version"] = json!("1.3.5"));
                 spdx(m, |v| v["packages"][2]["versionInfo"] = json!("1.3.5"));
+                spdx3(m, |v| {
+                    v["@graph"][3]["software_packageVersion"] = json!("1.3.5")
+                });
             },
             kind: "sbom-package-version",
             field: ("expected", json!("1.3.5")),
@@ -457,6 +502,10 @@ fn rows() -> Vec<Row> {
             change: |m, _| {
                 cdx(m, |v| {
                     v["components"][4]["hashes"][0]["content"] = json!(zeros())
+                });
+                spdx3(m, |v| {
+                    let graph = v["@graph"].as_array_mut().unwrap();
+                    graph.last_mut().unwrap()["verifiedUsing"][0]["hashValue"] = json!(zeros());
                 })
             },
             kind: "sbom-model-digest",

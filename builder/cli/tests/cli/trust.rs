@@ -328,6 +328,44 @@ fn reseal(release: &Release, bundle: &Path, changed: &[&str], signers: &[&str]) 
     }
 }
 
+/// Gives `name` in the provenance's list `list` (`subject`, or
+/// `byproducts` in runDetails) the digest `digest`, and signs the
+/// statement again with the builder key, as a compromised build machine
+/// could.
+fn resign_provenance(release: &Release, bundle: &Path, list: &str, name: &str, digest: &str) {
+    use base64::Engine;
+    let path = bundle.join("provenance.dsse.json");
+    let envelope: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut statement: Value =
+        serde_json::from_slice(&b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let entries = match list {
+        "subject" => &mut statement["subject"],
+        _ => &mut statement["predicate"]["runDetails"][list],
+    };
+    let entry = entries
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["name"] == name)
+        .unwrap();
+    entry["digest"]["sha256"] = Value::from(digest);
+    let signer = airlock_release::keys::BuilderSigner::load(
+        &release.path("keys/builder.key"),
+        PASSWORD.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        &path,
+        airlock_release::provenance::envelope(
+            &airlock_format::canonical::to_vec(&statement),
+            &signer,
+        ),
+    )
+    .unwrap();
+}
+
 /// Every regular file below `dir`: relative path → sha256.
 fn tree_digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
     super::digests(dir)
@@ -392,11 +430,41 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         "recipe.json",
         "sbom.cdx.json",
         "sbom.spdx.json",
+        "sbom.spdx3.json",
         "sources/debs/mawk_1.3.4_amd64.deb",
         "sources/models/tiny",
         "sources/files.json",
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:?}");
+    }
+    // The manifest names the SPDX 3 SBOM, and the provenance names every
+    // SBOM as a byproduct with the digest the manifest lists.
+    let listed = |path: &str| {
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap()["sha256"]
+            .clone()
+    };
+    assert_eq!(m["sbom"]["spdx3"], listed("sbom.spdx3.json"));
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("provenance.dsse.json")).unwrap())
+            .unwrap();
+    let payload = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap()
+    };
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let byproducts = statement["predicate"]["runDetails"]["byproducts"]
+        .as_array()
+        .unwrap();
+    for path in ["sbom.cdx.json", "sbom.spdx.json", "sbom.spdx3.json"] {
+        let named = byproducts.iter().find(|b| b["name"] == path).unwrap();
+        assert_eq!(named["digest"]["sha256"], listed(path), "{path}");
     }
     // The [files] tree travels as a record of what the build read (modes as
     // the build gave them, no host path) and the bytes by digest.
@@ -1126,6 +1194,20 @@ fn privilege_is_inventoried_carried_diffed_and_enforced() {
     assert_ne!(hidden, text);
     std::fs::write(copy.join("sbom.cdx.json"), hidden).unwrap();
     reseal(&release, &copy, &["sbom.cdx.json"], &["alice", "bob"]);
+    // The approvers signed it, but the builder's provenance names the SBOM
+    // it wrote.
+    let message = release.rejected(&copy, &[], "provenance-input");
+    assert!(message.contains("sbom.cdx.json"), "{message}");
+    // With the builder key too, the image's own tar headers still
+    // contradict it.
+    let digest = sha256_file(&copy.join("sbom.cdx.json"));
+    resign_provenance(&release, &copy, "byproducts", "sbom.cdx.json", &digest);
+    reseal(
+        &release,
+        &copy,
+        &["provenance.dsse.json"],
+        &["alice", "bob"],
+    );
     let message = release.rejected(&copy, &[], "sbom-privilege-unlisted");
     assert!(
         message.contains("the image has capabilities /usr/bin/ping, which the SBOM's privilege inventory does not list"),
@@ -1515,32 +1597,14 @@ fn the_far_side_rebuilds_from_the_bundle_alone_and_catches_a_resealed_artifact()
         "etc/motd",
         b"all is well, nothing to see\n",
     );
-    let envelope: Value =
-        serde_json::from_slice(&std::fs::read(copy.join("provenance.dsse.json")).unwrap()).unwrap();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut statement: Value =
-        serde_json::from_slice(&b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
-            .unwrap();
     let digest = sha256_file(&copy.join("artifacts/rootfs.tar.zst"));
-    for subject in statement["subject"].as_array_mut().unwrap() {
-        if subject["name"] == "artifacts/rootfs.tar.zst" {
-            subject["digest"]["sha256"] = Value::from(digest.clone());
-        }
-    }
-    let signer = airlock_release::keys::BuilderSigner::load(
-        &release.path("keys/builder.key"),
-        PASSWORD.as_bytes(),
-    )
-    .unwrap();
-    std::fs::write(
-        copy.join("provenance.dsse.json"),
-        airlock_release::provenance::envelope(
-            &airlock_format::canonical::to_vec(&statement),
-            &signer,
-        ),
-    )
-    .unwrap();
+    resign_provenance(
+        &release,
+        &copy,
+        "subject",
+        "artifacts/rootfs.tar.zst",
+        &digest,
+    );
     reseal(
         &release,
         &copy,

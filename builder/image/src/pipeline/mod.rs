@@ -220,8 +220,6 @@ fn build_in(
     fs::create_dir(&out).map_err(io(out.display().to_string()))?;
 
     let assembled = assemble(input, &blobs, &added, progress)?;
-    progress("writing the SBOMs");
-    write_documents(input, &out, &assembled, &blobs, &added, &inputs)?;
     let emitted = artifacts::emit(&artifacts::Stage {
         recipe,
         tree: &assembled.tree,
@@ -232,7 +230,12 @@ fn build_in(
         work: work.path(),
         progress,
     })?;
-    let report = report(input, &out, &inputs, emitted, assembled)?;
+    // After the artifacts: the SPDX 3 SBOM names them, with their hashes,
+    // as the image's distribution form.
+    progress("writing the SBOMs");
+    let hashed = crate::sbom::hash_artifacts(&out)?;
+    write_documents(input, &out, &assembled, &blobs, &added, &inputs, &hashed)?;
+    let report = report(input, &inputs, emitted, assembled, &hashed)?;
     let report_json = report.to_json();
     let report_path = out.join(REPORT);
     fs::write(&report_path, &report_json).map_err(io(report_path.display().to_string()))?;
@@ -320,7 +323,7 @@ fn assemble(
     })
 }
 
-/// Stage 2: the SBOMs, the merged recipe and the lock, beside the
+/// Stage 3: the SBOMs, the merged recipe and the lock, beside the
 /// artifacts, and the record of the files the recipe's trees added.
 fn write_documents(
     input: &Input<'_>,
@@ -329,12 +332,16 @@ fn write_documents(
     blobs: &Store,
     added: &[Added],
     inputs: &Sha256,
+    hashed: &[crate::sbom::Hashed],
 ) -> Result<(), BuildError> {
-    let (cyclonedx, spdx) = crate::sbom::generate(&crate::sbom::Input {
+    let documents = crate::sbom::generate(&crate::sbom::Input {
         recipe: input.recipe,
         lock: input.lock,
         tree: &assembled.tree,
         blobs,
+        debs: &input.packages,
+        models: &input.models,
+        artifacts: hashed,
         added,
         privileges: &assembled.privileges,
         inputs: &inputs.to_hex(),
@@ -342,8 +349,9 @@ fn write_documents(
     })?;
     let recipe_json = serde_json::to_vec(input.recipe).expect("a recipe serializes");
     for (name, bytes) in [
-        (crate::sbom::CYCLONEDX, cyclonedx.as_bytes()),
-        (crate::sbom::SPDX, spdx.as_bytes()),
+        (crate::sbom::CYCLONEDX, documents.cyclonedx.as_bytes()),
+        (crate::sbom::SPDX, documents.spdx.as_bytes()),
+        (crate::sbom::SPDX3, documents.spdx3.as_bytes()),
         (RECIPE_JSON, &recipe_json[..]),
         (LOCK_TOML, input.lock.to_toml().as_bytes()),
     ] {
@@ -353,13 +361,14 @@ fn write_documents(
     crate::sources::write(out, added, blobs)
 }
 
-/// Stage 4: the build report, over the artifacts as written.
+/// Stage 4: the build report, over the artifacts as written (hashed once,
+/// for it and the SBOMs).
 fn report(
     input: &Input<'_>,
-    out: &Path,
     inputs: &Sha256,
     emitted: artifacts::Emitted,
     assembled: Assembled,
+    hashed: &[crate::sbom::Hashed],
 ) -> Result<Report, BuildError> {
     let recipe = input.recipe;
     let cmdline = emitted
@@ -367,18 +376,14 @@ fn report(
         .as_ref()
         .filter(|_| emitted.kernel.is_some())
         .map(|verity| kernel_cmdline(recipe, verity));
-    let mut artifacts = Vec::new();
-    for name in names::ARTIFACTS {
-        let path = out.join(name);
-        if path.is_file() {
-            let (sha256, size) = airlock_store::hash_file(&path)?;
-            artifacts.push(Artifact {
-                path: name.to_owned(),
-                size,
-                sha256: sha256.to_hex(),
-            });
-        }
-    }
+    let artifacts = hashed
+        .iter()
+        .map(|a| Artifact {
+            path: a.name.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+        })
+        .collect();
     Ok(Report {
         schema: REPORT_SCHEMA,
         name: recipe.image.name.to_string(),

@@ -67,6 +67,10 @@ pub(super) fn image(
     ] {
         planned.push(Planned::whole(name, image.join(name)));
     }
+    // Images built before the SPDX 3 SBOM have none.
+    if image.join(paths::SPDX3).is_file() {
+        planned.push(Planned::whole(paths::SPDX3, image.join(paths::SPDX3)));
+    }
     Ok(planned)
 }
 

@@ -32,10 +32,22 @@ pub(super) fn seal(
     let built = fs::read(options.image.join(airlock_format::names::image::BUILT))
         .ok()
         .and_then(|bytes| airlock_format::report::Built::parse(&bytes));
+    // The SBOMs are what the build wrote about its output: byproducts.
+    let byproducts: Vec<provenance::Subject> = [paths::CYCLONEDX, paths::SPDX, paths::SPDX3]
+        .into_iter()
+        .filter_map(|path| {
+            let file = files.iter().find(|f| f.path == path)?;
+            Some(provenance::Subject {
+                name: path.to_owned(),
+                sha256: file.sha256.clone(),
+            })
+        })
+        .collect();
     let statement = provenance::statement(
         report,
         lock,
         &subjects,
+        &byproducts,
         built.as_ref().map(|b| b.airlock_sha256.as_str()),
     );
     let envelope = provenance::envelope(&statement, options.builder);
@@ -74,6 +86,10 @@ pub(super) fn seal(
         sbom: Sboms {
             cyclonedx: digest_of(paths::CYCLONEDX),
             spdx: digest_of(paths::SPDX),
+            spdx3: files
+                .iter()
+                .find(|f| f.path == paths::SPDX3)
+                .map(|f| f.sha256.clone()),
         },
         provenance: digest_of(paths::PROVENANCE),
         verity: report.verity.clone(),
@@ -152,6 +168,7 @@ artifacts/             the image: root.erofs + root.verity (dm-verity), the
 provenance.dsse.json   SLSA provenance v1 in a DSSE envelope, by the builder key
 sbom.cdx.json          CycloneDX 1.6 SBOM
 sbom.spdx.json         SPDX 2.3 SBOM
+sbom.spdx3.json        SPDX 3.0 SBOM (JSON-LD, with the AI profile for models)
 recipe.json, lock.toml the recipe and the lock the image was built from
 build-report.json      the build's own report
 ",

@@ -103,8 +103,28 @@ fn check_subjects(manifest: &Manifest, statement: &Statement) -> Result<(), Reje
     }
 }
 
-/// The recipe and lock it was built from are the manifest's.
+/// The recipe and lock it was built from are the manifest's, and the
+/// SBOMs it names as byproducts are the bundle's (provenance from before
+/// byproducts names none, and the manifest's signatures cover the SBOMs
+/// either way; whether the manifest's `sbom` digests are those files is
+/// step 6's).
 fn check_inputs(manifest: &Manifest, statement: &Statement) -> Result<(), Rejection> {
+    if let Some(byproducts) = statement.predicate["runDetails"]["byproducts"].as_array() {
+        for path in [paths::CYCLONEDX, paths::SPDX, paths::SPDX3] {
+            let want = manifest.file(path).map(|f| f.sha256.as_str());
+            let got = byproducts
+                .iter()
+                .find(|b| b["name"] == path)
+                .and_then(|b| b["digest"]["sha256"].as_str());
+            if got != want {
+                return Err(Rejection::ProvenanceInput {
+                    input: path.to_owned(),
+                    expected: want.unwrap_or("none").to_owned(),
+                    actual: got.unwrap_or("none").to_owned(),
+                });
+            }
+        }
+    }
     let external = &statement.predicate["buildDefinition"]["externalParameters"];
     for (input, want) in [("recipe", &manifest.recipe), ("lock", &manifest.lock)] {
         let got = external[input]["digest"]["sha256"].as_str().unwrap_or("");

@@ -1,6 +1,7 @@
-//! Step 6: the SBOMs against the image. The manifest names the two SBOMs
-//! it lists; they are CycloneDX 1.6 and SPDX 2.3 and list the same
-//! packages; the image's own dpkg database (read from the tar root as a
+//! Step 6: the SBOMs against the image. The manifest names the SBOMs it
+//! lists; they are CycloneDX 1.6, SPDX 2.3 and (in bundles since SPDX 3)
+//! SPDX 3.0.1, and list the same packages (and SPDX 3 the same model
+//! digests); the image's own dpkg database (read from the tar root as a
 //! stream) holds exactly those packages at those versions; every model's
 //! file in the image has the SBOM's sha256; and the privilege inventory
 //! names exactly the image's privileged paths.
@@ -47,7 +48,18 @@ pub(crate) fn check(bundle: &Path, manifest: &Manifest) -> Result<Checked, Verif
         d["spdxVersion"].as_str().unwrap_or("?").to_owned()
     })?;
     let (packages, models) = cyclonedx_index(&cyclonedx);
-    agree(&packages, &spdx_packages(&spdx))?;
+    agree(paths::SPDX, &packages, &spdx_packages(&spdx))?;
+    if let Some(named) = &manifest.sbom.spdx3 {
+        let spdx3 = read_sbom(bundle, manifest, paths::SPDX3, named)?;
+        check_format(paths::SPDX3, "SPDX-3.0.1", &spdx3, spdx3_version)?;
+        let (spdx3_packages, spdx3_models) = spdx3_index(&spdx3);
+        agree(paths::SPDX3, &packages, &spdx3_packages)?;
+        let by_name: BTreeMap<String, String> = models
+            .values()
+            .map(|(name, digest)| (format!("model {name}"), digest.clone()))
+            .collect();
+        agree(paths::SPDX3, &by_name, &spdx3_models)?;
+    }
     let Some(tar) = manifest.file(paths::ROOTFS_TAR) else {
         return Err(Rejection::SbomNoImage {
             path: paths::ROOTFS_TAR.to_owned(),
@@ -155,7 +167,46 @@ fn spdx_packages(spdx: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What an SPDX 3 document says it is: `SPDX-` and its creation info's
+/// specVersion, when its context is SPDX 3's.
+fn spdx3_version(document: &Value) -> String {
+    let context = document["@context"].as_str().unwrap_or("?");
+    if !context.starts_with("https://spdx.org/rdf/3.") {
+        return format!("JSON-LD with context {context}");
+    }
+    let version = array(&document["@graph"])
+        .iter()
+        .find(|e| e["type"] == "CreationInfo")
+        .and_then(|e| e["specVersion"].as_str())
+        .unwrap_or("?");
+    format!("SPDX-{version}")
+}
+
+/// The SPDX 3 SBOM's Debian packages (those with a `pkg:deb/` package
+/// URL: name → version) and models (`model NAME` → sha256).
+fn spdx3_index(document: &Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut packages = BTreeMap::new();
+    let mut models = BTreeMap::new();
+    for element in array(&document["@graph"]) {
+        let text = |key: &str| element[key].as_str().unwrap_or("").to_owned();
+        if element["type"] == "software_Package"
+            && text("software_packageUrl").starts_with("pkg:deb/")
+        {
+            packages.insert(text("name"), text("software_packageVersion"));
+        } else if element["type"] == "ai_AIPackage" {
+            let digest = array(&element["verifiedUsing"])
+                .iter()
+                .find(|h| h["algorithm"] == "sha256")
+                .and_then(|h| h["hashValue"].as_str())
+                .unwrap_or("");
+            models.insert(format!("model {}", text("name")), digest.to_owned());
+        }
+    }
+    (packages, models)
+}
+
 fn agree(
+    path: &str,
     cyclonedx: &BTreeMap<String, String>,
     spdx: &BTreeMap<String, String>,
 ) -> Result<(), Rejection> {
@@ -165,6 +216,7 @@ fn agree(
         .find(|n| cyclonedx.get(*n) != spdx.get(*n))
     {
         Some(package) => Err(Rejection::SbomsDisagree {
+            path: path.to_owned(),
             package: package.clone(),
             cyclonedx: cyclonedx.get(package).cloned(),
             spdx: spdx.get(package).cloned(),
