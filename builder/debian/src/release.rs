@@ -191,6 +191,10 @@ pub struct Release {
     pub valid_until: Option<String>,
     /// `SHA256:` entries by path.
     pub sha256: BTreeMap<String, IndexEntry>,
+    /// `Acquire-By-Hash: yes`: every index is also served, immutably, under
+    /// `by-hash/SHA256/<digest>` next to its name, so a client holding this
+    /// Release never races the archive's next publication.
+    pub acquire_by_hash: bool,
 }
 
 impl Release {
@@ -236,6 +240,7 @@ impl Release {
             date,
             valid_until,
             sha256,
+            acquire_by_hash: field("Acquire-By-Hash").is_some_and(|v| v.trim() == "yes"),
         })
     }
 
@@ -353,12 +358,33 @@ mod tests {
         );
         let release = Release::parse(text.as_bytes()).unwrap();
         assert_eq!(release.codename, "bookworm");
+        assert!(!release.acquire_by_hash);
         assert_eq!(release.sha256["main/binary-amd64/Packages.xz"].size, 12);
         let before = parse_date("Fri, 16 May 2025 00:00:00 UTC").unwrap();
         let after = parse_date("Sun, 18 May 2025 00:00:00 UTC").unwrap();
         assert!(release.check_valid_until("bookworm", before).is_ok());
         let error = release.check_valid_until("bookworm", after).unwrap_err();
         assert!(error.to_string().starts_with("Release for bookworm expired: Valid-Until is Sat, 17 May 2025 09:12:34 UTC, now is Sun, 18 May 2025 00:00:00 UTC"), "{error}");
+    }
+
+    #[test]
+    fn acquire_by_hash_is_read_only_when_yes() {
+        let text = |value: &str| {
+            format!(
+                "Date: Sat, 10 May 2025 09:12:34 UTC\nAcquire-By-Hash: {value}\nSHA256:\n {} 12 main/binary-amd64/Packages.xz\n",
+                "a".repeat(64)
+            )
+        };
+        assert!(
+            Release::parse(text("yes").as_bytes())
+                .unwrap()
+                .acquire_by_hash
+        );
+        assert!(
+            !Release::parse(text("no").as_bytes())
+                .unwrap()
+                .acquire_by_hash
+        );
     }
 
     #[test]

@@ -98,9 +98,22 @@ pub fn load(
                 format!(".{extension}")
             };
             let index_url = format!("{base}/dists/{suite}/{stem}{suffix}");
+            // By hash where the archive offers it: the named index is
+            // replaced at every publication (every few hours for security
+            // updates), so between reading InRelease and fetching the index
+            // the name may already hold the next one; the by-hash path of the
+            // digest this InRelease lists stays put.
+            let fetch_url = if release.acquire_by_hash {
+                format!(
+                    "{base}/dists/{suite}/{component}/binary-{}/by-hash/SHA256/{}",
+                    archive.architecture, entry.sha256
+                )
+            } else {
+                index_url.clone()
+            };
             let item = Item {
                 what: index_url.clone(),
-                url: index_url.clone(),
+                url: fetch_url,
                 sha256: entry.sha256,
                 size: Some(entry.size),
             };
