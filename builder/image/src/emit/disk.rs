@@ -258,7 +258,7 @@ pub fn assemble(report: &Report, files: &Files<'_>, out: &Path) -> Result<(), Bu
 
 /// The layout a report's disk describes, checked to place every
 /// partition where the report says.
-fn layout_of(disk: &Disk) -> Result<Layout, BuildError> {
+pub(crate) fn layout_of(disk: &Disk) -> Result<Layout, BuildError> {
     let guid = |text: &str| {
         Guid::from_text(text).ok_or_else(|| fail(format!("{text:?} in the report is not a GUID")))
     };
@@ -315,7 +315,7 @@ fn spec(kind: Guid, guid: Guid, label: String, size: u64, attributes: u64) -> Sp
 }
 
 /// The report's view of the partitions.
-fn described(layout: &Layout) -> Vec<Partition> {
+pub(crate) fn described(layout: &Layout) -> Vec<Partition> {
     layout
         .partitions
         .iter()
@@ -337,7 +337,7 @@ fn derive(parts: &Parts<'_>, what: &str) -> [u8; 16] {
 }
 
 /// A GUID as the initrd and the report write it: lower case.
-fn text(guid: Guid) -> String {
+pub(crate) fn text(guid: Guid) -> String {
     guid.to_string().to_ascii_lowercase()
 }
 

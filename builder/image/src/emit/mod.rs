@@ -6,6 +6,7 @@
 pub mod cpio;
 pub mod disk;
 pub mod initrd;
+pub mod install;
 pub mod staging;
 
 use std::path::Path;
