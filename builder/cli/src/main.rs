@@ -50,6 +50,9 @@ enum Command {
     Verify(commands::verify::Args),
     /// Write the disk image of a verified bundle (raw for dd, or qcow2).
     DiskImage(commands::disk_image::Args),
+    /// Install a verified bundle onto a disk (a host's, or a disk image
+    /// file): GPT, EFI system partition, slot A, empty slot B, /var.
+    Install(commands::install::Args),
     /// Show what changed between two releases.
     Diff(commands::diff::Args),
     /// Rebuild a verified bundle's image from its own sources, offline, and
@@ -96,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Command::SignBoot(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::DiskImage(args) => args.run(),
+        Command::Install(args) => args.run(),
         Command::Diff(args) => args.run(),
         Command::Rebuild(args) => args.run(),
         Command::Store(command) => command.run(),

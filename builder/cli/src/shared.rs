@@ -171,6 +171,21 @@ pub fn store_inputs(
     (packages, models)
 }
 
+/// A progress bar over `total` bytes, on a terminal only.
+pub fn bytes_bar(what: &str, total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
+        ))
+        .expect("a valid template"),
+    );
+    Some(bar)
+}
+
 #[cfg(test)]
 mod size_tests {
     #[test]

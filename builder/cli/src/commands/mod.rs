@@ -7,6 +7,7 @@ pub mod disk_image;
 pub mod export;
 pub mod fetch;
 pub mod gc;
+pub mod install;
 pub mod keygen;
 pub mod lock;
 pub mod rebuild;

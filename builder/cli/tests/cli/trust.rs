@@ -655,6 +655,44 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         stderr(&refused)
     );
     assert!(!out.exists());
+    // So does install, and the new target file is not left behind.
+    let refused = run(airlock()
+        .arg("install")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(release.path("trust"))
+        .arg("--target")
+        .arg(&out));
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("the bundle carries no disk image"),
+        "{}",
+        stderr(&refused)
+    );
+    let left: Vec<_> = std::fs::read_dir(release.path(""))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("fixture.raw") || n.starts_with(".airlock-install-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A used target is refused before the bundle is even read.
+    std::fs::write(&out, b"an old file system").unwrap();
+    let refused = run(airlock()
+        .arg("install")
+        .arg(release.path("no-such-bundle"))
+        .arg("--trust")
+        .arg(release.path("trust"))
+        .arg("--target")
+        .arg(&out));
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("holds data; installing destroys it: pass --force"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"an old file system");
+    std::fs::remove_file(&out).unwrap();
 
     // The tamper matrix. Every file of the bundle, one flipped byte each.
     let mut case = 0;
