@@ -491,3 +491,42 @@ pub fn assert_sboms_conform(image_dir: &Path) -> String {
     );
     log
 }
+
+/// virt-fw-vars: in the test tools' virtualenv, else on PATH.
+pub fn virt_fw_vars() -> PathBuf {
+    sbom_tool("virt-fw-vars")
+}
+
+/// A copy of the image folder `image` in `root` (sign-boot writes into
+/// it), two Secure Boot key sets in root/keys ("ours", "theirs"), and the
+/// copy signed with ours: (the copy, our keys).
+pub fn signed_copy(image: &Path, root: &Path) -> (PathBuf, PathBuf) {
+    let run = |command: &mut Command| {
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let image_dir = root.join("image");
+    run(Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(image)
+        .arg(&image_dir));
+    for name in ["ours", "theirs"] {
+        run(Command::new(airlock())
+            .args(["keygen", "--secure-boot", "--out"])
+            .arg(root.join("keys"))
+            .args(["--name", name]));
+    }
+    let keys = root.join("keys/ours");
+    run(Command::new(airlock())
+        .arg("sign-boot")
+        .arg(&image_dir)
+        .arg("--key")
+        .arg(keys.join("db.key"))
+        .arg("--cert")
+        .arg(keys.join("db.crt")));
+    (image_dir, keys)
+}

@@ -372,47 +372,6 @@ fn time_to_multi_user_through_uefi_and_direct_median_of_three() {
     assert!(uefi_median < BOOT);
 }
 
-/// virt-fw-vars: in the test tools' virtualenv (AIRLOCK_SBOM_TOOLS, which
-/// `cargo xtask ci` makes), else on PATH.
-fn virt_fw_vars() -> PathBuf {
-    match std::env::var_os("AIRLOCK_SBOM_TOOLS") {
-        Some(dir) => Path::new(&dir).join("virt-fw-vars"),
-        None => PathBuf::from("virt-fw-vars"),
-    }
-}
-
-/// A copy of the image folder in `root` (sign-boot writes into it), two
-/// Secure Boot key sets in root/keys ("ours", "theirs"), and the copy
-/// signed with ours: (the copy, our keys).
-fn signed_copy(root: &Path) -> (PathBuf, PathBuf) {
-    let image_dir = root.join("image");
-    output(
-        Command::new("cp")
-            .args(["-a", "--sparse=always"])
-            .arg(&image().dir)
-            .arg(&image_dir),
-    );
-    for name in ["ours", "theirs"] {
-        output(
-            Command::new(qemu_tests::setup::airlock())
-                .args(["keygen", "--secure-boot", "--out"])
-                .arg(root.join("keys"))
-                .args(["--name", name]),
-        );
-    }
-    let keys = root.join("keys/ours");
-    output(
-        Command::new(qemu_tests::setup::airlock())
-            .arg("sign-boot")
-            .arg(&image_dir)
-            .arg("--key")
-            .arg(keys.join("db.key"))
-            .arg("--cert")
-            .arg(keys.join("db.crt")),
-    );
-    (image_dir, keys)
-}
-
 #[test]
 fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki() {
     if !enabled() {
@@ -420,7 +379,7 @@ fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki(
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path();
-    let (image_dir, keys) = signed_copy(root);
+    let (image_dir, keys) = qemu_tests::setup::signed_copy(&image().dir, root);
     let signed = image_dir.join("secure-boot");
     // The signed UKI is the built one plus a signature.
     let stripped = root.join("stripped.efi");
@@ -437,7 +396,7 @@ fn secure_boot_boots_what_airlock_signed_and_the_firmware_refuses_any_other_uki(
             &signed.join("disk.raw"),
             &dir,
             &keys,
-            &virt_fw_vars(),
+            &qemu_tests::setup::virt_fw_vars(),
         )
         .unwrap()
     };
@@ -525,7 +484,7 @@ fn a_signed_bundle_carries_the_disk_in_parts_and_becomes_it_again_on_the_far_sid
     }
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path();
-    let (image_dir, keys) = signed_copy(root);
+    let (image_dir, keys) = qemu_tests::setup::signed_copy(&image().dir, root);
     let bundle = qemu_tests::setup::bundle(&image_dir);
     let airlock = || {
         let mut command = Command::new(qemu_tests::setup::airlock());
@@ -636,7 +595,7 @@ fn a_signed_bundle_carries_the_disk_in_parts_and_becomes_it_again_on_the_far_sid
 /// PATH with the folder of virt-fw-vars first (`airlock boot
 /// --secure-boot` runs it from PATH).
 fn path_with_virt_fw_vars() -> std::ffi::OsString {
-    let tool = virt_fw_vars();
+    let tool = qemu_tests::setup::virt_fw_vars();
     let mut paths: Vec<PathBuf> = tool.parent().map(Path::to_owned).into_iter().collect();
     paths.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
