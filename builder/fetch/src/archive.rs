@@ -79,45 +79,9 @@ pub fn load(
 
         for component in &components {
             let stem = format!("{component}/binary-{}/Packages", archive.architecture);
-            let Some((extension, entry)) = ["xz", "gz", ""].iter().find_map(|extension| {
-                let name = if extension.is_empty() {
-                    stem.clone()
-                } else {
-                    format!("{stem}.{extension}")
-                };
-                release.sha256.get(&name).map(|entry| (*extension, *entry))
-            }) else {
-                return Err(FetchError::Index {
-                    what: url.clone(),
-                    message: format!("lists no index {stem}(.xz|.gz)"),
-                });
-            };
-            let suffix = if extension.is_empty() {
-                String::new()
-            } else {
-                format!(".{extension}")
-            };
-            let index_url = format!("{base}/dists/{suite}/{stem}{suffix}");
-            // By hash where the archive offers it: the named index is
-            // replaced at every publication (every few hours for security
-            // updates), so between reading InRelease and fetching the index
-            // the name may already hold the next one; the by-hash path of the
-            // digest this InRelease lists stays put.
-            let fetch_url = if release.acquire_by_hash {
-                format!(
-                    "{base}/dists/{suite}/{component}/binary-{}/by-hash/SHA256/{}",
-                    archive.architecture, entry.sha256
-                )
-            } else {
-                index_url.clone()
-            };
-            let item = Item {
-                what: index_url.clone(),
-                url: fetch_url,
-                sha256: entry.sha256,
-                size: Some(entry.size),
-            };
-            if !store.contains(&entry.sha256) {
+            let (extension, item) = index_item(base, suite, &stem, &release, &url)?;
+            let index_url = item.what.clone();
+            if !store.contains(&item.sha256) {
                 log(&format!("fetching {index_url}"));
             }
             let path = fetch_one(http, store, &item, &|_| {})?;
@@ -172,6 +136,58 @@ pub fn load(
     Ok(LoadedArchive { universe, suites })
 }
 
+/// The index `stem` (`COMPONENT/binary-ARCH/Packages`) of `suite` as the
+/// Release lists it, compressed the best way it offers (xz, gz, plain):
+/// (the extension, what to fetch).
+fn index_item(
+    base: &str,
+    suite: &str,
+    stem: &str,
+    release: &Release,
+    inrelease_url: &str,
+) -> Result<(&'static str, Item), FetchError> {
+    let Some((extension, entry)) = ["xz", "gz", ""].into_iter().find_map(|extension| {
+        let name = if extension.is_empty() {
+            stem.to_owned()
+        } else {
+            format!("{stem}.{extension}")
+        };
+        release.sha256.get(&name).map(|entry| (extension, *entry))
+    }) else {
+        return Err(FetchError::Index {
+            what: inrelease_url.to_owned(),
+            message: format!("lists no index {stem}(.xz|.gz)"),
+        });
+    };
+    let suffix = if extension.is_empty() {
+        String::new()
+    } else {
+        format!(".{extension}")
+    };
+    let index_url = format!("{base}/dists/{suite}/{stem}{suffix}");
+    // By hash where the archive offers it: the named index is replaced at
+    // every publication (every few hours for security updates), so between
+    // reading InRelease and fetching the index the name may already hold the
+    // next one; the by-hash path of the digest this InRelease lists stays
+    // put.
+    let url = match (release.acquire_by_hash, stem.rsplit_once('/')) {
+        (true, Some((folder, _))) => format!(
+            "{base}/dists/{suite}/{folder}/by-hash/SHA256/{}",
+            entry.sha256
+        ),
+        _ => index_url.clone(),
+    };
+    Ok((
+        extension,
+        Item {
+            what: index_url,
+            url,
+            sha256: entry.sha256,
+            size: Some(entry.size),
+        },
+    ))
+}
+
 /// A reader that hashes and counts what passes through it.
 struct HashingReader<R> {
     inner: R,
@@ -199,5 +215,57 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buffer[..n]);
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(by_hash: &str) -> Release {
+        let text = format!(
+            "Date: Sat, 10 May 2025 09:12:34 UTC\nAcquire-By-Hash: {by_hash}\nSHA256:\n {} 12 main/binary-amd64/Packages.xz\n {} 40 main/binary-amd64/Packages\n",
+            "a".repeat(64),
+            "b".repeat(64)
+        );
+        Release::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn indexes_are_fetched_by_hash_only_where_the_release_offers_it() {
+        let stem = "main/binary-amd64/Packages";
+        let (extension, item) =
+            index_item("http://m/debian", "bookworm", stem, &release("yes"), "r").unwrap();
+        assert_eq!(extension, "xz");
+        assert_eq!(
+            item.url,
+            format!(
+                "http://m/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/{}",
+                "a".repeat(64)
+            )
+        );
+        // Messages still name the index, not its digest.
+        assert_eq!(
+            item.what,
+            "http://m/debian/dists/bookworm/main/binary-amd64/Packages.xz"
+        );
+        assert_eq!(item.size, Some(12));
+        let (_, item) =
+            index_item("http://m/debian", "bookworm", stem, &release("no"), "r").unwrap();
+        assert_eq!(item.url, item.what);
+        let error = index_item(
+            "http://m/debian",
+            "bookworm",
+            "contrib/binary-amd64/Packages",
+            &release("yes"),
+            "r",
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("lists no index contrib/binary-amd64/Packages(.xz|.gz)"),
+            "{error}"
+        );
     }
 }
