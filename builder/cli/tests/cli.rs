@@ -1823,3 +1823,6 @@ fn a_script_step_airlock_does_not_do_fails_the_build_unless_acknowledged() {
 
 #[path = "cli/trust.rs"]
 mod trust;
+
+#[path = "cli/anchors.rs"]
+mod anchors;

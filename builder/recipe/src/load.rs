@@ -128,6 +128,7 @@ impl Loader<'_> {
         raw.remove("include");
 
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.inline_keys(&mut raw, path, &dir)?;
         let prefix = relative_to(&self.base_dir, &dir);
         for key_path in HOST_PATH_KEYS {
             rebase(&mut raw, key_path, &prefix);
@@ -158,6 +159,68 @@ impl Loader<'_> {
         self.stack.pop();
         merge(&mut merged, raw);
         Ok(merged)
+    }
+}
+
+/// Largest certificate or public key file a recipe may name.
+pub const MAX_KEY_FILE: usize = 256 * 1024;
+
+/// `[signing]` keys read from files: `(list, file key, inlined key)`.
+const KEY_FILES: &[(&str, &str, &str)] = &[
+    ("signers", "certificate_file", "certificate"),
+    ("builders", "key_file", "key"),
+];
+
+impl Loader<'_> {
+    /// Reads the files `[signing]` names (`certificate_file`, `key_file`,
+    /// relative to `dir`) into the recipe (`certificate`, `key`), so its
+    /// digest covers the keys' bytes and the merged recipe carries them.
+    fn inline_keys(
+        &mut self,
+        raw: &mut toml::Table,
+        path: &Path,
+        dir: &Path,
+    ) -> Result<(), RecipeError> {
+        let semantic = |message: String| RecipeError::Semantic {
+            file: path.to_path_buf(),
+            message,
+        };
+        let Some(toml::Value::Table(signing)) = raw.get_mut("signing") else {
+            return Ok(());
+        };
+        for (list, file_key, key) in KEY_FILES {
+            let Some(toml::Value::Array(entries)) = signing.get_mut(*list) else {
+                continue;
+            };
+            for entry in entries.iter_mut().filter_map(toml::Value::as_table_mut) {
+                let Some(file) = entry.remove(*file_key) else {
+                    continue;
+                };
+                let name = entry
+                    .get("name")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or("?");
+                if entry.contains_key(*key) {
+                    return Err(semantic(format!(
+                        "[signing] {list} {name}: give {file_key} or {key}, not both"
+                    )));
+                }
+                let file = dir.join(file.as_str().unwrap_or_default());
+                let text = (self.read)(&file).map_err(|source| RecipeError::Read {
+                    file: file.clone(),
+                    source,
+                })?;
+                if text.len() > MAX_KEY_FILE || text.contains('\0') {
+                    return Err(semantic(format!(
+                        "[signing] {list} {name}: {} is not an armored key of at most {MAX_KEY_FILE} bytes",
+                        file.display()
+                    )));
+                }
+                self.files.push(file);
+                entry.insert((*key).to_owned(), toml::Value::String(text));
+            }
+        }
+        Ok(())
     }
 }
 

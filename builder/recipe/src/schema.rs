@@ -634,7 +634,9 @@ impl Default for Output {
     }
 }
 
-/// `[signing]`: who must approve a release.
+/// `[signing]`: who must approve a release, and (with certificates) the
+/// trust anchors the image carries under `/usr/share/airlock/trust`, so the
+/// running image decides who may sign its successor.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Signing {
@@ -642,14 +644,48 @@ pub struct Signing {
     pub threshold: u32,
     /// The expected signers.
     pub signers: Vec<Signer>,
+    /// The builder keys whose provenance the image's host accepts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub builders: Vec<TrustedBuilder>,
+}
+
+impl Signing {
+    /// Whether the image carries trust anchors: the signers' certificates
+    /// are given.
+    pub fn anchors(&self) -> bool {
+        self.signers.iter().any(|s| s.certificate.is_some()) || !self.builders.is_empty()
+    }
 }
 
 /// One expected release signer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signer {
-    /// Who.
+    /// Who: also the certificate's file name in the image.
     pub name: String,
     /// Their key.
     pub fingerprint: Fingerprint,
+    /// A file holding their armored OpenPGP certificate, relative to the
+    /// recipe file that names it. Loading reads it into `certificate`, so
+    /// the recipe's digest covers the certificate's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<HostPath>,
+    /// Their armored OpenPGP certificate (public keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// One builder's public key (`airlock keygen --builder` writes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedBuilder {
+    /// Which builder: also the key's file name in the image.
+    pub name: String,
+    /// A file holding the PEM public key, relative to the recipe file that
+    /// names it; loading reads it into `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<HostPath>,
+    /// The PEM public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }

@@ -135,6 +135,7 @@ impl Recipe {
             "[signing] signers fingerprint",
             self.signing.signers.iter().map(|s| s.fingerprint.as_str()),
         );
+        self.validate_anchors(&mut problems);
         self.validate_disk(&mut problems);
         if !(1..=19).contains(&self.output.zstd_level) {
             problems.push(format!(
@@ -143,6 +144,71 @@ impl Recipe {
             ));
         }
         problems
+    }
+
+    /// `[signing]` with certificates: the image's trust anchors are whole
+    /// (every signer's certificate and at least one builder key) and each
+    /// can be a file name.
+    fn validate_anchors(&self, problems: &mut Vec<String>) {
+        let signing = &self.signing;
+        if !signing.anchors() {
+            return;
+        }
+        if signing.signers.is_empty() {
+            problems.push(
+                "[signing] builders: the image's trust anchors need signers with their certificates"
+                    .to_owned(),
+            );
+        }
+        for signer in signing.signers.iter().filter(|s| s.certificate.is_none()) {
+            problems.push(format!(
+                "[signing] signers {}: the other signers give a certificate, so must this one: \
+                 give certificate_file",
+                signer.name
+            ));
+        }
+        if signing.builders.is_empty() {
+            problems.push(
+                "[signing] the signers' certificates make the image's trust anchors, which \
+                 need the builders' public keys too: give builders = [{ name, key_file }]"
+                    .to_owned(),
+            );
+        }
+        for builder in signing.builders.iter().filter(|b| b.key.is_none()) {
+            problems.push(format!(
+                "[signing] builders {}: give key_file",
+                builder.name
+            ));
+        }
+        let names = signing
+            .signers
+            .iter()
+            .map(|s| ("signers", &s.name))
+            .chain(signing.builders.iter().map(|b| ("builders", &b.name)));
+        for (list, name) in names {
+            let fits = !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !fits {
+                problems.push(format!(
+                    "[signing] {list} name {name:?} names a file in the image: use 1 to 64 of \
+                     A-Z a-z 0-9 . _ -, not starting with \".\""
+                ));
+            }
+        }
+        push_duplicates(
+            problems,
+            "[signing] signers name",
+            signing.signers.iter().map(|s| s.name.as_str()),
+        );
+        push_duplicates(
+            problems,
+            "[signing] builders name",
+            signing.builders.iter().map(|b| b.name.as_str()),
+        );
     }
 
     /// The disk format: built from the EROFS root and a kernel, with sizes

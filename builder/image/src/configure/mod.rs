@@ -29,6 +29,7 @@ pub mod system;
 pub mod systemd;
 pub mod sysv;
 pub mod tmpfiles;
+pub mod trust;
 pub mod ucf;
 
 use airlock_store::Store;
@@ -138,6 +139,7 @@ fn sovereign(
         )?;
         services.enable.push("nftables.service".to_owned());
     }
+    trust::configure(tree, &recipe.signing, added)?;
     if let Some(audit) = &recipe.audit {
         services
             .enable

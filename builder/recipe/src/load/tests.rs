@@ -478,3 +478,114 @@ fn a_disk_needs_the_erofs_root_a_kernel_and_sizes_it_can_hold() {
         "no [disk], no key: old digests hold"
     );
 }
+
+const FP_A: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
+const FP_B: &str = "89ABCDEF0123456789ABCDEF0123456789ABCDEF";
+
+/// `[signing]` naming key files, as a file included from `r/keys/`.
+fn signing(threshold: u32) -> String {
+    format!(
+        "schema = 1\n[signing]\nthreshold = {threshold}\nsigners = [\n  {{ name = \"alice\", fingerprint = \"{FP_A}\", certificate_file = \"alice.asc\" }},\n  {{ name = \"bob\", fingerprint = \"{FP_B}\", certificate_file = \"/abs/bob.asc\" }},\n]\nbuilders = [{{ name = \"ci\", key_file = \"builder.pub\" }}]\n"
+    )
+}
+
+#[test]
+fn signing_keys_are_read_from_files_relative_to_the_file_naming_them() {
+    let main = format!("include = [\"keys/signing.toml\"]\n{BASE}");
+    let signing = signing(2);
+    let files = |alice: &'static str| {
+        vec![
+            ("r/main.toml", main.clone()),
+            ("r/keys/signing.toml", signing.clone()),
+            ("r/keys/alice.asc", alice.to_owned()),
+            ("/abs/bob.asc", "BOB CERT\n".to_owned()),
+            ("r/keys/builder.pub", "BUILDER KEY\n".to_owned()),
+        ]
+    };
+    let load = |files: &[(&str, String)]| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        load_from(&files, "r/main.toml").unwrap()
+    };
+    let loaded = load(&files("ALICE CERT\n"));
+    let signing = &loaded.recipe.signing;
+    assert!(signing.anchors());
+    assert_eq!(
+        signing.signers[0].certificate.as_deref(),
+        Some("ALICE CERT\n")
+    );
+    assert_eq!(signing.signers[0].certificate_file, None);
+    assert_eq!(
+        signing.signers[1].certificate.as_deref(),
+        Some("BOB CERT\n")
+    );
+    assert_eq!(signing.builders[0].key.as_deref(), Some("BUILDER KEY\n"));
+    for read in ["r/keys/alice.asc", "/abs/bob.asc", "r/keys/builder.pub"] {
+        assert!(loaded.files.contains(&PathBuf::from(read)), "{read}");
+    }
+    // The merged recipe carries the keys, not the paths, and the digest
+    // covers their bytes.
+    let json = serde_json::to_string(&loaded.recipe).unwrap();
+    assert!(
+        json.contains("ALICE CERT") && !json.contains("certificate_file"),
+        "{json}"
+    );
+    let other = load(&files("ANOTHER ALICE CERT\n"));
+    assert_ne!(loaded.digest, other.digest);
+    // Without [signing] keys, the canonical form (and so every existing
+    // lock's recipe digest) is unchanged: no empty builders list.
+    let plain = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    assert!(
+        !serde_json::to_string(&plain.recipe)
+            .unwrap()
+            .contains("builders")
+    );
+}
+
+#[test]
+fn signing_key_files_refused() {
+    let with = |signing: String| format!("{BASE}{}", signing.replace("schema = 1\n", ""));
+    let keys = |main: String| {
+        vec![
+            ("r/main.toml", main),
+            ("r/alice.asc", "A\n".to_owned()),
+            ("/abs/bob.asc", "B\n".to_owned()),
+            ("r/builder.pub", "K\n".to_owned()),
+        ]
+    };
+    let error = |files: Vec<(&'static str, String)>| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        load_from(&files, "r/main.toml").unwrap_err().to_string()
+    };
+    // A key file that is not there is named.
+    let mut missing = keys(with(signing(2)));
+    missing.retain(|(p, _)| *p != "r/alice.asc");
+    let message = error(missing);
+    assert!(message.contains("r/alice.asc"), "{message}");
+    // Both the file and the inline key.
+    let both = with(signing(2)).replace(
+        "certificate_file = \"alice.asc\"",
+        "certificate_file = \"alice.asc\", certificate = \"X\"",
+    );
+    let message = error(keys(both));
+    assert!(
+        message.contains("[signing] signers alice: give certificate_file or certificate, not both"),
+        "{message}"
+    );
+    // Half the anchors: bob without a certificate, no builder key, a name
+    // that cannot be a file name.
+    let half = with(signing(2))
+        .replace(", certificate_file = \"/abs/bob.asc\"", "")
+        .replace(
+            "builders = [{ name = \"ci\", key_file = \"builder.pub\" }]\n",
+            "",
+        )
+        .replace("name = \"alice\"", "name = \"../alice\"");
+    let message = error(keys(half));
+    for part in [
+        "[signing] signers bob: the other signers give a certificate, so must this one",
+        "need the builders' public keys too",
+        "[signing] signers name \"../alice\" names a file in the image",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+}

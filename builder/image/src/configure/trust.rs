@@ -1,0 +1,251 @@
+//! `[signing]` with certificates: the image's own trust anchors, in
+//! `/usr/share/airlock/trust` as a trust directory `airlock verify --trust`
+//! reads (`trust.toml` with the threshold, `release/NAME.asc`,
+//! `builder/NAME.pub`).
+//!
+//! They sit under /usr, so on an installed host the dm-verity protected
+//! running image decides who may approve its successor: a bundle never
+//! brings its own anchors, and rotating approvers is a release signed under
+//! the old rules that carries the new ones. Each key is checked here with
+//! the verifier's own readers, so the build refuses what the host would:
+//! a certificate that does not parse, holds a secret key or is not the
+//! signer's fingerprint, or a builder key that is not ECDSA P-256.
+
+use std::path::PathBuf;
+
+use airlock_recipe::Signing;
+use airlock_tree::Tree;
+
+use super::files::Added;
+use super::{generated, put};
+use crate::BuildError;
+
+/// Where the anchors go.
+pub const DIR: &str = "usr/share/airlock/trust";
+
+fn refused(message: String) -> BuildError {
+    BuildError::Config {
+        what: "[signing]".to_owned(),
+        message,
+    }
+}
+
+/// Writes the trust directory when the recipe gives the keys.
+pub fn configure(tree: &mut Tree, signing: &Signing, added: &[Added]) -> Result<(), BuildError> {
+    if !signing.anchors() {
+        return Ok(());
+    }
+    let prefix = format!("{DIR}/");
+    if let Some(added) = added
+        .iter()
+        .find(|a| a.path == DIR || a.path.starts_with(&prefix))
+    {
+        return Err(refused(format!(
+            "/{} is the image's trust directory, written from [signing]; remove it from [files]",
+            added.path
+        )));
+    }
+    put(
+        tree,
+        &format!("{DIR}/trust.toml"),
+        generated(format!("threshold = {}\n", signing.threshold), 0o644),
+    )?;
+    for signer in &signing.signers {
+        let text = signer.certificate.as_deref().unwrap_or_default();
+        let file = PathBuf::from(format!("{}.asc", signer.name));
+        let certs = airlock_verify::signatures::certs_from(&[(file, text.as_bytes().to_vec())])
+            .map_err(|e| refused(format!("signers {}: {e}", signer.name)))?;
+        let fingerprints: Vec<String> = certs.iter().map(|c| c.fingerprint().to_hex()).collect();
+        if fingerprints != [signer.fingerprint.as_str()] {
+            return Err(refused(format!(
+                "signers {}: the certificate is {}, not the fingerprint {} the recipe pins",
+                signer.name,
+                if fingerprints.is_empty() {
+                    "no OpenPGP certificate".to_owned()
+                } else {
+                    format!("the certificate of {}", fingerprints.join(", "))
+                },
+                signer.fingerprint.as_str()
+            )));
+        }
+        put(
+            tree,
+            &format!("{DIR}/release/{}.asc", signer.name),
+            generated(text, 0o644),
+        )?;
+    }
+    for builder in &signing.builders {
+        let text = builder.key.as_deref().unwrap_or_default();
+        airlock_verify::dsse::BuilderKey::from_pem(&builder.name, text)
+            .map_err(|e| refused(format!("builders {e}")))?;
+        put(
+            tree,
+            &format!("{DIR}/builder/{}.pub", builder.name),
+            generated(text, 0o644),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_recipe::{Fingerprint, Signer, TrustedBuilder};
+    use airlock_tree::{Content, Kind, Node};
+    use sequoia_openpgp::cert::CertBuilder;
+    use sequoia_openpgp::serialize::SerializeInto;
+
+    /// A public key only (P-256, made for this test with openssl).
+    const BUILDER: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhsHJ8Dldy3OGDfbZUQxXxR/XfAVD
+5/nRorNetp9LVEw4W2rTSDyzTQcgTuN8wOnXa1gV8EsRXkdwBXNa/D46kA==
+-----END PUBLIC KEY-----
+";
+
+    fn cert(name: &str) -> sequoia_openpgp::Cert {
+        CertBuilder::general_purpose(Some(name))
+            .generate()
+            .unwrap()
+            .0
+    }
+
+    fn armored(cert: &sequoia_openpgp::Cert) -> String {
+        String::from_utf8(cert.armored().to_vec().unwrap()).unwrap()
+    }
+
+    fn signing(certs: &[(&str, &sequoia_openpgp::Cert, String)]) -> Signing {
+        Signing {
+            threshold: 2,
+            signers: certs
+                .iter()
+                .map(|(name, cert, text)| Signer {
+                    name: (*name).to_owned(),
+                    fingerprint: cert.fingerprint().to_hex().parse::<Fingerprint>().unwrap(),
+                    certificate_file: None,
+                    certificate: Some(text.clone()),
+                })
+                .collect(),
+            builders: vec![TrustedBuilder {
+                name: "ci".to_owned(),
+                key_file: None,
+                key: Some(BUILDER.to_owned()),
+            }],
+        }
+    }
+
+    fn text(tree: &Tree, path: &str) -> String {
+        let node = tree.get(path).unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(
+            (node.mode & 0o7777, node.uid, node.gid),
+            (0o644, 0, 0),
+            "{path}"
+        );
+        match &node.kind {
+            Kind::File(Content::Inline(bytes)) => String::from_utf8(bytes.clone()).unwrap(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_trust_directory_is_written_as_the_verifier_reads_it() {
+        let (alice, bob) = (cert("alice"), cert("bob"));
+        let signing = signing(&[
+            ("alice", &alice, armored(&alice)),
+            ("bob", &bob, armored(&bob)),
+        ]);
+        let mut tree = Tree::merged_usr();
+        configure(&mut tree, &signing, &[]).unwrap();
+        assert_eq!(text(&tree, &format!("{DIR}/trust.toml")), "threshold = 2\n");
+        assert_eq!(text(&tree, &format!("{DIR}/builder/ci.pub")), BUILDER);
+        let read = airlock_verify::signatures::certs_from(&[
+            (
+                "a".into(),
+                text(&tree, &format!("{DIR}/release/alice.asc")).into_bytes(),
+            ),
+            (
+                "b".into(),
+                text(&tree, &format!("{DIR}/release/bob.asc")).into_bytes(),
+            ),
+        ])
+        .unwrap();
+        let fingerprints: Vec<_> = read.iter().map(|c| c.fingerprint()).collect();
+        assert_eq!(fingerprints, [alice.fingerprint(), bob.fingerprint()]);
+        // No keys, no directory.
+        let mut tree = Tree::merged_usr();
+        configure(&mut tree, &Signing::default(), &[]).unwrap();
+        assert!(tree.get(DIR).is_none());
+    }
+
+    #[test]
+    fn keys_the_host_would_refuse_are_refused_by_name() {
+        let (alice, bob) = (cert("alice"), cert("bob"));
+        let refused = |signing: &Signing, added: &[Added]| {
+            let mut tree = Tree::merged_usr();
+            configure(&mut tree, signing, added)
+                .unwrap_err()
+                .to_string()
+        };
+        // Bob's entry holds Alice's certificate.
+        let swapped = signing(&[
+            ("alice", &alice, armored(&alice)),
+            ("bob", &bob, armored(&alice)),
+        ]);
+        let message = refused(&swapped, &[]);
+        assert!(
+            message.contains(&format!(
+                "signers bob: the certificate is the certificate of {}, not the fingerprint {}",
+                alice.fingerprint().to_hex(),
+                bob.fingerprint().to_hex()
+            )),
+            "{message}"
+        );
+        // A secret key.
+        let secret = String::from_utf8(alice.as_tsk().armored().to_vec().unwrap()).unwrap();
+        let message = refused(
+            &signing(&[("alice", &alice, secret), ("bob", &bob, armored(&bob))]),
+            &[],
+        );
+        assert!(
+            message.contains("signers alice: alice.asc: holds secret key material"),
+            "{message}"
+        );
+        // Not a certificate at all.
+        let message = refused(
+            &signing(&[
+                ("alice", &alice, "hello\n".to_owned()),
+                ("bob", &bob, armored(&bob)),
+            ]),
+            &[],
+        );
+        assert!(message.contains("signers alice:"), "{message}");
+        // A builder key that is not P-256.
+        let mut bad = signing(&[
+            ("alice", &alice, armored(&alice)),
+            ("bob", &bob, armored(&bob)),
+        ]);
+        bad.builders[0].key =
+            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".to_owned());
+        let message = refused(&bad, &[]);
+        assert!(
+            message.contains("builders ci: not an ECDSA P-256 public key"),
+            "{message}"
+        );
+        // A recipe file in the trust directory.
+        let good = signing(&[
+            ("alice", &alice, armored(&alice)),
+            ("bob", &bob, armored(&bob)),
+        ]);
+        let added = Added {
+            path: format!("{DIR}/release/mallory.asc"),
+            node: Node::new(Kind::File(Content::Inline(Vec::new())), 0o644),
+            owner: None,
+        };
+        let message = refused(&good, &[added]);
+        assert!(
+            message.contains(
+                "/usr/share/airlock/trust/release/mallory.asc is the image's trust directory"
+            ),
+            "{message}"
+        );
+    }
+}
