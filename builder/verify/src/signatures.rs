@@ -256,21 +256,11 @@ pub fn read_certs(dir: &Path) -> std::io::Result<Vec<Cert>> {
         })
         .collect();
     names.sort();
-    let files = names
-        .into_iter()
-        .map(|name| std::fs::read(&name).map(|bytes| (name, bytes)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    certs_from(&files)
-}
-
-/// The certificates in `files` (name, bytes), read as a trust directory's
-/// files are (in this order, copies merged, secret keys refused): what a
-/// build that writes a trust directory checks its keys with.
-pub fn certs_from(files: &[(std::path::PathBuf, Vec<u8>)]) -> std::io::Result<Vec<Cert>> {
     let mut certs: Vec<Cert> = Vec::new();
-    for (name, bytes) in files {
-        for cert in CertParser::from_bytes(bytes).map_err(|e| invalid(name, e))? {
-            let cert = cert.map_err(|e| invalid(name, e))?;
+    for name in names {
+        let bytes = std::fs::read(&name)?;
+        for cert in CertParser::from_bytes(&bytes).map_err(|e| invalid(&name, e))? {
+            let cert = cert.map_err(|e| invalid(&name, e))?;
             if cert.is_tsk() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -289,7 +279,7 @@ pub fn certs_from(files: &[(std::path::PathBuf, Vec<u8>)]) -> std::io::Result<Ve
                     *known = known
                         .clone()
                         .merge_public(cert)
-                        .map_err(|e| invalid(name, e))?;
+                        .map_err(|e| invalid(&name, e))?;
                 }
                 None => certs.push(cert),
             }

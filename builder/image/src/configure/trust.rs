@@ -6,12 +6,11 @@
 //! They sit under /usr, so on an installed host the dm-verity protected
 //! running image decides who may approve its successor: a bundle never
 //! brings its own anchors, and rotating approvers is a release signed under
-//! the old rules that carries the new ones. Each key is checked here with
-//! the verifier's own readers, so the build refuses what the host would:
-//! a certificate that does not parse, holds a secret key or is not the
-//! signer's fingerprint, or a builder key that is not ECDSA P-256.
-
-use std::path::PathBuf;
+//! the old rules that carries the new ones. Each key is checked here as the
+//! verifier reads it (sequoia's certificate parser, p256's PEM reader; the
+//! builder does not link the verifier), so the build refuses what the host
+//! would: a certificate that does not parse, holds a secret key or is not
+//! the signer's fingerprint, or a builder key that is not ECDSA P-256.
 
 use airlock_recipe::Signing;
 use airlock_tree::Tree;
@@ -30,6 +29,25 @@ fn refused(message: String) -> BuildError {
     }
 }
 
+/// The certificates in `text`, as the verifier reads a trust directory's
+/// file: every one must parse, and none may hold secret key material.
+fn certificates(text: &str) -> Result<Vec<sequoia_openpgp::Cert>, String> {
+    use sequoia_openpgp::parse::Parse;
+    let mut certs = Vec::new();
+    let parser = sequoia_openpgp::cert::CertParser::from_bytes(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    for cert in parser {
+        let cert = cert.map_err(|e| e.to_string())?;
+        if cert.is_tsk() {
+            return Err(
+                "holds secret key material; a trust directory holds public keys only".to_owned(),
+            );
+        }
+        certs.push(cert);
+    }
+    Ok(certs)
+}
+
 /// Writes the trust directory when the recipe gives the keys.
 pub fn configure(tree: &mut Tree, signing: &Signing, added: &[Added]) -> Result<(), BuildError> {
     if !signing.anchors() {
@@ -45,6 +63,33 @@ pub fn configure(tree: &mut Tree, signing: &Signing, added: &[Added]) -> Result<
             added.path
         )));
     }
+    // The directory must be a real one under /usr: a symlink on the way
+    // (from a package or [files]) would move it off the verity-protected
+    // root, and nothing but what is written here may be in it (a [files]
+    // entry through a symlink, or a package's file, would be one more
+    // trusted key).
+    let mut at = String::new();
+    for part in DIR.split('/') {
+        at = if at.is_empty() {
+            part.to_owned()
+        } else {
+            format!("{at}/{part}")
+        };
+        if let Some(node) = tree.get(&at)
+            && !matches!(node.kind, airlock_tree::Kind::Directory)
+        {
+            return Err(refused(format!(
+                "/{at} is not a directory in the image; the trust directory /{DIR} must be a real directory under /usr"
+            )));
+        }
+    }
+    if let Some((path, _)) = tree.iter().find(|(path, node)| {
+        path.starts_with(&prefix) && !matches!(node.kind, airlock_tree::Kind::Directory)
+    }) {
+        return Err(refused(format!(
+            "/{path} is already in the trust directory /{DIR}; only [signing] writes there"
+        )));
+    }
     put(
         tree,
         &format!("{DIR}/trust.toml"),
@@ -52,9 +97,8 @@ pub fn configure(tree: &mut Tree, signing: &Signing, added: &[Added]) -> Result<
     )?;
     for signer in &signing.signers {
         let text = signer.certificate.as_deref().unwrap_or_default();
-        let file = PathBuf::from(format!("{}.asc", signer.name));
-        let certs = airlock_verify::signatures::certs_from(&[(file, text.as_bytes().to_vec())])
-            .map_err(|e| refused(format!("signers {}: {e}", signer.name)))?;
+        let certs =
+            certificates(text).map_err(|e| refused(format!("signers {}: {e}", signer.name)))?;
         let fingerprints: Vec<String> = certs.iter().map(|c| c.fingerprint().to_hex()).collect();
         if fingerprints != [signer.fingerprint.as_str()] {
             return Err(refused(format!(
@@ -76,8 +120,13 @@ pub fn configure(tree: &mut Tree, signing: &Signing, added: &[Added]) -> Result<
     }
     for builder in &signing.builders {
         let text = builder.key.as_deref().unwrap_or_default();
-        airlock_verify::dsse::BuilderKey::from_pem(&builder.name, text)
-            .map_err(|e| refused(format!("builders {e}")))?;
+        <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(text)
+            .map_err(|e| {
+                refused(format!(
+                    "builders {}: not an ECDSA P-256 public key: {e}",
+                    builder.name
+                ))
+            })?;
         put(
             tree,
             &format!("{DIR}/builder/{}.pub", builder.name),
@@ -157,17 +206,11 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhsHJ8Dldy3OGDfbZUQxXxR/XfAVD
         configure(&mut tree, &signing, &[]).unwrap();
         assert_eq!(text(&tree, &format!("{DIR}/trust.toml")), "threshold = 2\n");
         assert_eq!(text(&tree, &format!("{DIR}/builder/ci.pub")), BUILDER);
-        let read = airlock_verify::signatures::certs_from(&[
-            (
-                "a".into(),
-                text(&tree, &format!("{DIR}/release/alice.asc")).into_bytes(),
-            ),
-            (
-                "b".into(),
-                text(&tree, &format!("{DIR}/release/bob.asc")).into_bytes(),
-            ),
-        ])
-        .unwrap();
+        let read = [
+            certificates(&text(&tree, &format!("{DIR}/release/alice.asc"))).unwrap(),
+            certificates(&text(&tree, &format!("{DIR}/release/bob.asc"))).unwrap(),
+        ]
+        .concat();
         let fingerprints: Vec<_> = read.iter().map(|c| c.fingerprint()).collect();
         assert_eq!(fingerprints, [alice.fingerprint(), bob.fingerprint()]);
         // No keys, no directory.
@@ -206,7 +249,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhsHJ8Dldy3OGDfbZUQxXxR/XfAVD
             &[],
         );
         assert!(
-            message.contains("signers alice: alice.asc: holds secret key material"),
+            message.contains("signers alice: holds secret key material"),
             "{message}"
         );
         // Not a certificate at all.
@@ -240,11 +283,34 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhsHJ8Dldy3OGDfbZUQxXxR/XfAVD
             node: Node::new(Kind::File(Content::Inline(Vec::new())), 0o644),
             owner: None,
         };
-        let message = refused(&good, &[added]);
+        let message = refused(&good, std::slice::from_ref(&added));
         assert!(
             message.contains(
                 "/usr/share/airlock/trust/release/mallory.asc is the image's trust directory"
             ),
+            "{message}"
+        );
+        // The same file reached through a [files] symlink is already there
+        // when [signing] writes, and a symlinked /usr/share/airlock would
+        // move the directory off /usr.
+        let mut tree = Tree::merged_usr();
+        tree.put(&added.path, added.node.clone()).unwrap();
+        let message = configure(&mut tree, &good, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "/usr/share/airlock/trust/release/mallory.asc is already in the trust directory"
+            ),
+            "{message}"
+        );
+        let mut tree = Tree::merged_usr();
+        tree.put(
+            "usr/share/airlock",
+            Node::new(Kind::Symlink("/var/lib/keys".to_owned()), 0o777),
+        )
+        .unwrap();
+        let message = configure(&mut tree, &good, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("/usr/share/airlock is not a directory in the image"),
             "{message}"
         );
     }
