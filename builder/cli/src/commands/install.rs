@@ -24,8 +24,10 @@ const MIB: u64 = 1 << 20;
 /// The bundle is verified first (every check `airlock verify` makes); the
 /// disk is then assembled from the verified copies of its parts and must be
 /// byte for byte the one the build report describes before anything is
-/// written to the target. A target holding a partition table or data is
-/// refused unless --force names it again. The partition tables are written
+/// written to the target. A target whose first or last MiB holds a
+/// partition table, a file system's signature or other data is refused
+/// unless --force names it again; so are a partition, a disk with other
+/// than 512-byte sectors and a disk with a mounted file system. The partition tables are written
 /// last, after a sync, so an install cut off midway leaves a target that
 /// does not boot. A FILE target that does not exist is made (sparse) with
 /// --size, and appears only once the install is complete.
@@ -48,8 +50,9 @@ pub struct Args {
     /// (signed with `airlock sign-boot` before `airlock export`).
     #[arg(long)]
     secure_boot: bool,
-    /// Overwrite a target that holds a partition table or data; name the
-    /// target again, as a guard against a wrong device.
+    /// Overwrite a target whose first or last MiB holds a partition table
+    /// or data; name the target again, as a guard against a wrong device
+    /// (a --force that names anything else is refused).
     #[arg(long, value_name = "TARGET")]
     force: Option<PathBuf>,
 }
@@ -154,9 +157,27 @@ impl Args {
             bar.finish_and_clear();
         }
         if let Some(temp) = new {
+            // tempfile makes it 0600; a disk image is for a hypervisor or
+            // a CI runner that may run as another user.
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
             temp.persist_noclobber(&self.target)
                 .map_err(|e| e.error)
                 .with_context(|| format!("renaming into {}", self.target.display()))?;
+            // The rename is durable only once the folder is synced.
+            File::open(&parent)
+                .and_then(|dir| dir.sync_all())
+                .with_context(|| format!("syncing {}", parent.display()))?;
+        } else if file.metadata()?.file_type().is_block_device()
+            && let Err(e) = {
+                // Our exclusive open would make the kernel refuse.
+                drop(file);
+                reread_partitions(&self.target)
+            }
+        {
+            say(&format!(
+                "note: the kernel did not re-read {}'s partition table ({e}); it will at the next boot",
+                self.target.display()
+            ));
         }
         let var = installed
             .layout
@@ -192,6 +213,15 @@ impl Args {
     /// holds a partition table or data (unless --force names it).
     fn open_target(&self) -> anyhow::Result<Target> {
         let path = &self.target;
+        if let Some(force) = &self.force
+            && !same_file(force, path)
+        {
+            anyhow::bail!(
+                "--force names {}, not the target {}: it must name the target again",
+                force.display(),
+                path.display()
+            );
+        }
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::New),
@@ -204,11 +234,20 @@ impl Args {
                 path.display()
             );
         }
-        if device && let Some(mount) = mounted(path)? {
-            anyhow::bail!(
-                "{} is in use: {mount} is mounted; unmount it first",
-                path.display()
-            );
+        if device {
+            let number = DeviceNumber::of(&meta);
+            if number.sys().join("partition").exists() {
+                anyhow::bail!(
+                    "{} is a partition; install onto the whole disk that holds it",
+                    path.display()
+                );
+            }
+            if let Some(mount) = mounted(number)? {
+                anyhow::bail!(
+                    "{} is in use: {mount} is mounted; unmount it first",
+                    path.display()
+                );
+            }
         }
         let mut options = File::options();
         options.read(true).write(true);
@@ -220,6 +259,17 @@ impl Args {
         let mut file = options
             .open(path)
             .with_context(|| format!("opening {} for writing", path.display()))?;
+        if device {
+            let sector = logical_sector_size(DeviceNumber::of(&meta))
+                .with_context(|| format!("reading the sector size of {}", path.display()))?;
+            if sector != 512 {
+                anyhow::bail!(
+                    "{} has {sector}-byte logical sectors; airlock writes its partition table \
+                     for 512-byte sectors, which firmware would not find there",
+                    path.display()
+                );
+            }
+        }
         let size = file.seek(SeekFrom::End(0))?;
         if size == 0 && !device {
             return Ok(Target::Existing { file, size: None });
@@ -279,26 +329,92 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// A mounted file system on `device` or one of its partitions.
-fn mounted(device: &Path) -> anyhow::Result<Option<String>> {
-    let device = std::fs::canonicalize(device)?;
-    let device = device.to_string_lossy();
+/// A block device's number, as the kernel names it in /sys/dev/block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DeviceNumber {
+    major: u64,
+    minor: u64,
+}
+
+impl DeviceNumber {
+    /// The number of the device `meta` describes (glibc's encoding).
+    fn of(meta: &std::fs::Metadata) -> DeviceNumber {
+        use std::os::unix::fs::MetadataExt;
+        let dev = meta.rdev();
+        DeviceNumber {
+            major: ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+            minor: (dev & 0xff) | ((dev >> 12) & !0xff),
+        }
+    }
+
+    /// Its folder in sysfs.
+    fn sys(self) -> PathBuf {
+        PathBuf::from(format!("/sys/dev/block/{}:{}", self.major, self.minor))
+    }
+
+    /// The whole disk a partition belongs to (itself for a disk): sysfs
+    /// puts a partition's folder inside its disk's.
+    fn disk(self) -> DeviceNumber {
+        let folder = std::fs::canonicalize(self.sys()).ok();
+        let parent = folder
+            .filter(|f| f.join("partition").exists())
+            .and_then(|f| std::fs::read_to_string(f.parent()?.join("dev")).ok());
+        parent
+            .and_then(|text| {
+                let (major, minor) = text.trim().split_once(':')?;
+                Some(DeviceNumber {
+                    major: major.parse().ok()?,
+                    minor: minor.parse().ok()?,
+                })
+            })
+            .unwrap_or(self)
+    }
+}
+
+/// A mounted file system on the disk `device` or one of its partitions,
+/// matched by device number (so /dev/loop10 is not /dev/loop1's).
+fn mounted(device: DeviceNumber) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::FileTypeExt;
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     Ok(mounts.lines().find_map(|line| {
         let mut words = line.split_whitespace();
         let source = words.next()?;
         let at = words.next()?;
-        let canonical = std::fs::canonicalize(source).ok()?;
-        let canonical = canonical.to_string_lossy();
-        let rest = canonical.strip_prefix(device.as_ref())?;
-        // sda1 and sda, nvme0n1p1 and nvme0n1; not sdab.
-        let partition = rest.is_empty()
-            || rest
-                .trim_start_matches('p')
-                .chars()
-                .all(|c| c.is_ascii_digit());
-        partition.then(|| format!("{source} (on {at})"))
+        let meta = std::fs::metadata(source).ok()?;
+        if !meta.file_type().is_block_device() {
+            return None;
+        }
+        let number = DeviceNumber::of(&meta);
+        (number == device || number.disk() == device).then(|| format!("{source} (on {at})"))
     }))
+}
+
+/// The disk's logical sector size, as sysfs reports it.
+fn logical_sector_size(device: DeviceNumber) -> std::io::Result<u32> {
+    let file = device.sys().join("queue/logical_block_size");
+    let text = std::fs::read_to_string(&file)?;
+    text.trim().parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {:?} is not a size", file.display(), text.trim()),
+        )
+    })
+}
+
+/// Asks the kernel to read the device's new partition table (util-linux's
+/// `blockdev --rereadpt`), so its partitions appear without a reboot. Best
+/// effort: the disk is written and synced whatever the kernel says.
+fn reread_partitions(device: &Path) -> Result<(), String> {
+    let output = std::process::Command::new("blockdev")
+        .arg("--rereadpt")
+        .arg(device)
+        .output()
+        .map_err(|e| format!("blockdev: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
 }
 
 #[cfg(test)]

@@ -692,6 +692,23 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         stderr(&refused)
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"an old file system");
+    // --force must name the target itself, not some other file.
+    let refused = run(airlock()
+        .arg("install")
+        .arg(release.path("no-such-bundle"))
+        .arg("--trust")
+        .arg(release.path("trust"))
+        .arg("--target")
+        .arg(&out)
+        .arg("--force")
+        .arg(release.path("trust/trust.toml")));
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("it must name the target again"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"an old file system");
     std::fs::remove_file(&out).unwrap();
 
     // The tamper matrix. Every file of the bundle, one flipped byte each.

@@ -221,7 +221,7 @@ mod tests {
     const MIB: u64 = ALIGN;
 
     /// A report's disk: ESP 2 MiB, slot A 3 + 1 MiB, slot B the same, /var
-    /// 4 MiB (17 MiB with the tables).
+    /// 4 MiB (16 MiB with the tables).
     fn described() -> Disk {
         let guid = |n: u8| Guid::from_big_endian([n; 16]);
         let spec = |kind, n, label: &str, mib, attributes| Spec {
