@@ -52,11 +52,40 @@ impl MirrorArgs {
     }
 }
 
+/// The largest file a recipe reads (itself, an include, a key file).
+const MAX_RECIPE_FILE: u64 = 16 << 20;
+
 /// Reads and validates a recipe with its includes.
 pub fn load_recipe(path: &Path) -> anyhow::Result<LoadedRecipe> {
-    Ok(airlock_recipe::load(path, &mut |file: &Path| {
-        std::fs::read_to_string(file)
-    })?)
+    Ok(airlock_recipe::load(path, &mut read_recipe_file)?)
+}
+
+/// One file a recipe names, as text: a regular file of at most
+/// [`MAX_RECIPE_FILE`] bytes (so a recipe naming /dev/zero is refused
+/// instead of filling memory).
+fn read_recipe_file(file: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let opened = std::fs::File::open(file)?;
+    if !opened.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    opened.take(MAX_RECIPE_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECIPE_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_RECIPE_FILE >> 20),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text (a key file must be armored)",
+        )
+    })
 }
 
 /// The lock file that belongs to a recipe: `NAME.toml` → `NAME.lock`.
@@ -184,6 +213,30 @@ pub fn bytes_bar(what: &str, total: u64) -> Option<indicatif::ProgressBar> {
         .expect("a valid template"),
     );
     Some(bar)
+}
+
+#[cfg(test)]
+mod recipe_file_tests {
+    #[test]
+    fn devices_binary_and_huge_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = super::read_recipe_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.to_string(), "not a regular file");
+        let binary = dir.path().join("key.gpg");
+        std::fs::write(&binary, [0x99, 0x01, 0xff]).unwrap();
+        let error = super::read_recipe_file(&binary).unwrap_err();
+        assert!(error.to_string().contains("must be armored"), "{error}");
+        let huge = dir.path().join("huge.toml");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(super::MAX_RECIPE_FILE + 1)
+            .unwrap();
+        let error = super::read_recipe_file(&huge).unwrap_err();
+        assert_eq!(error.to_string(), "larger than 16 MiB");
+        let fine = dir.path().join("r.toml");
+        std::fs::write(&fine, "schema = 1\n").unwrap();
+        assert_eq!(super::read_recipe_file(&fine).unwrap(), "schema = 1\n");
+    }
 }
 
 #[cfg(test)]
