@@ -27,9 +27,9 @@ const MIB: u64 = 1 << 20;
 /// written to the target. A target whose first or last MiB holds a
 /// partition table, a file system's signature or other data is refused
 /// unless --force names it again; so are a partition, a disk with other
-/// than 512-byte sectors and a disk with a mounted file system. The partition tables are written
-/// last, after a sync, so an install cut off midway leaves a target that
-/// does not boot. A FILE target that does not exist is made (sparse) with
+/// than 512-byte sectors and a disk with a mounted file system. The
+/// partition tables are written last, after a sync, so an install cut off
+/// midway leaves a target that does not boot. A FILE target that does not exist is made (sparse) with
 /// --size, and appears only once the install is complete.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -337,13 +337,17 @@ struct DeviceNumber {
 }
 
 impl DeviceNumber {
-    /// The number of the device `meta` describes (glibc's encoding).
+    /// The number of the device `meta` describes.
     fn of(meta: &std::fs::Metadata) -> DeviceNumber {
         use std::os::unix::fs::MetadataExt;
-        let dev = meta.rdev();
+        DeviceNumber::from_rdev(meta.rdev())
+    }
+
+    /// Splits a `dev_t` as glibc's major() and minor() do.
+    fn from_rdev(dev: u64) -> DeviceNumber {
         DeviceNumber {
-            major: ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-            minor: (dev & 0xff) | ((dev >> 12) & !0xff),
+            major: ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000),
+            minor: (dev & 0xff) | ((dev >> 12) & 0xffff_ff00),
         }
     }
 
@@ -420,6 +424,22 @@ fn reread_partitions(device: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_numbers_split_as_glibc_does() {
+        let number = |dev| {
+            let n = DeviceNumber::from_rdev(dev);
+            (n.major, n.minor)
+        };
+        // /dev/null is 1:3 on every Linux.
+        let null = DeviceNumber::of(&std::fs::metadata("/dev/null").unwrap());
+        assert_eq!((null.major, null.minor), (1, 3));
+        // makedev(259, 10), an NVMe partition; makedev(0x12345, 0x6789A),
+        // whose major reaches above bit 44 and minor above bit 20 (glibc
+        // puts their high bits apart from the low ones).
+        assert_eq!(number((259 << 8) | 10), (259, 10));
+        assert_eq!(number(0x0001_2000_6783_459A), (0x12345, 0x6789A));
+    }
 
     #[test]
     fn sizes_read_with_binary_suffixes() {
