@@ -290,16 +290,7 @@ impl Args {
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(state) = &self.trust.state {
-            let record = airlock_verify::consume::record(state, &verified)
-                .with_context(|| format!("recording the release in {}", state.display()))?;
-            say(&format!(
-                "recorded {} version {} in {}",
-                verified.name,
-                record.version,
-                state.display()
-            ));
-        }
+        crate::commands::verify::record_consumed(&self.trust, &verified)?;
         Ok((temp.path().to_path_buf(), temp))
     }
 }

@@ -196,16 +196,7 @@ impl Args {
             },
             var.spec.size / MIB
         ));
-        if let Some(state) = &self.trust.state {
-            let record = airlock_verify::consume::record(state, &verified)
-                .with_context(|| format!("recording the release in {}", state.display()))?;
-            say(&format!(
-                "recorded {} version {} in {}",
-                verified.name,
-                record.version,
-                state.display()
-            ));
-        }
+        crate::commands::verify::record_consumed(&self.trust, &verified)?;
         Ok(Exit::Ok)
     }
 

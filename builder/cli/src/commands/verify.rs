@@ -108,6 +108,22 @@ pub fn verified_bundle(path: &Path, trust: &TrustArgs) -> anyhow::Result<(Opened
     Ok((opened, verified))
 }
 
+/// Records a release the command consumed in the host's state (with
+/// --state), so a later bundle cannot roll it back, and says so.
+pub fn record_consumed(trust: &TrustArgs, verified: &Verified) -> anyhow::Result<()> {
+    if let Some(state) = &trust.state {
+        let record = airlock_verify::consume::record(state, verified)
+            .with_context(|| format!("recording the release in {}", state.display()))?;
+        say(&format!(
+            "recorded {} version {} in {}",
+            verified.name,
+            record.version,
+            state.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Verifies with a progress bar on a terminal.
 pub fn run_verify(
     bundle: &Path,

@@ -4,29 +4,22 @@
 //! alone, is what decides whether the next bundle verifies.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
+use super::trust::{airlock, run};
 use super::{
     Conditions, Env, assert_exit, build_packages, build_recipe, build_under, image_dir, stderr,
     untar,
 };
 
-const PASSWORD: &str = "correct horse battery staple";
-
-fn airlock() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    command
-        .env_remove("AIRLOCK_MIRROR")
-        .env_remove("AIRLOCK_STORE")
-        .env_remove("AIRLOCK_BUILDER_KEY")
-        .env("AIRLOCK_KEY_PASSWORD", PASSWORD);
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().unwrap()
+/// `airlock keygen ARGS --out KEYS`: what it prints (a fingerprint or a
+/// key id).
+fn keygen(keys: &Path, args: &[&str]) -> String {
+    let output = run(airlock().arg("keygen").args(args).arg("--out").arg(keys));
+    assert_exit(&output, 0);
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn build(env: &Env) -> Output {
@@ -60,11 +53,7 @@ fn verify(bundle: &Path, trust: &Path) -> (Output, Value) {
 fn the_image_carries_its_approvers_and_they_decide_who_signs_its_successor() {
     let env = Env::with(|spec| spec.packages = build_packages());
     let keys = env.path("keys");
-    let keygen = |args: &[&str]| {
-        let output = run(airlock().arg("keygen").args(args).arg("--out").arg(&keys));
-        assert_exit(&output, 0);
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    let keygen = |args: &[&str]| keygen(&keys, args);
     keygen(&["--builder"]);
     let mut signers = String::new();
     for who in ["alice", "bob", "carol", "mallory"] {
@@ -155,11 +144,7 @@ fn the_image_carries_its_approvers_and_they_decide_who_signs_its_successor() {
 fn a_certificate_that_is_not_the_pinned_signer_fails_the_build_by_name() {
     let env = Env::with(|spec| spec.packages = build_packages());
     let keys = env.path("keys");
-    let keygen = |args: &[&str]| {
-        let output = run(airlock().arg("keygen").args(args).arg("--out").arg(&keys));
-        assert_exit(&output, 0);
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    let keygen = |args: &[&str]| keygen(&keys, args);
     keygen(&["--builder"]);
     let alice = keygen(&["--release", "alice", "--valid-days", "30"]);
     keygen(&["--release", "mallory", "--valid-days", "30"]);

@@ -95,7 +95,7 @@ pub(super) fn formats() -> &'static str {
     }
 }
 
-fn airlock() -> Command {
+pub(super) fn airlock() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
     command
         .env_remove("AIRLOCK_MIRROR")
@@ -105,7 +105,7 @@ fn airlock() -> Command {
     command
 }
 
-fn run(command: &mut Command) -> Output {
+pub(super) fn run(command: &mut Command) -> Output {
     command.output().unwrap()
 }
 
@@ -656,19 +656,21 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
     );
     assert!(!out.exists());
     // So does install, and the new target file is not left behind.
-    let refused = run(airlock()
-        .arg("install")
-        .arg(&bundle)
-        .arg("--trust")
-        .arg(release.path("trust"))
-        .arg("--target")
-        .arg(&out));
-    assert_exit(&refused, 2);
-    assert!(
-        stderr(&refused).contains("the bundle carries no disk image"),
-        "{}",
-        stderr(&refused)
-    );
+    // `airlock install BUNDLE --trust T --target OUT EXTRA`, refused (exit
+    // 2) with `message`.
+    let install_refused = |bundle: &Path, extra: &[&Path], message: &str| {
+        let refused = run(airlock()
+            .arg("install")
+            .arg(bundle)
+            .arg("--trust")
+            .arg(release.path("trust"))
+            .arg("--target")
+            .arg(&out)
+            .args(extra));
+        assert_exit(&refused, 2);
+        assert!(stderr(&refused).contains(message), "{}", stderr(&refused));
+    };
+    install_refused(&bundle, &[], "the bundle carries no disk image");
     let left: Vec<_> = std::fs::read_dir(release.path(""))
         .unwrap()
         .flatten()
@@ -678,35 +680,19 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
     assert!(left.is_empty(), "{left:?}");
     // A used target is refused before the bundle is even read.
     std::fs::write(&out, b"an old file system").unwrap();
-    let refused = run(airlock()
-        .arg("install")
-        .arg(release.path("no-such-bundle"))
-        .arg("--trust")
-        .arg(release.path("trust"))
-        .arg("--target")
-        .arg(&out));
-    assert_exit(&refused, 2);
-    assert!(
-        stderr(&refused).contains("holds data; installing destroys it: pass --force"),
-        "{}",
-        stderr(&refused)
+    let nothing = release.path("no-such-bundle");
+    install_refused(
+        &nothing,
+        &[],
+        "holds data; installing destroys it: pass --force",
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"an old file system");
     // --force must name the target itself, not some other file.
-    let refused = run(airlock()
-        .arg("install")
-        .arg(release.path("no-such-bundle"))
-        .arg("--trust")
-        .arg(release.path("trust"))
-        .arg("--target")
-        .arg(&out)
-        .arg("--force")
-        .arg(release.path("trust/trust.toml")));
-    assert_exit(&refused, 2);
-    assert!(
-        stderr(&refused).contains("it must name the target again"),
-        "{}",
-        stderr(&refused)
+    let other = release.path("trust/trust.toml");
+    install_refused(
+        &nothing,
+        &[Path::new("--force"), &other],
+        "it must name the target again",
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"an old file system");
     std::fs::remove_file(&out).unwrap();
