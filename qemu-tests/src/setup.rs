@@ -530,3 +530,19 @@ pub fn signed_copy(image: &Path, root: &Path) -> (PathBuf, PathBuf) {
         .arg(keys.join("db.crt")));
     (image_dir, keys)
 }
+
+/// The machine runs from slot A of a disk laid out as airlock's: the
+/// verity root over vda3 with its hash tree on vda2, and /var on vda6.
+pub fn assert_runs_from_slot_a(machine: &mut crate::Machine, timeout: std::time::Duration) {
+    assert_eq!(
+        machine
+            .check("dmsetup deps -o devname airlock-root", timeout)
+            .unwrap(),
+        "2 dependencies\t: (vda3) (vda2)",
+        "the root and its hash tree are slot A's partitions"
+    );
+    assert_eq!(
+        machine.check("findmnt -no SOURCE /var", timeout).unwrap(),
+        "/dev/vda6"
+    );
+}

@@ -125,17 +125,7 @@ fn a_bundle_installed_onto_a_blank_disk_boots_alone_through_uefi_with_secure_boo
         described.cmdline,
         "the kernel's command line is the UKI's"
     );
-    assert_eq!(
-        machine
-            .check("dmsetup deps -o devname airlock-root", COMMAND)
-            .unwrap(),
-        "2 dependencies\t: (vda3) (vda2)",
-        "the root and its hash tree are slot A's partitions"
-    );
-    assert_eq!(
-        machine.check("findmnt -no SOURCE /var", COMMAND).unwrap(),
-        "/dev/vda6"
-    );
+    qemu_tests::setup::assert_runs_from_slot_a(&mut machine, COMMAND);
     let var_bytes: u64 = machine
         .check("cat /sys/class/block/vda6/size", COMMAND)
         .unwrap()
