@@ -4,15 +4,9 @@
 //! alone, is what decides whether the next bundle verifies.
 
 use std::path::Path;
-use std::process::Output;
 
-use serde_json::Value;
-
-use super::trust::{airlock, run};
-use super::{
-    Conditions, Env, assert_exit, build_packages, build_recipe, build_under, image_dir, stderr,
-    untar,
-};
+use super::trust::{Release, airlock, run};
+use super::{Env, assert_exit, build_packages, build_recipe, stderr, untar};
 
 /// `airlock keygen ARGS --out KEYS`: what it prints (a fingerprint or a
 /// key id).
@@ -22,37 +16,18 @@ fn keygen(keys: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-fn build(env: &Env) -> Output {
-    build_under(
-        env,
-        &Conditions {
-            store: "store",
-            output: "images",
-            tmp: "tmp",
-            umask: "022",
-            tz: "UTC",
-            lang: "C.UTF-8",
-            threads: "2",
-            faketime: None,
-        },
-    )
-}
-
-fn verify(bundle: &Path, trust: &Path) -> (Output, Value) {
-    let output = run(airlock()
-        .arg("verify")
-        .arg(bundle)
-        .arg("--trust")
-        .arg(trust)
-        .arg("--json"));
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
+/// A fixture repository and keys (no trust directory: the image brings
+/// its own).
+fn release() -> Release {
+    Release {
+        env: Env::with(|spec| spec.packages = build_packages()),
+    }
 }
 
 #[test]
 fn the_image_carries_its_approvers_and_they_decide_who_signs_its_successor() {
-    let env = Env::with(|spec| spec.packages = build_packages());
-    let keys = env.path("keys");
+    let release = release();
+    let keys = release.path("keys");
     let keygen = |args: &[&str]| keygen(&keys, args);
     keygen(&["--builder"]);
     let mut signers = String::new();
@@ -68,13 +43,12 @@ fn the_image_carries_its_approvers_and_they_decide_who_signs_its_successor() {
         "{}\n[signing]\nthreshold = 2\nsigners = [\n{signers}]\nbuilders = [{{ name = \"ci\", key_file = \"../keys/builder.pub\" }}]\n",
         build_recipe(r#"["tar"]"#)
     );
-    env.write_recipe(&recipe);
-    assert_exit(&env.lock(&[]), 0);
-    assert_exit(&build(&env), 0);
-    let image = image_dir(&env.path("images"));
+    release.env.write_recipe(&recipe);
+    assert_exit(&release.env.lock(&[]), 0);
+    let image = release.build("images");
 
     // The anchors are in the image, byte for byte the operator's files.
-    let root = env.path("root");
+    let root = release.path("root");
     untar(&image, &root);
     let trust = root.join("usr/share/airlock/trust");
     let read = |path: &Path| std::fs::read(path).unwrap();
@@ -101,49 +75,32 @@ fn the_image_carries_its_approvers_and_they_decide_who_signs_its_successor() {
     // The image's own directory verifies a bundle two of its approvers
     // signed, and refuses one an approver and an outsider signed.
     let export = |to: &str| {
-        let output = run(airlock()
-            .arg("export")
-            .arg(&image)
-            .args(["--expires", "2099-01-01", "--builder-key"])
-            .arg(keys.join("builder.key"))
-            .arg("--store")
-            .arg(env.path("store"))
-            .arg("--to")
-            .arg(env.path(to)));
-        assert_exit(&output, 0);
-        env.path(to)
-    };
-    let sign = |bundle: &Path, who: &str| {
+        let bundle = release.path(to);
         assert_exit(
-            &run(airlock()
-                .arg("sign")
-                .arg(bundle)
-                .arg("--key")
-                .arg(keys.join(format!("{who}.key")))),
+            &release.export(&image, &["--to", bundle.to_str().unwrap()]),
             0,
         );
+        bundle
     };
     let approved = export("approved");
-    sign(&approved, "alice");
-    sign(&approved, "carol");
-    let (output, json) = verify(&approved, &trust);
+    release.sign(&approved, "alice");
+    release.sign(&approved, "carol");
+    let (output, json) = release.verify_against(&approved, &trust, &[]);
     assert_exit(&output, 0);
     assert_eq!(json["verified"], true, "{json}");
     assert_eq!(json["result"]["threshold"], 2);
     assert_eq!(json["result"]["signers"].as_array().unwrap().len(), 2);
 
     let outsider = export("outsider");
-    sign(&outsider, "alice");
-    sign(&outsider, "mallory");
-    let (output, json) = verify(&outsider, &trust);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert_eq!(json["rejection"]["kind"], "untrusted-signer", "{json}");
+    release.sign(&outsider, "alice");
+    release.sign(&outsider, "mallory");
+    release.rejected_by(&outsider, &trust, &[], "untrusted-signer");
 }
 
 #[test]
 fn a_certificate_that_is_not_the_pinned_signer_fails_the_build_by_name() {
-    let env = Env::with(|spec| spec.packages = build_packages());
-    let keys = env.path("keys");
+    let release = release();
+    let keys = release.path("keys");
     let keygen = |args: &[&str]| keygen(&keys, args);
     keygen(&["--builder"]);
     let alice = keygen(&["--release", "alice", "--valid-days", "30"]);
@@ -153,9 +110,9 @@ fn a_certificate_that_is_not_the_pinned_signer_fails_the_build_by_name() {
         "{}\n[signing]\nthreshold = 1\nsigners = [{{ name = \"alice\", fingerprint = \"{alice}\", certificate_file = \"../keys/mallory.asc\" }}]\nbuilders = [{{ name = \"ci\", key_file = \"../keys/builder.pub\" }}]\n",
         build_recipe(r#"["tar"]"#)
     );
-    env.write_recipe(&recipe);
-    assert_exit(&env.lock(&[]), 0);
-    let output = build(&env);
+    release.env.write_recipe(&recipe);
+    assert_exit(&release.env.lock(&[]), 0);
+    let output = release.try_build("images");
     assert_exit(&output, 1);
     let message = stderr(&output);
     assert!(
@@ -164,7 +121,7 @@ fn a_certificate_that_is_not_the_pinned_signer_fails_the_build_by_name() {
         "{message}"
     );
     // And no image is left behind.
-    let images: Vec<_> = std::fs::read_dir(env.path("images/fixture"))
+    let images: Vec<_> = std::fs::read_dir(release.path("images/fixture"))
         .into_iter()
         .flatten()
         .flatten()

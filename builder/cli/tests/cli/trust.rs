@@ -111,8 +111,8 @@ pub(super) fn run(command: &mut Command) -> Output {
 
 /// A fixture repository, three approvers and an outsider, a builder key and
 /// a 2-of-3 trust directory.
-struct Release {
-    env: Env,
+pub(super) struct Release {
+    pub(super) env: Env,
 }
 
 impl Release {
@@ -158,17 +158,17 @@ impl Release {
         Release { env }
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
+    pub(super) fn path(&self, relative: &str) -> PathBuf {
         self.env.path(relative)
     }
 
-    fn build(&self, output: &str) -> PathBuf {
+    pub(super) fn build(&self, output: &str) -> PathBuf {
         assert_exit(&self.try_build(output), 0);
         image_dir(&self.path(output))
     }
 
     /// `airlock build` into `output`, however it ends.
-    fn try_build(&self, output: &str) -> Output {
+    pub(super) fn try_build(&self, output: &str) -> Output {
         build_under(
             &self.env,
             &Conditions {
@@ -184,7 +184,7 @@ impl Release {
         )
     }
 
-    fn export(&self, image: &Path, args: &[&str]) -> Output {
+    pub(super) fn export(&self, image: &Path, args: &[&str]) -> Output {
         run(airlock()
             .arg("export")
             .arg(image)
@@ -195,7 +195,7 @@ impl Release {
             .args(args))
     }
 
-    fn sign(&self, bundle: &Path, who: &str) {
+    pub(super) fn sign(&self, bundle: &Path, who: &str) {
         assert_exit(
             &run(airlock()
                 .arg("sign")
@@ -210,7 +210,12 @@ impl Release {
         self.verify_against(bundle, &self.path("trust"), extra)
     }
 
-    fn verify_against(&self, bundle: &Path, trust: &Path, extra: &[&str]) -> (Output, Value) {
+    pub(super) fn verify_against(
+        &self,
+        bundle: &Path,
+        trust: &Path,
+        extra: &[&str],
+    ) -> (Output, Value) {
         let output = run(airlock()
             .arg("verify")
             .arg(bundle)
@@ -228,7 +233,13 @@ impl Release {
     }
 
     /// The same against another trust directory.
-    fn rejected_by(&self, bundle: &Path, trust: &Path, extra: &[&str], kind: &str) -> String {
+    pub(super) fn rejected_by(
+        &self,
+        bundle: &Path,
+        trust: &Path,
+        extra: &[&str],
+        kind: &str,
+    ) -> String {
         let (output, json) = self.verify_against(bundle, trust, extra);
         assert_eq!(
             output.status.code(),
