@@ -178,12 +178,15 @@ pub fn self_digest() -> anyhow::Result<String> {
     Ok(DIGEST.get_or_init(|| digest.to_hex()).clone())
 }
 
-/// A lock's packages (in lock order) and models as the build takes them:
-/// each the store entry its sha256 names.
+/// The store entries of a lock's models or components, by name.
+pub type Pinned = Vec<(String, PathBuf)>;
+
+/// A lock's packages (in lock order), models and components as the build
+/// takes them: each the store entry its sha256 names.
 pub fn store_inputs(
     lock: &Lock,
     store: &Store,
-) -> (Vec<airlock_image::extract::Package>, Vec<(String, PathBuf)>) {
+) -> (Vec<airlock_image::extract::Package>, Pinned, Pinned) {
     let packages = lock
         .packages
         .iter()
@@ -192,12 +195,12 @@ pub fn store_inputs(
             deb: store.path(&p.sha256),
         })
         .collect();
-    let models = lock
-        .models
-        .iter()
-        .map(|m| (m.name.clone(), store.path(&m.sha256)))
-        .collect();
-    (packages, models)
+    let entries = |list: &[airlock_recipe::LockedModel]| {
+        list.iter()
+            .map(|m| (m.name.clone(), store.path(&m.sha256)))
+            .collect()
+    };
+    (packages, entries(&lock.models), entries(&lock.components))
 }
 
 /// A progress bar over `total` bytes, on a terminal only.

@@ -1448,6 +1448,10 @@ fn build_is_reproducible_across_paths_umask_locale_clock_and_threads() {
         let model = root.join("opt/models/tiny.gguf");
         assert_eq!(std::fs::read(&model).unwrap(), trust::MODEL);
         assert_eq!(std::fs::metadata(&model).unwrap().mode() & 0o7777, 0o444);
+        // The component, executable and read-only, likewise.
+        let tool = root.join("usr/bin/host-tool");
+        assert_eq!(std::fs::read(&tool).unwrap(), trust::TOOL);
+        assert_eq!(std::fs::metadata(&tool).unwrap().mode() & 0o7777, 0o555);
     }
     let passwd = read("etc/passwd");
     assert!(

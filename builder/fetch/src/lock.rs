@@ -100,7 +100,7 @@ pub fn lock(
             }
         })
         .collect();
-    let models = lock_models(http, recipe)?;
+    let (models, components) = lock_pinned(http, recipe)?;
     Ok(Lock {
         version: LOCK_VERSION,
         recipe: recipe.digest,
@@ -111,37 +111,48 @@ pub fn lock(
         },
         packages,
         models,
+        components,
     })
 }
 
-/// Pins every model: a local file is hashed (and must match the recipe); a
-/// URL's size is asked of the server (its bytes are checked by `fetch`).
-fn lock_models(http: &Http, recipe: &LoadedRecipe) -> Result<Vec<LockedModel>, FetchError> {
-    let mut models = Vec::new();
-    for model in &recipe.recipe.models {
-        let size = if let Some(path) = &model.path {
+/// Pins every model and component: a local file is hashed (and must match
+/// the recipe); a URL's size is asked of the server (its bytes are checked
+/// by `fetch`). Returns the models' pins and the components'.
+fn lock_pinned(
+    http: &Http,
+    recipe: &LoadedRecipe,
+) -> Result<(Vec<LockedModel>, Vec<LockedModel>), FetchError> {
+    let (mut models, mut components) = (Vec::new(), Vec::new());
+    for pinned in recipe.recipe.pinned() {
+        let size = if let Some(path) = pinned.path {
             let path = recipe.host_path(path.as_str());
             let (actual, size) = airlock_store::hash_file(&path)?;
-            if actual != model.sha256 {
+            if actual != pinned.sha256 {
                 return Err(FetchError::Recipe(format!(
-                    "{}: model {}: sha256 mismatch: the recipe pins {}, the file is {actual}",
+                    "{}: {} {}: sha256 mismatch: the recipe pins {}, the file is {actual}",
                     path.display(),
-                    model.name,
-                    model.sha256
+                    pinned.kind,
+                    pinned.name,
+                    pinned.sha256
                 )));
             }
             size
         } else {
-            let url = model.url.as_ref().expect("validated: path or url");
+            let url = pinned.url.expect("validated: path or url");
             http.content_length(url.as_str())?
         };
-        models.push(LockedModel {
-            name: model.name.as_str().to_owned(),
-            sha256: model.sha256,
+        let locked = LockedModel {
+            name: pinned.name.to_owned(),
+            sha256: pinned.sha256,
             size,
-        });
+        };
+        if pinned.kind == "model" {
+            models.push(locked);
+        } else {
+            components.push(locked);
+        }
     }
-    Ok(models)
+    Ok((models, components))
 }
 
 /// Every input a lock pins, as download items. Packages come from their
@@ -157,16 +168,11 @@ pub fn items(recipe: &LoadedRecipe, lock: &Lock, mirrors: &Mirrors) -> Vec<Item>
             size: Some(package.size),
         })
         .collect();
-    for locked in &lock.models {
-        let Some(model) = recipe
-            .recipe
-            .models
-            .iter()
-            .find(|m| m.name.as_str() == locked.name)
-        else {
+    for pinned in recipe.recipe.pinned() {
+        let Some(locked) = lock.pinned(pinned.kind, pinned.name) else {
             continue;
         };
-        let url = match (&model.url, &model.path) {
+        let url = match (pinned.url, pinned.path) {
             (Some(url), _) => url.as_str().to_owned(),
             (None, Some(path)) => {
                 let path = recipe.host_path(path.as_str());
@@ -176,7 +182,7 @@ pub fn items(recipe: &LoadedRecipe, lock: &Lock, mirrors: &Mirrors) -> Vec<Item>
             (None, None) => continue,
         };
         items.push(Item {
-            what: format!("model {}", locked.name),
+            what: format!("{} {}", pinned.kind, locked.name),
             url,
             sha256: locked.sha256,
             size: Some(locked.size),

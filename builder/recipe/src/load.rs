@@ -8,7 +8,7 @@
 //! merged key by key with the same rules.
 //!
 //! Relative host paths (`archive.keyring`, `files.tree[].source`,
-//! `models[].path`, `include`) are relative to the file that names them; the
+//! `models[].path`, `components[].path`, `include`) are relative to the file that names them; the
 //! loaded recipe rewrites them relative to the top-level recipe's folder.
 
 use std::io;
@@ -113,6 +113,7 @@ const HOST_PATH_KEYS: &[&[&str]] = &[
     &["archive", "keyring"],
     &["files", "tree", "*", "source"],
     &["models", "*", "path"],
+    &["components", "*", "path"],
 ];
 
 impl Loader<'_> {

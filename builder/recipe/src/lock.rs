@@ -34,6 +34,10 @@ pub struct Lock {
     /// Every model, sorted by name.
     #[serde(default, rename = "model", skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<LockedModel>,
+    /// Every `[[components]]` file, sorted by name (the same pin as a
+    /// model's: name, sha256, size).
+    #[serde(default, rename = "component", skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<LockedModel>,
 }
 
 /// The archive as it was when locked.
@@ -137,6 +141,16 @@ pub enum LockError {
 }
 
 impl Lock {
+    /// The pin of a model (`kind` "model") or component ("component").
+    pub fn pinned(&self, kind: &str, name: &str) -> Option<&LockedModel> {
+        let list = if kind == "model" {
+            &self.models
+        } else {
+            &self.components
+        };
+        list.iter().find(|m| m.name == name)
+    }
+
     /// Parses a lock file's text. Checks the format version and that every
     /// list is sorted and every filename stays below the mirror root.
     pub fn parse(file: &Path, text: &str) -> Result<Lock, LockError> {
@@ -190,6 +204,10 @@ impl Lock {
             "models",
             lock.models.iter().map(|m| m.name.as_str()).collect(),
         )?;
+        names(
+            "components",
+            lock.components.iter().map(|c| c.name.as_str()).collect(),
+        )?;
         for package in &lock.packages {
             let bad = package.filename.starts_with('/')
                 || package
@@ -214,6 +232,7 @@ impl Lock {
         let mut sorted = self.clone();
         sorted.packages.sort();
         sorted.models.sort();
+        sorted.components.sort();
         let body = toml::to_string(&sorted).expect("a lock always serializes to TOML");
         format!("{HEADER}{body}")
     }
@@ -288,6 +307,11 @@ mod tests {
                 sha256: Sha256::of(b"model"),
                 size: 42,
             }],
+            components: vec![LockedModel {
+                name: "host-tool".to_owned(),
+                sha256: Sha256::of(b"tool"),
+                size: 4,
+            }],
         }
     }
 
@@ -335,6 +359,11 @@ mod tests {
             name = "tiny"
             sha256 = "9372c470eeadd5ecd9c3c74c2b3cb633f8e2f2fad799250a0f70d652b6b825e4"
             size = 42
+
+            [[component]]
+            name = "host-tool"
+            sha256 = "7c9bbe5ec9b3fb774e8fa0f54247e93c34ddf8e5d16fe3073420de0ae81a262d"
+            size = 4
         "##]]
         .assert_eq(&text);
         let parsed = Lock::parse(Path::new("x.lock"), &text).unwrap();

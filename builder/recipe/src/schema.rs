@@ -12,7 +12,9 @@ use crate::values::*;
 use airlock_format::Sha256;
 
 mod card;
+mod pinned;
 pub use card::{ModelCard, Party, PartyKind, SafetyRisk};
+pub use pinned::{Component, Pinned};
 
 /// A whole recipe after includes were merged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,11 @@ pub struct Recipe {
     pub agent: Option<Agent>,
     /// `[[models]]`.
     pub models: Vec<Model>,
+    /// `[[components]]`: other files pinned by digest (airlock's own
+    /// host tool, for one); absent from the recipe's digest when empty, so
+    /// recipes from before components keep theirs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
     /// `[firewall]`; absent when airlock writes no ruleset.
     pub firewall: Option<Firewall>,
     /// `[audit]`; absent when airlock configures no auditing.

@@ -16,6 +16,16 @@ impl Recipe {
                     .map(|p| format!("[image] supplier: {p}")),
             );
         }
+        for component in &self.components {
+            if let Some(supplier) = &component.supplier {
+                problems.extend(
+                    supplier
+                        .problems()
+                        .into_iter()
+                        .map(|p| format!("[[components]] {} supplier: {p}", component.name)),
+                );
+            }
+        }
         for model in &self.models {
             problems.extend(
                 model
@@ -24,6 +34,53 @@ impl Recipe {
                     .into_iter()
                     .map(|p| format!("[[models]] {} card: {p}", model.name)),
             );
+        }
+        problems
+    }
+
+    /// The models' and components' own rules: unique names and
+    /// destinations, one source each, a one-word version.
+    fn pinned_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        push_duplicates(
+            &mut problems,
+            "[[models]] and [[components]] name",
+            self.models
+                .iter()
+                .map(|m| m.name.as_str())
+                .chain(self.components.iter().map(|c| c.name.as_str())),
+        );
+        push_duplicates(
+            &mut problems,
+            "[[models]] and [[components]] destination",
+            self.models
+                .iter()
+                .map(|m| m.destination.as_str())
+                .chain(self.components.iter().map(|c| c.destination.as_str())),
+        );
+        for model in &self.models {
+            if model.path.is_some() == model.url.is_some() {
+                problems.push(format!(
+                    "[[models]] {}: give exactly one of `path` (a file on the build host) or `url`",
+                    model.name
+                ));
+            }
+        }
+        for component in &self.components {
+            if component.path.is_some() == component.url.is_some() {
+                problems.push(format!(
+                    "[[components]] {}: give exactly one of `path` (a file on the build host) or `url`",
+                    component.name
+                ));
+            }
+            if component.version.trim().is_empty()
+                || component.version.contains(char::is_whitespace)
+            {
+                problems.push(format!(
+                    "[[components]] {}: version {:?} must be one word (the SBOMs list it)",
+                    component.name, component.version
+                ));
+            }
         }
         problems
     }
@@ -65,25 +122,8 @@ impl Recipe {
             "[[users]] name",
             self.users.iter().map(|u| u.name.as_str()),
         );
-        push_duplicates(
-            &mut problems,
-            "[[models]] name",
-            self.models.iter().map(|m| m.name.as_str()),
-        );
-        push_duplicates(
-            &mut problems,
-            "[[models]] destination",
-            self.models.iter().map(|m| m.destination.as_str()),
-        );
         problems.extend(self.sbom_problems());
-        for model in &self.models {
-            if model.path.is_some() == model.url.is_some() {
-                problems.push(format!(
-                    "[[models]] {}: give exactly one of `path` (a file on the build host) or `url`",
-                    model.name
-                ));
-            }
-        }
+        problems.extend(self.pinned_problems());
         for user in &self.users {
             for (n, key) in user.authorized_keys.iter().enumerate() {
                 if let Err(why) = crate::schema::check_authorized_key(key) {

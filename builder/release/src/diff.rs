@@ -162,6 +162,8 @@ pub struct Diff {
     pub files: Files,
     /// Models.
     pub models: Vec<Setting>,
+    /// Components (`[[components]]`: airlock's host tool, for one).
+    pub components: Vec<Setting>,
     /// Firewall.
     pub firewall: Vec<Setting>,
     /// Audit.
@@ -262,6 +264,7 @@ pub fn diff(old: &Release, new: &Release) -> Result<Diff, ReleaseError> {
         packages,
         files,
         models: section("models"),
+        components: section("components"),
         firewall: section("firewall"),
         audit: section("audit"),
         agent: section("agent"),
@@ -320,6 +323,7 @@ impl Diff {
             && p.rebuilt.is_empty()
             && self.files.is_empty()
             && self.models.is_empty()
+            && self.components.is_empty()
             && self.firewall.is_empty()
             && self.audit.is_empty()
             && self.agent.is_empty()
@@ -374,6 +378,7 @@ impl Diff {
         t += &f.lines();
         for (title, settings) in [
             ("models", &self.models),
+            ("components", &self.components),
             ("firewall", &self.firewall),
             ("audit", &self.audit),
             ("agent", &self.agent),

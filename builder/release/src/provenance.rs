@@ -67,6 +67,13 @@ pub fn statement(
             "digest": {"sha256": m.sha256.to_hex()},
         })
     }));
+    dependencies.extend(lock.components.iter().map(|c| {
+        json!({
+            "uri": format!("urn:airlock:component:{}", c.name),
+            "name": c.name,
+            "digest": {"sha256": c.sha256.to_hex()},
+        })
+    }));
     dependencies.extend(lock.archive.suites.iter().map(|s| {
         json!({
             "uri": format!("urn:airlock:debian-suite:{}", s.codename),

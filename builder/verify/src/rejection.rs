@@ -410,6 +410,26 @@ pub enum Rejection {
         /// The image's.
         actual: String,
     },
+    /// A component (`[[components]]`) whose file is not in the image.
+    #[error("SBOM: component {component}: {path} is not in the image")]
+    SbomComponentMissing {
+        /// The component's name.
+        component: String,
+        /// Its path in the image.
+        path: String,
+    },
+    /// A component whose file has another digest than the SBOM says.
+    #[error("SBOM: component {component}: {path} has sha256 {actual}, the SBOM says {expected}")]
+    SbomComponentDigest {
+        /// The component's name.
+        component: String,
+        /// Its path in the image.
+        path: String,
+        /// The SBOM's sha256.
+        expected: String,
+        /// The image's.
+        actual: String,
+    },
     /// A privilege inventory line that cannot be read.
     #[error("SBOM: privilege inventory: cannot read {line:?}")]
     SbomPrivilegeUnreadable {

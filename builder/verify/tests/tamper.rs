@@ -512,6 +512,36 @@ fn rows() -> Vec<Row> {
             field: ("expected", json!(zeros())),
         },
         Row {
+            name: "a component whose file is not in the image",
+            change: |m, _| m.entries.retain(|e| e.path != "usr/bin/host-tool"),
+            kind: "sbom-component-missing",
+            field: ("component", json!("host-tool")),
+        },
+        Row {
+            name: "a component's file swapped for another",
+            change: |m, _| {
+                for entry in &mut m.entries {
+                    if entry.path == "usr/bin/host-tool" {
+                        entry.data = b"#!/bin/sh\nrm -rf /\n".to_vec();
+                    }
+                }
+            },
+            kind: "sbom-component-digest",
+            field: ("component", json!("host-tool")),
+        },
+        Row {
+            name: "SPDX 3 pins another component digest than CycloneDX",
+            change: |m, _| {
+                spdx3(m, |v| {
+                    let graph = v["@graph"].as_array_mut().unwrap();
+                    let n = graph.len() - 2;
+                    graph[n]["verifiedUsing"][0]["hashValue"] = json!(zeros());
+                })
+            },
+            kind: "sboms-disagree",
+            field: ("package", json!("component host-tool")),
+        },
+        Row {
             name: "an unreadable privilege line",
             change: |m, _| m.privileges.push("no separator".to_owned()),
             kind: "sbom-privilege-unreadable",

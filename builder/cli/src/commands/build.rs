@@ -45,7 +45,7 @@ impl Args {
         ensure_inputs(&locked, &store, self.offline, self.jobs, &self.mirror)?;
         let lock_digest =
             airlock_recipe::Sha256(sha2::Sha256::digest(locked.lock().to_toml().as_bytes()).into());
-        let (packages, models) = shared::store_inputs(locked.lock(), &store);
+        let (packages, models, components) = shared::store_inputs(locked.lock(), &store);
         let loaded = locked.recipe();
         let input = Input {
             recipe: &loaded.recipe,
@@ -55,6 +55,7 @@ impl Args {
             lock_digest,
             packages,
             models,
+            components,
             recorded_files: None,
             airlock_version: env!("CARGO_PKG_VERSION"),
             builder_digest: &crate::shared::self_digest()?,

@@ -31,6 +31,7 @@ impl Args {
             let lock = shared::read_lock(path)?;
             keep.extend(lock.packages.iter().map(|p| p.sha256));
             keep.extend(lock.models.iter().map(|m| m.sha256));
+            keep.extend(lock.components.iter().map(|c| c.sha256));
             keep.extend(lock.archive.suites.iter().map(|s| s.inrelease_sha256));
         }
         let store = self.store.open()?;

@@ -158,8 +158,8 @@ fn signed_builder(bundle: &Path) -> anyhow::Result<Option<String>> {
         .map(str::to_owned))
 }
 
-/// The bundle paths of the sources the lock needs: every .deb and model,
-/// each with the sha256 the lock pins.
+/// The bundle paths of the sources the lock needs: every .deb, model and
+/// component, each with the sha256 the lock pins.
 fn needed_sources(lock: &airlock_recipe::Lock) -> Vec<(String, airlock_recipe::Sha256)> {
     lock.packages
         .iter()
@@ -168,6 +168,11 @@ fn needed_sources(lock: &airlock_recipe::Lock) -> Vec<(String, airlock_recipe::S
             lock.models
                 .iter()
                 .map(|m| (format!("sources/models/{}", m.name), m.sha256)),
+        )
+        .chain(
+            lock.components
+                .iter()
+                .map(|c| (format!("sources/components/{}", c.name), c.sha256)),
         )
         .collect()
 }
@@ -183,7 +188,11 @@ fn check_sources(
         .files
         .iter()
         .map(|f| f.path.as_str())
-        .filter(|p| p.starts_with("sources/debs/") || p.starts_with("sources/models/"))
+        .filter(|p| {
+            ["sources/debs/", "sources/models/", "sources/components/"]
+                .iter()
+                .any(|prefix| p.starts_with(prefix))
+        })
         .collect();
     let list = |paths: Vec<&&str>| paths.iter().map(|p| **p).collect::<Vec<_>>().join(", ");
     let missing: Vec<&&str> = needed.difference(&present).collect();
@@ -240,7 +249,7 @@ fn rebuild(
             anyhow::bail!("{path}: sha256 {digest}, the lock says {want}");
         }
     }
-    let (packages, models) = crate::shared::store_inputs(&lock, store);
+    let (packages, models, components) = crate::shared::store_inputs(&lock, store);
     let input = Input {
         recipe: &recipe,
         base_dir: bundle,
@@ -249,6 +258,7 @@ fn rebuild(
         lock_digest,
         packages,
         models,
+        components,
         recorded_files: Some(bundle),
         airlock_version: &manifest.airlock,
         builder_digest: &crate::shared::self_digest()?,

@@ -19,6 +19,9 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A model file: the GGUF magic and a few bytes.
 pub(super) const MODEL: &[u8] = b"GGUF\x03\x00\x00\x00tiny test weights";
 
+/// A pinned component: a host tool (a script standing in for a binary).
+pub(super) const TOOL: &[u8] = b"#!/bin/sh\necho host tool\n";
+
 /// The build fixture's recipe with a model.
 fn recipe(base: &str) -> String {
     use sha2::Digest;
@@ -39,8 +42,19 @@ parameters = \"1K\"
 quantization = \"F32\"
 intended_use = \"integration tests\"
 limitations = \"none worth mentioning\"
+
+[[components]]
+name = \"host-tool\"
+version = \"1.0.0\"
+sha256 = \"{}\"
+path = \"bin/host-tool\"
+destination = \"/usr/bin/host-tool\"
+executable = true
+license = \"Apache-2.0\"
+copyright = \"Copyright 2026 the airlock authors\"
 ",
-        hex::encode(sha2::Sha256::digest(MODEL))
+        hex::encode(sha2::Sha256::digest(MODEL)),
+        hex::encode(sha2::Sha256::digest(TOOL))
     )
 }
 
@@ -48,6 +62,8 @@ limitations = \"none worth mentioning\"
 pub(super) fn with_model(env: &Env, base: &str) -> String {
     std::fs::create_dir_all(env.path("recipe/models")).unwrap();
     std::fs::write(env.path("recipe/models/tiny.gguf"), MODEL).unwrap();
+    std::fs::create_dir_all(env.path("recipe/bin")).unwrap();
+    std::fs::write(env.path("recipe/bin/host-tool"), TOOL).unwrap();
     write_overlay(env, false);
     format!(
         "{}\n[[files.tree]]\nsource = \"overlay\"\ntarget = \"/opt/overlay\"\n",
@@ -444,6 +460,7 @@ fn round_trip_two_of_three_deterministic_bundles_and_a_flipped_byte_in_every_fil
         "sbom.spdx3.json",
         "sources/debs/mawk_1.3.4_amd64.deb",
         "sources/models/tiny",
+        "sources/components/host-tool",
         "sources/files.json",
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:?}");
@@ -1686,7 +1703,9 @@ fn the_far_side_rebuilds_from_the_bundle_alone_and_catches_a_resealed_artifact()
     let (output, _) = rebuild(&release, &bare);
     assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("sources are incomplete, missing sources/debs/"),
+        stderr(&output).contains(
+            "sources are incomplete, missing sources/components/host-tool, sources/debs/"
+        ),
         "{}",
         stderr(&output)
     );

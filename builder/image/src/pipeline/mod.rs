@@ -45,6 +45,8 @@ pub struct Input<'a> {
     pub packages: Vec<Package>,
     /// The locked models: (name, the verified store entry).
     pub models: Vec<(String, PathBuf)>,
+    /// The locked components: (name, the verified store entry).
+    pub components: Vec<(String, PathBuf)>,
     /// A folder holding `sources/files.json` (a bundle's, for a rebuild):
     /// the `[files]` trees are read from that record instead of from
     /// `base_dir`.
@@ -313,7 +315,7 @@ fn assemble(
     let mut tree = extract::into_tree(&unpacked, &allowed_devices)?;
     progress("configuring");
     let configured = configure::configure(&mut tree, blobs, &unpacked, recipe, added)?;
-    install_models(input, &mut tree, blobs)?;
+    install_pinned(input, &mut tree, blobs)?;
     crate::privilege::check_tree(&tree, &allowed_devices)?;
     let privileges = crate::privilege::inventory(&tree)?;
     Ok(Assembled {
@@ -341,6 +343,7 @@ fn write_documents(
         blobs,
         debs: &input.packages,
         models: &input.models,
+        components: &input.components,
         artifacts: hashed,
         added,
         privileges: &assembled.privileges,
@@ -427,31 +430,36 @@ pub(super) fn kernel_cmdline(recipe: &Recipe, verity: &Verity) -> String {
     words.join(" ")
 }
 
-/// Puts each `[[models]]` file at its destination, read-only (0444, root),
+/// Puts each `[[models]]` and `[[components]]` file at its destination,
+/// read-only (0444, or 0555 for an executable component; root),
 /// hardlinked from the store into the build's blob area where the file
 /// system allows (never read into memory).
-fn install_models(
+fn install_pinned(
     input: &Input<'_>,
     tree: &mut airlock_tree::Tree,
     blobs: &Store,
 ) -> Result<(), BuildError> {
-    for model in &input.recipe.models {
-        let locked = input
-            .lock
-            .models
+    for pinned in input.recipe.pinned() {
+        let what = || format!("{} {}", pinned.section(), pinned.name);
+        let locked =
+            input
+                .lock
+                .pinned(pinned.kind, pinned.name)
+                .ok_or_else(|| BuildError::Config {
+                    what: what(),
+                    message: "not in the lock; run `airlock lock --update`".to_owned(),
+                })?;
+        let sources = if pinned.kind == "model" {
+            &input.models
+        } else {
+            &input.components
+        };
+        let source = sources
             .iter()
-            .find(|m| m.name == model.name.as_str())
-            .ok_or_else(|| BuildError::Config {
-                what: format!("[[models]] {}", model.name),
-                message: "not in the lock; run `airlock lock --update`".to_owned(),
-            })?;
-        let source = input
-            .models
-            .iter()
-            .find(|(name, _)| name == model.name.as_str())
+            .find(|(name, _)| name == pinned.name)
             .map(|(_, path)| path)
             .ok_or_else(|| BuildError::Config {
-                what: format!("[[models]] {}", model.name),
+                what: what(),
                 message: "not in the store; run `airlock fetch`".to_owned(),
             })?;
         let target = blobs.path(&locked.sha256);
@@ -468,11 +476,11 @@ fn install_models(
                 sha256: locked.sha256,
                 size: locked.size,
             }),
-            0o444,
+            pinned.mode,
         );
-        tree.put(model.destination.as_str().trim_start_matches('/'), node)
+        tree.put(pinned.destination.as_str().trim_start_matches('/'), node)
             .map_err(|source| BuildError::Tree {
-                package: format!("[[models]] {}", model.name),
+                package: what(),
                 source,
             })?;
     }

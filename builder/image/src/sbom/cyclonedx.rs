@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 
 use super::licenses::{FREE_FORM, Notice, Refs};
-use super::{Deb, Facts, ModelFacts, PRIVILEGE_PROPERTY, derived_uuid, privileges_of, timestamp};
+use super::{
+    ComponentFacts, Deb, Facts, ModelFacts, PRIVILEGE_PROPERTY, derived_uuid, privileges_of,
+    timestamp,
+};
 use airlock_recipe::Party;
 
 /// A party as an organizational entity (CycloneDX's supplier).
@@ -180,6 +183,36 @@ fn model(facts: &ModelFacts<'_>) -> (String, Value) {
     (bom_ref, component)
 }
 
+/// One `[[components]]` file as an application component, found in the
+/// image at its `airlock:path`.
+fn component(pinned: &ComponentFacts<'_>) -> (String, Value) {
+    let component = pinned.component;
+    let bom_ref = format!("component:{}", component.name.as_str());
+    let mut properties = vec![property("airlock:path", component.destination.as_str())];
+    if let Some(size) = pinned.size {
+        properties.push(property("airlock:size", size.to_string()));
+    }
+    let mut value = json!({
+        "type": "application",
+        "bom-ref": bom_ref,
+        "name": component.name.as_str(),
+        "version": component.version,
+        "hashes": hashes(&component.sha256.to_hex(), pinned.sha512.as_ref()),
+        "licenses": [{"expression": component.license, "acknowledgement": "declared"}],
+        "properties": properties,
+    });
+    if let Some(supplier) = pinned.supplier {
+        value["supplier"] = entity(supplier);
+    }
+    if let Some(copyright) = &component.copyright {
+        value["copyright"] = json!(copyright);
+    }
+    if let Some(source) = &component.source {
+        value["externalReferences"] = json!([{"type": "vcs", "url": source}]);
+    }
+    (bom_ref, value)
+}
+
 /// The image's own component.
 fn image(facts: &Facts<'_>) -> Value {
     let image = &facts.input.recipe.image;
@@ -239,6 +272,11 @@ pub(super) fn document(facts: &Facts<'_>) -> Value {
         let (bom_ref, component) = model(model_facts);
         refs.push(bom_ref);
         components.push(component);
+    }
+    for pinned in &facts.components {
+        let (bom_ref, value) = component(pinned);
+        refs.push(bom_ref);
+        components.push(value);
     }
     for (path, sha256, _) in &facts.files {
         let bom_ref = format!("file:{path}");
@@ -307,5 +345,20 @@ mod tests {
         assert_eq!(bom_ref, "model:example-agent-model");
         expect_test::expect_file!["../../tests/snapshots/example-model.cdx.json"]
             .assert_eq(&super::super::pretty(&component));
+    }
+
+    /// A pinned component (airlock's host tool) as an application with its
+    /// version, digests, image path and the image's supplier: what verify
+    /// matches against the image.
+    #[test]
+    fn a_component_is_an_application_at_its_path() {
+        let recipe = super::super::tests::example_recipe();
+        let host_tool = super::super::tests::example_component();
+        let supplier = super::super::tests::example_supplier(&recipe);
+        let facts = super::super::tests::example_component_facts(&host_tool, &supplier);
+        let (bom_ref, value) = component(&facts);
+        assert_eq!(bom_ref, "component:airlock-host");
+        expect_test::expect_file!["../../tests/snapshots/example-component.cdx.json"]
+            .assert_eq(&super::super::pretty(&value));
     }
 }

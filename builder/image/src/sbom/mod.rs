@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use airlock_recipe::{Lock, Model, Party, Recipe};
+use airlock_recipe::{Component, Lock, Model, Party, Recipe};
 use airlock_store::Store;
 use airlock_tree::{Kind, Tree};
 use rayon::prelude::*;
@@ -69,6 +69,8 @@ pub struct Input<'a> {
     pub debs: &'a [Package],
     /// The locked models' files: (name, path).
     pub models: &'a [(String, std::path::PathBuf)],
+    /// The locked components' files: (name, path).
+    pub components: &'a [(String, std::path::PathBuf)],
     /// The artifacts as written, hashed (see [`hash_artifacts`]).
     pub artifacts: &'a [Hashed],
     /// The files the recipe added.
@@ -120,11 +122,21 @@ struct ModelFacts<'a> {
     sha512: Option<String>,
 }
 
+/// One component (`[[components]]`) as the SBOMs state it.
+struct ComponentFacts<'a> {
+    component: &'a Component,
+    size: Option<u64>,
+    sha512: Option<String>,
+    /// Its own supplier, or the image's.
+    supplier: Option<&'a Party>,
+}
+
 /// Everything the documents say, gathered once.
 struct Facts<'a> {
     input: &'a Input<'a>,
     debs: Vec<Deb>,
     models: Vec<ModelFacts<'a>>,
+    components: Vec<ComponentFacts<'a>>,
     /// Files the recipe added: (path, sha256, sha1).
     files: Vec<(String, String, String)>,
     refs: Refs,
@@ -141,6 +153,33 @@ pub fn generate(input: &Input<'_>) -> Result<Documents, BuildError> {
         spdx: pretty(&spdx2::document(&facts)),
         spdx3: pretty(&spdx3::document(&facts)),
     })
+}
+
+/// The components as the SBOMs state them, their files hashed (SHA-512)
+/// in parallel.
+fn components<'a>(input: &'a Input<'a>) -> Result<Vec<ComponentFacts<'a>>, BuildError> {
+    let component_sha512: BTreeMap<&str, String> = input
+        .components
+        .par_iter()
+        .map(|(name, path)| Ok((name.as_str(), hash_file(path)?.1)))
+        .collect::<Result<_, BuildError>>()?;
+    Ok(input
+        .recipe
+        .components
+        .iter()
+        .map(|component| ComponentFacts {
+            component,
+            size: input
+                .lock
+                .pinned("component", component.name.as_str())
+                .map(|c| c.size),
+            sha512: component_sha512.get(component.name.as_str()).cloned(),
+            supplier: component
+                .supplier
+                .as_ref()
+                .or(input.recipe.image.supplier.as_ref()),
+        })
+        .collect())
 }
 
 fn gather<'a>(input: &'a Input<'a>) -> Result<Facts<'a>, BuildError> {
@@ -221,6 +260,7 @@ fn gather<'a>(input: &'a Input<'a>) -> Result<Facts<'a>, BuildError> {
             sha512: model_sha512.get(model.name.as_str()).cloned(),
         })
         .collect();
+    let components = components(input)?;
     let mut files = Vec::new();
     for added in input.added {
         if let Kind::File(content) = &added.node.kind {
@@ -235,6 +275,7 @@ fn gather<'a>(input: &'a Input<'a>) -> Result<Facts<'a>, BuildError> {
         input,
         debs,
         models,
+        components,
         files,
         refs,
         distribution,
@@ -394,6 +435,47 @@ mod tests {
             size: None,
             sha512: Some("5".repeat(128)),
         }
+    }
+
+    /// A component as the SBOMs see it (made-up digests; the file is not
+    /// read), supplied by `supplier`.
+    pub(super) fn example_component_facts<'a>(
+        component: &'a Component,
+        supplier: &'a Party,
+    ) -> ComponentFacts<'a> {
+        ComponentFacts {
+            component,
+            size: Some(4096),
+            sha512: Some("6".repeat(128)),
+            supplier: Some(supplier),
+        }
+    }
+
+    /// The image's supplier in the agent-node example.
+    pub(super) fn example_supplier(recipe: &Recipe) -> Party {
+        recipe
+            .image
+            .supplier
+            .clone()
+            .expect("the example names its supplier")
+    }
+
+    /// A component: airlock's host tool.
+    pub(super) fn example_component() -> Component {
+        toml::from_str(
+            r#"
+name = "airlock-host"
+version = "0.1.0"
+sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+path = "airlock-host"
+destination = "/usr/bin/airlock-host"
+executable = true
+license = "Apache-2.0 OR MIT"
+source = "https://example.org/airlock.git"
+copyright = "Copyright 2026 the airlock authors"
+"#,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::licenses::{Notice, Refs};
 use super::{
-    Deb, Facts, ModelFacts, PRIVILEGE_PROPERTY, derived_uuid, privileges_of, spdx2_party, timestamp,
+    ComponentFacts, Deb, Facts, ModelFacts, PRIVILEGE_PROPERTY, derived_uuid, privileges_of,
+    spdx2_party, timestamp,
 };
 
 fn notice(notice: &Notice) -> &str {
@@ -115,6 +116,32 @@ fn model(id: &str, facts: &ModelFacts<'_>) -> Value {
     package
 }
 
+/// One `[[components]]` file: an application package.
+fn component(id: &str, pinned: &ComponentFacts<'_>) -> Value {
+    let component = pinned.component;
+    let mut package = json!({
+        "SPDXID": id,
+        "name": component.name.as_str(),
+        "versionInfo": component.version,
+        "downloadLocation": component.url.as_ref().map_or("NOASSERTION".to_owned(), |u| u.as_str().to_owned()),
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "APPLICATION",
+        "supplier": pinned.supplier.map_or("NOASSERTION".to_owned(), spdx2_party),
+        "checksums": checksums(&component.sha256.to_hex(), pinned.sha512.as_ref()),
+        "licenseConcluded": component.license,
+        "licenseDeclared": component.license,
+        "copyrightText": component.copyright.as_deref().unwrap_or("NOASSERTION"),
+        "comment": format!("installed at {}", component.destination.as_str()),
+    });
+    if let Some(source) = &component.source {
+        package["sourceInfo"] = json!(format!("built from {source}"));
+    }
+    if let Some(name) = component.destination.as_str().rsplit('/').next() {
+        package["packageFileName"] = json!(name);
+    }
+    package
+}
+
 /// One file the recipe added.
 fn file(id: &str, path: &str, sha256: &str, sha1: &str) -> Value {
     json!({
@@ -203,6 +230,11 @@ pub(super) fn document(facts: &Facts<'_>) -> Value {
     for (index, model_facts) in facts.models.iter().enumerate() {
         let id = spdx_id("model", index, model_facts.model.name.as_str());
         packages.push(model(&id, model_facts));
+        relationships.push(relationship("SPDXRef-Image", "CONTAINS", &id));
+    }
+    for (index, pinned) in facts.components.iter().enumerate() {
+        let id = spdx_id("component", index, pinned.component.name.as_str());
+        packages.push(component(&id, pinned));
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", &id));
     }
     // SPDX forbids CONTAINS from a package whose files were not analyzed,

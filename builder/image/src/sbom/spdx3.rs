@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::licenses::{Notice, Refs};
-use super::{Facts, ModelFacts, derived_uuid, timestamp};
+use super::{ComponentFacts, Facts, ModelFacts, derived_uuid, timestamp};
 use airlock_recipe::{Party, PartyKind, SafetyRisk};
 
 /// SPDX 3's JSON-LD context.
@@ -275,6 +275,52 @@ fn model(graph: &mut Graph<'_>, index: usize, facts: &ModelFacts<'_>) -> String 
     id
 }
 
+/// One `[[components]]` file as an application package with its file.
+fn component(graph: &mut Graph<'_>, index: usize, pinned: &ComponentFacts<'_>) -> String {
+    let component = pinned.component;
+    let digests = || hashes(&component.sha256.to_hex(), pinned.sha512.as_ref());
+    let mut fields = json!({
+        "name": component.name.as_str(),
+        "software_packageVersion": component.version,
+        "software_primaryPurpose": "application",
+        "software_downloadLocation": component.url.as_ref().map_or("NOASSERTION", |u| u.as_str()),
+        "verifiedUsing": digests(),
+        "comment": format!("installed at {}", component.destination.as_str()),
+    });
+    if let Some(copyright) = &component.copyright {
+        fields["software_copyrightText"] = json!(copyright);
+    }
+    if let Some(source) = &component.source {
+        fields["software_sourceInfo"] = json!(format!("built from {source}"));
+    }
+    if let Some(supplier) = pinned.supplier {
+        let agent = graph.agent(supplier);
+        fields["suppliedBy"] = json!(agent);
+        fields["originatedBy"] = json!([agent]);
+    }
+    let id = graph.add("software_Package", &format!("component-{index}"), fields);
+    graph.licensed(&id, Some(&component.license));
+    let file_name = component
+        .destination
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let purpose = if component.executable {
+        "executable"
+    } else {
+        "file"
+    };
+    graph.artifact(
+        &id,
+        &format!("component-{index}-file"),
+        file_name,
+        purpose,
+        digests(),
+    );
+    id
+}
+
 /// The Debian packages, their artifacts and their dependencies; their ids.
 fn debs(graph: &mut Graph<'_>, facts: &Facts<'_>) -> Vec<String> {
     let distribution = facts.distribution.as_ref().map(|d| graph.agent(d));
@@ -402,6 +448,9 @@ pub(super) fn document(facts: &Facts<'_>) -> Value {
     for (index, model_facts) in facts.models.iter().enumerate() {
         contained.push(model(&mut graph, index, model_facts));
     }
+    for (index, pinned) in facts.components.iter().enumerate() {
+        contained.push(component(&mut graph, index, pinned));
+    }
     graph.relate(&image, "contains", contained, Some("complete"));
     let data_license = graph.license("CC0-1.0");
     let members: Vec<String> = graph
@@ -455,6 +504,21 @@ mod tests {
         let mut graph = Graph::new("urn:uuid:example".to_owned(), &refs);
         model(&mut graph, 0, &facts);
         expect_test::expect_file!["../../tests/snapshots/example-model.spdx3.json"]
+            .assert_eq(&super::super::pretty(&json!(graph.elements)));
+    }
+
+    /// A pinned component as an application package with its executable
+    /// file, license and supplier.
+    #[test]
+    fn a_component_is_an_application_package() {
+        let recipe = super::super::tests::example_recipe();
+        let host_tool = super::super::tests::example_component();
+        let supplier = super::super::tests::example_supplier(&recipe);
+        let facts = super::super::tests::example_component_facts(&host_tool, &supplier);
+        let refs = Refs::new();
+        let mut graph = Graph::new("urn:uuid:example".to_owned(), &refs);
+        component(&mut graph, 0, &facts);
+        expect_test::expect_file!["../../tests/snapshots/example-component.spdx3.json"]
             .assert_eq(&super::super::pretty(&json!(graph.elements)));
     }
 

@@ -589,3 +589,59 @@ fn signing_key_files_refused() {
         assert!(message.contains(part), "{part}: {message}");
     }
 }
+
+const COMPONENT: &str = r#"
+[[components]]
+name = "host-tool"
+version = "1.2.3"
+sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+path = "../bin/host-tool"
+destination = "/usr/bin/host-tool"
+executable = true
+license = "MIT"
+"#;
+
+#[test]
+fn components_are_pinned_files_beside_the_models() {
+    // An included file's component path is rebased like a model's.
+    let main = format!("include = [\"parts/tool.toml\"]\n{BASE}");
+    let part = format!("schema = 1\n{COMPONENT}");
+    let loaded = load_from(
+        &[("r/main.toml", &main), ("r/parts/tool.toml", &part)],
+        "r/main.toml",
+    )
+    .unwrap();
+    let component = &loaded.recipe.components[0];
+    assert_eq!(component.path.as_ref().unwrap().as_str(), "bin/host-tool");
+    assert_eq!(component.mode(), 0o555);
+    let pinned: Vec<_> = loaded.recipe.pinned().collect();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!((pinned[0].kind, pinned[0].name), ("component", "host-tool"));
+    assert_eq!(pinned[0].section(), "[[components]]");
+    // A recipe without components keeps the digest it had before
+    // components existed: the empty list is not serialized.
+    let plain = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    let json = serde_json::to_value(&plain.recipe).unwrap();
+    assert!(json.get("components").is_none(), "{json}");
+    assert_ne!(plain.digest, loaded.digest);
+}
+
+#[test]
+fn a_component_needs_one_source_a_version_and_its_own_name() {
+    let text = format!(
+        "{BASE}{}\n[[models]]\nname = \"host-tool\"\nsha256 = \"{}\"\npath = \"m.gguf\"\ndestination = \"/usr/bin/host-tool\"\nlicense = \"MIT\"\n",
+        COMPONENT
+            .replace("version = \"1.2.3\"", "version = \"1 2\"")
+            .replace(
+                "path = \"../bin/host-tool\"",
+                "url = \"https://example.org/t\"\npath = \"t\""
+            ),
+        "9".repeat(64)
+    );
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml: [[models]] and [[components]] name "host-tool" appears twice; [[models]] and [[components]] destination "/usr/bin/host-tool" appears twice; [[components]] host-tool: give exactly one of `path` (a file on the build host) or `url`; [[components]] host-tool: version "1 2" must be one word (the SBOMs list it)"#
+        ]],
+    );
+}

@@ -145,7 +145,7 @@ fn disk_parts(
     Ok(planned)
 }
 
-/// `--with-sources`: the exact .debs and models from the store, and the
+/// `--with-sources`: the exact .debs, models and components from the store, and the
 /// image folder's record of the files its recipe's trees added.
 pub(super) fn sources(
     image: &Path,
@@ -178,18 +178,23 @@ pub(super) fn sources(
             source,
         ));
     }
-    for model in &lock.models {
-        let source = store.path(&model.sha256);
+    let pinned = (lock.models.iter().map(|m| ("model", "models", m))).chain(
+        lock.components
+            .iter()
+            .map(|c| ("component", "components", c)),
+    );
+    for (kind, folder, file) in pinned {
+        let source = store.path(&file.sha256);
         if !source.is_file() {
             return Err(invalid(format!(
-                "--with-sources: model {} is not in the store; run `airlock fetch`",
-                model.name
+                "--with-sources: {kind} {} is not in the store; run `airlock fetch`",
+                file.name
             )));
         }
         planned.push(Planned {
-            path: format!("sources/models/{}", model.name),
+            path: format!("sources/{folder}/{}", file.name),
             source,
-            split: split_at.is_some_and(|limit| model.size > limit),
+            split: split_at.is_some_and(|limit| file.size > limit),
         });
     }
     Ok(planned)

@@ -3,7 +3,8 @@
 //! SPDX 3.0.1, and list the same packages (and SPDX 3 the same model
 //! digests); the image's own dpkg database (read from the tar root as a
 //! stream) holds exactly those packages at those versions; every model's
-//! file in the image has the SBOM's sha256; and the privilege inventory
+//! and component's file in the image has the SBOM's sha256 (SPDX 3 agreeing
+//! on those digests too); and the privilege inventory
 //! names exactly the image's privileged paths.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,8 +32,25 @@ pub(crate) struct Checked {
     pub cyclonedx: Value,
 }
 
-/// One model the SBOM names: its name and sha256, by image path.
-type Models = BTreeMap<String, (String, String)>;
+/// A file the SBOM pins in the image, a model or a component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pinned {
+    Model,
+    Component,
+}
+
+impl Pinned {
+    fn word(self) -> &'static str {
+        match self {
+            Pinned::Model => "model",
+            Pinned::Component => "component",
+        }
+    }
+}
+
+/// The models and components the SBOM names: kind, name and sha256, by
+/// image path.
+type Models = BTreeMap<String, (Pinned, String, String)>;
 
 pub(crate) fn check(bundle: &Path, manifest: &Manifest) -> Result<Checked, VerifyError> {
     let cyclonedx = read_sbom(bundle, manifest, paths::CYCLONEDX, &manifest.sbom.cyclonedx)?;
@@ -56,7 +74,7 @@ pub(crate) fn check(bundle: &Path, manifest: &Manifest) -> Result<Checked, Verif
         agree(paths::SPDX3, &packages, &spdx3_packages)?;
         let by_name: BTreeMap<String, String> = models
             .values()
-            .map(|(name, digest)| (format!("model {name}"), digest.clone()))
+            .map(|(kind, name, digest)| (format!("{} {name}", kind.word()), digest.clone()))
             .collect();
         agree(paths::SPDX3, &by_name, &spdx3_models)?;
     }
@@ -74,7 +92,7 @@ pub(crate) fn check(bundle: &Path, manifest: &Manifest) -> Result<Checked, Verif
     check_inventory(&cyclonedx, &contents.privileges)?;
     Ok(Checked {
         packages: packages.len(),
-        models: models.len(),
+        models: models.values().filter(|m| m.0 == Pinned::Model).count(),
         contents,
         cyclonedx,
     })
@@ -124,7 +142,8 @@ fn check_format(
     }
 }
 
-/// The CycloneDX SBOM's Debian packages (name → version) and models.
+/// The CycloneDX SBOM's Debian packages (name → version), and its models
+/// and components (applications with an `airlock:path`).
 fn cyclonedx_index(cyclonedx: &Value) -> (BTreeMap<String, String>, Models) {
     let mut packages = BTreeMap::new();
     let mut models = BTreeMap::new();
@@ -132,7 +151,12 @@ fn cyclonedx_index(cyclonedx: &Value) -> (BTreeMap<String, String>, Models) {
         let text = |key: &str| component[key].as_str().unwrap_or("").to_owned();
         if text("purl").starts_with("pkg:deb/") {
             packages.insert(text("name"), text("version"));
-        } else if component["type"] == "machine-learning-model" {
+        } else if ["machine-learning-model", "application"].contains(&text("type").as_str()) {
+            let kind = if text("type") == "application" {
+                Pinned::Component
+            } else {
+                Pinned::Model
+            };
             let found = |list: &str, key: &str, is: &str, value: &str| {
                 array(&component[list])
                     .iter()
@@ -142,8 +166,11 @@ fn cyclonedx_index(cyclonedx: &Value) -> (BTreeMap<String, String>, Models) {
                     .to_owned()
             };
             let path = found("properties", "name", "airlock:path", "value");
+            if kind == Pinned::Component && path.is_empty() {
+                continue;
+            }
             let digest = found("hashes", "alg", "SHA-256", "content");
-            models.insert(path, (text("name"), digest));
+            models.insert(path, (kind, text("name"), digest));
         }
     }
     (packages, models)
@@ -183,7 +210,8 @@ fn spdx3_version(document: &Value) -> String {
 }
 
 /// The SPDX 3 SBOM's Debian packages (those with a `pkg:deb/` package
-/// URL: name → version) and models (`model NAME` → sha256).
+/// URL: name → version), models (`model NAME` → sha256) and components
+/// (applications: `component NAME` → sha256).
 fn spdx3_index(document: &Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut packages = BTreeMap::new();
     let mut models = BTreeMap::new();
@@ -193,13 +221,21 @@ fn spdx3_index(document: &Value) -> (BTreeMap<String, String>, BTreeMap<String, 
             && text("software_packageUrl").starts_with("pkg:deb/")
         {
             packages.insert(text("name"), text("software_packageVersion"));
-        } else if element["type"] == "ai_AIPackage" {
+        } else if element["type"] == "ai_AIPackage"
+            || (element["type"] == "software_Package"
+                && element["software_primaryPurpose"] == "application")
+        {
             let digest = array(&element["verifiedUsing"])
                 .iter()
                 .find(|h| h["algorithm"] == "sha256")
                 .and_then(|h| h["hashValue"].as_str())
                 .unwrap_or("");
-            models.insert(format!("model {}", text("name")), digest.to_owned());
+            let kind = if element["type"] == "ai_AIPackage" {
+                "model"
+            } else {
+                "component"
+            };
+            models.insert(format!("{kind} {}", text("name")), digest.to_owned());
         }
     }
     (packages, models)
@@ -259,23 +295,34 @@ fn match_packages(
 }
 
 fn match_models(models: &Models, files: &BTreeMap<String, String>) -> Result<(), Rejection> {
-    for (path, (model, digest)) in models {
-        match files.get(path) {
-            None => {
-                return Err(Rejection::SbomModelMissing {
-                    model: model.clone(),
-                    path: path.clone(),
+    for (path, (kind, name, digest)) in models {
+        let (name, path) = (name.clone(), path.clone());
+        match (files.get(&path), kind) {
+            (None, Pinned::Model) => return Err(Rejection::SbomModelMissing { model: name, path }),
+            (None, Pinned::Component) => {
+                return Err(Rejection::SbomComponentMissing {
+                    component: name,
+                    path,
                 });
             }
-            Some(actual) if actual != digest => {
-                return Err(Rejection::SbomModelDigest {
-                    model: model.clone(),
-                    path: path.clone(),
-                    expected: digest.clone(),
-                    actual: actual.clone(),
+            (Some(actual), _) if actual != digest => {
+                let (expected, actual) = (digest.clone(), actual.clone());
+                return Err(match kind {
+                    Pinned::Model => Rejection::SbomModelDigest {
+                        model: name,
+                        path,
+                        expected,
+                        actual,
+                    },
+                    Pinned::Component => Rejection::SbomComponentDigest {
+                        component: name,
+                        path,
+                        expected,
+                        actual,
+                    },
                 });
             }
-            Some(_) => {}
+            (Some(_), _) => {}
         }
     }
     Ok(())
