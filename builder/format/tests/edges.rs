@@ -44,6 +44,16 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "airlock-fetch",
         "the verifier never touches a network",
     ),
+    (
+        "airlock-host",
+        "airlock-fetch",
+        "the host tool never touches a network",
+    ),
+    (
+        "airlock-host",
+        "airlock-image",
+        "the host tool runs on installed hosts, not builders",
+    ),
 ];
 
 /// Crates that speak HTTP, TLS, sockets or DNS.
@@ -135,15 +145,14 @@ fn a_real_edge_is_seen() {
 }
 
 #[test]
-fn the_verifier_has_no_network_http_or_tls_dependency() {
-    let tree = dependencies("airlock-verify");
-    // The tree is real: the verifier's own crypto is in it.
-    for expected in ["airlock-verify", "sequoia-openpgp", "p256", "sha2"] {
-        assert!(tree.contains(expected), "{expected} missing from {tree:?}");
+fn the_verifier_and_the_host_tool_have_no_network_http_or_tls_dependency() {
+    for package in ["airlock-verify", "airlock-host"] {
+        let tree = dependencies(package);
+        // The tree is real: the verifier's own crypto is in it.
+        for expected in [package, "airlock-verify", "sequoia-openpgp", "p256", "sha2"] {
+            assert!(tree.contains(expected), "{expected} missing from {tree:?}");
+        }
+        let found: Vec<&&str> = NETWORK.iter().filter(|c| tree.contains(**c)).collect();
+        assert!(found.is_empty(), "network crates in {package}: {found:?}");
     }
-    let found: Vec<&&str> = NETWORK.iter().filter(|c| tree.contains(**c)).collect();
-    assert!(
-        found.is_empty(),
-        "network crates in the verifier: {found:?}"
-    );
 }

@@ -1,0 +1,175 @@
+//! `airlock-host`: airlock on an installed host. It reads what arrives on
+//! media and what the host runs, and never speaks to a network (it links
+//! the offline verifier and nothing that does).
+//!
+//! - `verify BUNDLE`: every check `airlock verify` makes, against the
+//!   running image's own trust anchors (/usr/share/airlock/trust, under
+//!   dm-verity) and the host's rollback state (/var/lib/airlock/state), so
+//!   a bundle can never bring its own keys.
+//! - `status`: the running release and slot, the other slot, the boot entry,
+//!   the trust anchors in force and the recorded state, for people or
+//!   `--json`.
+//!
+//! Exit codes: 0 verified (or status read), 1 rejected, 2 usage or I/O.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod status;
+
+/// Where an installed image keeps its trust anchors (docs/trust.md).
+const TRUST: &str = "/usr/share/airlock/trust";
+/// Where the host keeps its rollback and freeze state.
+const STATE: &str = "/var/lib/airlock/state";
+
+/// airlock on an installed host: verify bundles against the running
+/// image's trust anchors, and report what the host runs.
+#[derive(Debug, Parser)]
+#[command(name = "airlock-host", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a bundle (a directory, as `airlock export` writes it) against
+    /// the running image's trust anchors and the host's state.
+    Verify {
+        /// The bundle directory (on mounted media, read-only is fine).
+        bundle: PathBuf,
+        /// The trust directory; the running image's by default. Another
+        /// one is for tests and recovery only.
+        #[arg(long, value_name = "DIR", default_value = TRUST)]
+        trust: PathBuf,
+        /// The host's state directory.
+        #[arg(long, value_name = "DIR", default_value = STATE)]
+        state: PathBuf,
+        /// A policy file (TOML), as `airlock verify --policy` reads it.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The running release and slot, the other slot, the trust anchors in
+    /// force and the recorded state.
+    Status {
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Read the host below this folder instead of `/` (its /proc, /sys,
+        /// /dev, trust and state).
+        #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
+        root: PathBuf,
+        /// The trust directory.
+        #[arg(long, value_name = "DIR", default_value = TRUST)]
+        trust: PathBuf,
+        /// The state directory.
+        #[arg(long, value_name = "DIR", default_value = STATE)]
+        state: PathBuf,
+    },
+}
+
+/// Verifies; Ok(true) when verified, Ok(false) when rejected.
+fn verify(
+    bundle: &std::path::Path,
+    trust: &std::path::Path,
+    state: &std::path::Path,
+    policy: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let anchors = airlock_verify::Trust::read(trust)?;
+    let policy = match policy {
+        Some(path) => airlock_verify::Policy::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => airlock_verify::Policy::default(),
+    };
+    let options = airlock_verify::Options {
+        trust: &anchors,
+        policy: &policy,
+        state: Some(state),
+        now: airlock_verify::time::now(),
+    };
+    let result = airlock_verify::verify(bundle, &options, &|_| {});
+    let (verified, value) = match result {
+        Ok(v) => {
+            eprintln!(
+                "VERIFIED {} {}: signed by {} of {} required keys; {} files, {} bytes",
+                v.name,
+                v.version,
+                v.signers.len(),
+                v.threshold,
+                v.files,
+                v.bytes
+            );
+            let mut value = serde_json::to_value(&v)?;
+            value["verified"] = true.into();
+            (true, value)
+        }
+        Err(airlock_verify::VerifyError::Rejected(rejection)) => {
+            eprintln!("{}: REJECTED: {rejection}", bundle.display());
+            let mut value = rejection.to_json();
+            value["verified"] = false.into();
+            (false, value)
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if json {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+    }
+    Ok(verified)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Verify {
+            bundle,
+            trust,
+            state,
+            policy,
+            json,
+        } => Ok(
+            if verify(&bundle, &trust, &state, policy.as_deref(), json)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            },
+        ),
+        Command::Status {
+            json,
+            root,
+            trust,
+            state,
+        } => {
+            let status = status::read(&status::Paths { root, trust, state });
+            #[allow(clippy::print_stdout)]
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status.json())?);
+            } else {
+                print!("{}", status.human());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("airlock-host: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
