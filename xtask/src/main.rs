@@ -98,7 +98,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "release",
-        "the airlock binary, reproducibly (--locked, the pinned toolchain, remapped paths, fixed flags): target/reproducible/airlock and its sha256",
+        "the airlock binaries, reproducibly (--locked, the pinned toolchain, remapped paths, fixed flags): target/reproducible/airlock and airlock-host (the host tool images pin), each with its sha256",
     ),
     (
         "ci",
@@ -275,7 +275,10 @@ fn model() -> Result<PathBuf, String> {
 fn demo() -> Result<(), String> {
     // The reproducible binary: its sha256 goes into the provenance, and a
     // far side that builds the same source release gets the same one.
-    let (airlock, _) = release::release()?;
+    let (airlock, _) = release::release()?
+        .into_iter()
+        .next()
+        .ok_or("cargo xtask release built nothing")?;
     let recipe = "recipes/agent-node.toml";
     eprintln!("demo: making the example model");
     model()?;

@@ -1,5 +1,7 @@
-//! `cargo xtask release`: the airlock binary built so that anyone can build
-//! it again, byte for byte, from the same source release.
+//! `cargo xtask release`: the airlock binaries (`airlock`, and the host
+//! tool `airlock-host` that images carry as a pinned component) built so
+//! that anyone can build them again, byte for byte, from the same source
+//! release.
 //!
 //! What would otherwise make two builds differ, and what this pins:
 //! - the toolchain: rust-toolchain.toml names one rustc; every rustc the
@@ -16,8 +18,10 @@
 //! - the target: the target folder is `target/reproducible`, whatever
 //!   CARGO_TARGET_DIR says, so no other build's artifacts mix in.
 //!
-//! The binary is `target/reproducible/airlock`, and its sha256 is printed
-//! and written beside it (`airlock.sha256`, in sha256sum's format).
+//! Both are built by one cargo invocation (so one feature resolution), and
+//! each lands in `target/reproducible/` with its sha256 printed and written
+//! beside it (`airlock.sha256`, `airlock-host.sha256`, in sha256sum's
+//! format). A recipe pins `airlock-host` by that digest.
 
 use std::env;
 use std::fs;
@@ -25,6 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{cargo, root, run};
+
+/// The binaries a release builds; each is its package's only binary.
+pub const BINARIES: [&str; 2] = ["airlock", "airlock-host"];
 
 /// The toolchain rust-toolchain.toml pins (its `channel`).
 fn pinned_toolchain(root: &Path) -> Result<String, String> {
@@ -70,7 +77,8 @@ fn build_command(root: &Path, target: &Path, cargo_home: &Path, toolchain: &str)
     let mut command = cargo();
     command
         .current_dir(root)
-        .args(["build", "--locked", "--release", "--package", "airlock"])
+        .args(["build", "--locked", "--release"])
+        .args(BINARIES.iter().flat_map(|name| ["--package", name]))
         .arg("--target-dir")
         .arg(target)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
@@ -92,8 +100,9 @@ fn build_command(root: &Path, target: &Path, cargo_home: &Path, toolchain: &str)
     command
 }
 
-/// Builds target/reproducible/airlock and returns its path and sha256.
-pub fn release() -> Result<(PathBuf, String), String> {
+/// Builds target/reproducible/airlock and airlock-host; their paths and
+/// sha256s.
+pub fn release() -> Result<Vec<(PathBuf, String)>, String> {
     let root = root();
     let pinned = pinned_toolchain(&root)?;
     let rustc = Command::new("rustc")
@@ -124,22 +133,27 @@ pub fn release() -> Result<(PathBuf, String), String> {
     }
     let target = root.join("target/reproducible");
     run(&mut build_command(&root, &target, &cargo_home, &pinned))?;
-    let binary = target.join("release/airlock");
-    let digest = sha256(&binary)?;
-    let published = target.join("airlock");
-    fs::copy(&binary, &published).map_err(|e| format!("{}: {e}", published.display()))?;
-    fs::write(
-        target.join("airlock.sha256"),
-        format!("{digest}  airlock\n"),
-    )
-    .map_err(|e| format!("{}: {e}", target.display()))?;
     eprintln!("{rustc}");
-    // The one line on stdout: what `sha256sum -c` and scripts read.
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{digest}  {}", published.display());
+    let mut built = Vec::new();
+    for name in BINARIES {
+        let binary = target.join("release").join(name);
+        let digest = sha256(&binary)?;
+        let published = target.join(name);
+        fs::copy(&binary, &published).map_err(|e| format!("{}: {e}", published.display()))?;
+        fs::write(
+            target.join(format!("{name}.sha256")),
+            format!("{digest}  {name}\n"),
+        )
+        .map_err(|e| format!("{}: {e}", target.display()))?;
+        // One line per binary on stdout: what `sha256sum -c` and scripts
+        // read.
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{digest}  {}", published.display());
+        }
+        built.push((published, digest));
     }
-    Ok((published, digest))
+    Ok(built)
 }
 
 /// sha256 of a file, with coreutils (the xtask uses only the standard

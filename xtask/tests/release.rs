@@ -41,9 +41,14 @@ fn real_home() -> PathBuf {
 }
 
 /// `cargo xtask release` in `dir` with `home` as HOME (and, when given,
-/// `cargo_home` as CARGO_HOME) and `user` as the user name; the printed
-/// sha256 and the binary's path.
-fn release(dir: &Path, home: &Path, cargo_home: Option<&Path>, user: &str) -> (String, PathBuf) {
+/// `cargo_home` as CARGO_HOME) and `user` as the user name; each printed
+/// sha256 with its binary's path (airlock, then airlock-host).
+fn release(
+    dir: &Path,
+    home: &Path,
+    cargo_home: Option<&Path>,
+    user: &str,
+) -> Vec<(String, PathBuf)> {
     let rustup_home =
         std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home().join(".rustup"), PathBuf::from);
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -72,10 +77,15 @@ fn release(dir: &Path, home: &Path, cargo_home: Option<&Path>, user: &str) -> (S
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut words = stdout.split_whitespace();
-    let digest = words.next().expect("a sha256 on stdout").to_owned();
-    let path = PathBuf::from(words.next().expect("the binary's path"));
-    (digest, path)
+    stdout
+        .lines()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let digest = words.next().expect("a sha256 on stdout").to_owned();
+            let path = PathBuf::from(words.next().expect("the binary's path"));
+            (digest, path)
+        })
+        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -85,7 +95,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 #[test]
-fn two_checkouts_in_two_folders_give_the_same_airlock() {
+fn two_checkouts_in_two_folders_give_the_same_airlock_and_host_tool() {
     if std::env::var_os("AIRLOCK_TEST_RELEASE").is_none() {
         eprintln!(
             "skipped: two release builds of airlock; set AIRLOCK_TEST_RELEASE=1 (cargo xtask ci does)"
@@ -106,34 +116,59 @@ fn two_checkouts_in_two_folders_give_the_same_airlock() {
     let other_cargo_home = other_home.join("cargo-home");
     std::os::unix::fs::symlink(&real_cargo_home, &other_cargo_home).unwrap();
 
-    let (one, one_binary) = release(&first, &real_home(), Some(&real_cargo_home), "alice");
-    let (two, two_binary) = release(&second, &other_home, Some(&other_cargo_home), "bob");
-    assert_eq!(
-        one, two,
-        "the two checkouts built different airlock binaries"
-    );
-    assert_eq!(one.len(), 64, "{one:?} is not a sha256");
-    let bytes = std::fs::read(&one_binary).unwrap();
-    assert_eq!(bytes, std::fs::read(&two_binary).unwrap());
-    // Neither folder's name reached the binary: the paths were remapped.
-    for folder in [
-        &first,
-        &second,
-        &other_home,
-        &real_cargo_home.join("registry"),
-    ] {
-        assert!(
-            !contains(&bytes, &folder.display().to_string()),
-            "the binary names the build folder {}",
-            folder.display()
+    let ones = release(&first, &real_home(), Some(&real_cargo_home), "alice");
+    let twos = release(&second, &other_home, Some(&other_cargo_home), "bob");
+    let names = |built: &[(String, PathBuf)]| -> Vec<String> {
+        built
+            .iter()
+            .map(|(_, path)| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&ones), ["airlock", "airlock-host"]);
+    assert_eq!(names(&twos), names(&ones));
+    for ((one, one_binary), (two, two_binary)) in ones.iter().zip(&twos) {
+        assert_eq!(
+            one,
+            two,
+            "the two checkouts built different {} binaries",
+            one_binary.display()
         );
+        assert_eq!(one.len(), 64, "{one:?} is not a sha256");
+        let bytes = std::fs::read(one_binary).unwrap();
+        assert_eq!(bytes, std::fs::read(two_binary).unwrap());
+        // The digest file beside it says the same, in sha256sum's format.
+        let name = one_binary.file_name().unwrap().to_string_lossy();
+        let recorded = std::fs::read_to_string(one_binary.with_file_name(format!("{name}.sha256")));
+        assert_eq!(recorded.unwrap(), format!("{one}  {name}\n"));
+        // Neither folder's name reached the binary: the paths were remapped.
+        for folder in [
+            &first,
+            &second,
+            &other_home,
+            &real_cargo_home.join("registry"),
+        ] {
+            assert!(
+                !contains(&bytes, &folder.display().to_string()),
+                "{} names the build folder {}",
+                one_binary.display(),
+                folder.display()
+            );
+        }
     }
-    // And the binary names itself by that digest.
-    let version = Command::new(&one_binary).arg("--version").output().unwrap();
+    // And airlock names itself by its digest.
+    let (one, one_binary) = &ones[0];
+    let version = Command::new(one_binary).arg("--version").output().unwrap();
     assert!(
         String::from_utf8_lossy(&version.stdout).contains(&format!("(sha256 {one})")),
         "{}",
         String::from_utf8_lossy(&version.stdout)
+    );
+    // The host tool runs: it is a real program, not a leftover.
+    let host = Command::new(&ones[1].1).arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains("status"),
+        "{}",
+        String::from_utf8_lossy(&host.stdout)
     );
     std::fs::remove_dir_all(&temp).unwrap();
 }
