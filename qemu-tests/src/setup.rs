@@ -119,9 +119,63 @@ pub fn lock_and_build(recipe: &Path, output: &Path, name: &str) -> PathBuf {
     airlock_fixtures::only_image(&output.join(name))
 }
 
+/// The host tool (`airlock-host`, built now like [`airlock`], with its
+/// debugging sections left out so the image stays small).
+pub fn host_tool() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+                    .args(["build", "-p", "airlock-host"])
+                    .current_dir(workspace())
+                    .status()
+                    .unwrap();
+            assert!(status.success(), "cargo build -p airlock-host failed");
+            let stripped =
+                std::env::temp_dir().join(format!("airlock-host-stripped-{}", std::process::id()));
+            let status = Command::new("objcopy")
+                .arg("--strip-debug")
+                .arg(workspace().join("target/debug/airlock-host"))
+                .arg(&stripped)
+                .status()
+                .unwrap();
+            assert!(status.success(), "objcopy --strip-debug airlock-host");
+            stripped
+        })
+        .clone()
+}
+
+/// Puts the host tool beside the recipes under `root` and a recipe part,
+/// `host-tool.toml`, that pins it as a `[[components]]` file at
+/// /usr/bin/airlock-host with the libraries it links (nettle, for
+/// OpenPGP). The tool's digest changes with airlock's source, so the part
+/// is written here, not committed; releases pin the binary `cargo xtask
+/// release` builds.
+pub fn add_host_tool(recipes: &Path) {
+    use sha2::Digest;
+    let binary = recipes.join("host/airlock-host");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(host_tool(), &binary).unwrap();
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&binary).unwrap()));
+    std::fs::write(
+        recipes.join("host-tool.toml"),
+        format!(
+            "schema = 1\n\n[packages]\ninstall = [\"libnettle8\", \"libhogweed6\", \"libgmp10\"]\n\n\
+             [[components]]\nname = \"airlock-host\"\nversion = \"{}\"\nsha256 = \"{digest}\"\n\
+             path = \"host/airlock-host\"\ndestination = \"/usr/bin/airlock-host\"\nexecutable = true\n\
+             license = \"Apache-2.0\"\nsource = \"airlock's builder/host, this checkout\"\n\
+             copyright = \"Copyright 2026 the airlock authors\"\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+    .unwrap();
+}
+
 /// Copies what qemu-tests/recipes/minimal-test.toml needs into `root` (a
-/// scratch folder), locks it fresh against today's archive and builds it
-/// into `root`/images: the image the boot and UEFI tests boot.
+/// scratch folder), adds the host tool ([`add_host_tool`]), locks it fresh
+/// against today's archive and builds it into `root`/images: the image the
+/// boot, UEFI and install tests boot.
 pub fn minimal_test_image(root: &Path) -> PathBuf {
     for file in ["recipes/minimal.toml", "keys/debian/bookworm.pgp"] {
         std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
@@ -130,7 +184,16 @@ pub fn minimal_test_image(root: &Path) -> PathBuf {
     for tree in ["qemu-tests/recipes", "qemu-tests/overlay"] {
         copy_tree(&workspace().join(tree), &root.join(tree));
     }
-    let recipe = root.join("qemu-tests/recipes/minimal-test.toml");
+    let recipes = root.join("qemu-tests/recipes");
+    add_host_tool(&recipes);
+    let recipe = recipes.join("minimal-test.toml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let with_tool = text.replace(
+        "\"test-channel.toml\"]",
+        "\"test-channel.toml\", \"host-tool.toml\"]",
+    );
+    assert_ne!(text, with_tool, "minimal-test.toml's include list changed");
+    std::fs::write(&recipe, with_tool).unwrap();
     lock_and_build(&recipe, &root.join("images"), "minimal-test")
 }
 

@@ -126,6 +126,36 @@ fn a_bundle_installed_onto_a_blank_disk_boots_alone_through_uefi_with_secure_boo
         "the kernel's command line is the UKI's"
     );
     qemu_tests::setup::assert_runs_from_slot_a(&mut machine, COMMAND);
+    // The host tool the image pins ([[components]]) reads the same from
+    // the running system: slot A holds minimal-test 1 and runs, slot B is
+    // empty, and systemd-boot says which entry it started.
+    let status: serde_json::Value = serde_json::from_str(
+        &machine
+            .check("airlock-host status --json", COMMAND)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["running"]["slot"], "a", "{status}");
+    assert_eq!(status["running"]["image"], "minimal-test", "{status}");
+    assert_eq!(status["running"]["version"], 1, "{status}");
+    assert_eq!(status["slots"][1]["slot"], "b", "{status}");
+    assert_eq!(
+        status["slots"][1]["image"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    assert_eq!(status["slots"][0]["root"], "/dev/vda2", "{status}");
+    assert!(
+        status["boot_entry"]
+            .as_str()
+            .is_some_and(|e| e.contains("minimal-test")),
+        "{status}"
+    );
+    let human = machine.check("airlock-host status", COMMAND).unwrap();
+    assert!(
+        human.contains("running: minimal-test 1 from slot a") && human.contains("slot b: empty"),
+        "{human}"
+    );
     let var_bytes: u64 = machine
         .check("cat /sys/class/block/vda6/size", COMMAND)
         .unwrap()
