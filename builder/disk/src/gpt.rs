@@ -8,6 +8,8 @@ use std::io::{Seek, SeekFrom, Write};
 
 use crate::DiskError;
 
+mod read;
+
 /// A sector: 512 bytes, the logical block size of every disk airlock
 /// writes (the GPT's LBAs count these).
 pub const SECTOR: u64 = 512;
