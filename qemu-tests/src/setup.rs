@@ -70,18 +70,18 @@ pub fn airlock() -> PathBuf {
     // rebuild it for these tests: make sure it is current (a no-op when it
     // is, as under `cargo test --workspace`).
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status =
-                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-                    .args(["build", "-p", "airlock"])
-                    .current_dir(workspace())
-                    .status()
-                    .unwrap();
-            assert!(status.success(), "cargo build -p airlock failed");
-            workspace().join("target/debug/airlock")
-        })
-        .clone()
+    BUILT.get_or_init(|| cargo_build("airlock")).clone()
+}
+
+/// `cargo build -p PACKAGE` in the workspace; its binary's path.
+fn cargo_build(package: &str) -> PathBuf {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "-p", package])
+        .current_dir(workspace())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build -p {package} failed");
+    workspace().join("target/debug").join(package)
 }
 
 /// Copies a folder tree (files and folders only).
@@ -125,18 +125,12 @@ pub fn host_tool() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status =
-                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-                    .args(["build", "-p", "airlock-host"])
-                    .current_dir(workspace())
-                    .status()
-                    .unwrap();
-            assert!(status.success(), "cargo build -p airlock-host failed");
+            let built = cargo_build("airlock-host");
             let stripped =
                 std::env::temp_dir().join(format!("airlock-host-stripped-{}", std::process::id()));
             let status = Command::new("objcopy")
                 .arg("--strip-debug")
-                .arg(workspace().join("target/debug/airlock-host"))
+                .arg(built)
                 .arg(&stripped)
                 .status()
                 .unwrap();
@@ -164,7 +158,7 @@ pub fn add_host_tool(recipes: &Path) {
             "schema = 1\n\n[packages]\ninstall = [\"libnettle8\", \"libhogweed6\", \"libgmp10\"]\n\n\
              [[components]]\nname = \"airlock-host\"\nversion = \"{}\"\nsha256 = \"{digest}\"\n\
              path = \"host/airlock-host\"\ndestination = \"/usr/bin/airlock-host\"\nexecutable = true\n\
-             license = \"Apache-2.0\"\nsource = \"airlock's builder/host, this checkout\"\n\
+             license = \"Apache-2.0\"\n\
              copyright = \"Copyright 2026 the airlock authors\"\n",
             env!("CARGO_PKG_VERSION")
         ),

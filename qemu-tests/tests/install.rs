@@ -151,6 +151,20 @@ fn a_bundle_installed_onto_a_blank_disk_boots_alone_through_uefi_with_secure_boo
             .is_some_and(|e| e.contains("minimal-test")),
         "{status}"
     );
+    // With the EFI system partition mounted (read-only), it lists the
+    // boot entries: the one UKI the install wrote, uncounted, so good.
+    let mounted = machine
+        .check(
+            "mkdir -p /run/esp && mount -o ro -t vfat /dev/vda1 /run/esp && airlock-host status --json --esp /run/esp",
+            COMMAND,
+        )
+        .unwrap();
+    let with_esp: serde_json::Value = serde_json::from_str(&mounted).unwrap();
+    assert_eq!(
+        with_esp["entries"],
+        serde_json::json!([{"file": "minimal-test_1.efi", "image": "minimal-test", "version": 1, "state": "good"}]),
+        "{with_esp}"
+    );
     let human = machine.check("airlock-host status", COMMAND).unwrap();
     assert!(
         human.contains("running: minimal-test 1 from slot a") && human.contains("slot b: empty"),

@@ -6,9 +6,9 @@
 //!   running image's own trust anchors (/usr/share/airlock/trust, under
 //!   dm-verity) and the host's rollback state (/var/lib/airlock/state), so
 //!   a bundle can never bring its own keys.
-//! - `status`: the running release and slot, the other slot, the boot entry,
-//!   the trust anchors in force and the recorded state, for people or
-//!   `--json`.
+//! - `status`: the running release and slot, the other slot, the boot entry
+//!   and every entry's boot-counting state (pending, failed), the trust
+//!   anchors in force and the recorded state, for people or `--json`.
 //!
 //! Exit codes: 0 verified (or status read), 1 rejected, 2 usage or I/O.
 
@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod entries;
 mod status;
 
 /// Where an installed image keeps its trust anchors (docs/trust.md).
@@ -71,6 +72,10 @@ enum Command {
         /// The state directory.
         #[arg(long, value_name = "DIR", default_value = STATE)]
         state: PathBuf,
+        /// Where the EFI system partition is mounted; by default the first
+        /// of /efi, /boot and /boot/efi that holds EFI/Linux.
+        #[arg(long, value_name = "DIR")]
+        esp: Option<PathBuf>,
     },
 }
 
@@ -150,8 +155,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             root,
             trust,
             state,
+            esp,
         } => {
-            let status = status::read(&status::Paths { root, trust, state });
+            let esp = esp.map_or_else(
+                || ["/efi", "/boot", "/boot/efi"].map(PathBuf::from).to_vec(),
+                |esp| vec![esp],
+            );
+            let status = status::read(&status::Paths {
+                root,
+                trust,
+                state,
+                esp,
+            });
             #[allow(clippy::print_stdout)]
             if json {
                 println!("{}", serde_json::to_string_pretty(&status.json())?);

@@ -30,6 +30,9 @@ pub struct Paths {
     pub trust: PathBuf,
     /// The state directory (likewise).
     pub state: PathBuf,
+    /// Where the EFI system partition may be mounted (likewise), the first
+    /// that holds `EFI/Linux` counting.
+    pub esp: Vec<PathBuf>,
 }
 
 impl Paths {
@@ -97,6 +100,9 @@ pub struct Status {
     pub slots: Vec<Slot>,
     /// The boot entry systemd-boot started, when it says.
     pub boot_entry: Option<String>,
+    /// The unified kernel images on the EFI system partition with their
+    /// boot-counting state, newest first; `None` when it is not mounted.
+    pub entries: Option<Vec<crate::entries::Entry>>,
     /// The trust anchors in force, or why there are none.
     pub trust: Result<Anchors, String>,
     /// The rollback state on /var.
@@ -294,6 +300,10 @@ pub fn read(paths: &Paths) -> Status {
         running,
         slots,
         boot_entry: boot_entry(paths),
+        entries: paths
+            .esp
+            .iter()
+            .find_map(|esp| crate::entries::read(&paths.under(&esp.to_string_lossy()))),
         trust: anchors(paths),
         state: state(paths),
     }
@@ -329,6 +339,7 @@ impl Status {
         if let Some(entry) = &self.boot_entry {
             out += &format!("boot entry: {entry}\n");
         }
+        out += &self.entries_text();
         match &self.trust {
             Ok(anchors) => {
                 out += &format!(
@@ -362,6 +373,29 @@ impl Status {
                 record.version,
                 airlock_format::time::format(record.seen)
             );
+        }
+        out
+    }
+
+    /// The boot entries' lines.
+    fn entries_text(&self) -> String {
+        use crate::entries::Assessment;
+        let Some(entries) = &self.entries else {
+            return "boot entries: the EFI system partition is not mounted (/efi, /boot, /boot/efi)\n"
+                .to_owned();
+        };
+        let mut out = String::new();
+        for entry in entries {
+            let state = match entry.assessment {
+                Assessment::Good => "good".to_owned(),
+                Assessment::Pending { left, done } => {
+                    format!("pending: {left} tries left, {done} made")
+                }
+                Assessment::Failed { done } => {
+                    format!("FAILED: no tries left after {done}; systemd-boot fell back")
+                }
+            };
+            out += &format!("boot entry {}: {state}\n", entry.file);
         }
         out
     }

@@ -65,6 +65,10 @@ fn host(dir: &Path) {
         &format!("sys/firmware/efi/efivars/LoaderEntrySelected-{LOADER_GUID}"),
         &entry,
     );
+    // The EFI system partition at /efi: demo 1 good, demo 2 failed its
+    // tries.
+    write("efi/EFI/Linux/demo_1.efi", b"");
+    write("efi/EFI/Linux/demo_2+0-3.efi", b"");
     write(
         "var/lib/airlock/state/demo.json",
         br#"{"version":1,"seen":1780272000}"#,
@@ -99,6 +103,7 @@ fn paths(root: &Path) -> Paths {
         root: root.to_path_buf(),
         trust: PathBuf::from("/usr/share/airlock/trust"),
         state: PathBuf::from("/var/lib/airlock/state"),
+        esp: vec![PathBuf::from("/efi"), PathBuf::from("/boot")],
     }
 }
 
@@ -123,6 +128,8 @@ fn status_names_the_running_slot_the_other_the_anchors_and_the_state() {
         slot a: demo 1  (/dev/vda2, hash tree /dev/vda3)  [running]
         slot b: empty  (/dev/vda4, hash tree /dev/vda5)
         boot entry: demo_1.efi
+        boot entry demo_2+0-3.efi: FAILED: no tries left after 3; systemd-boot fell back
+        boot entry demo_1.efi: good
         trust: 1 of 1 approvers must sign (/usr/share/airlock/trust), 1 builder key(s)
           approver FINGERPRINT Alice <alice@example.org>
         state: demo accepted up to version 1, latest time seen 2026-06-01T00:00:00Z
@@ -134,6 +141,8 @@ fn status_names_the_running_slot_the_other_the_anchors_and_the_state() {
     assert_eq!(json["trust"]["threshold"], 1);
     assert_eq!(json["trust"]["approvers"][0]["fingerprint"], fingerprint);
     assert_eq!(json["state"][0]["version"], 1);
+    assert_eq!(json["entries"][0]["state"], "failed");
+    assert_eq!(json["entries"][0]["version"], 2);
 }
 
 #[test]
@@ -155,6 +164,10 @@ fn a_host_without_slots_or_anchors_says_so() {
     );
     assert!(human.contains("trust: none in force: "), "{human}");
     assert!(human.contains("state: no release recorded yet"), "{human}");
+    assert!(
+        human.contains("the EFI system partition is not mounted"),
+        "{human}"
+    );
     assert!(status.json()["trust"]["error"].is_string());
 }
 

@@ -148,9 +148,10 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// A distribution artifact (the .deb, the model's file, the image's
-    /// files): a file with its hashes; one that holds other parts in a known
-    /// structure (an archive, a file system, GGUF's tensors) is
+    /// A distribution artifact (the .deb, the model's file, a component's
+    /// file, the image's files): a file with its hashes; one that holds
+    /// other parts in a known structure (an archive, a file system, GGUF's
+    /// tensors, an executable's ELF sections and statically linked code) is
     /// "structured" in BSI TR-03183's sense, which SPDX 3 says with the
     /// additional purpose `container`.
     fn artifact(&mut self, package: &str, local: &str, name: &str, purpose: &str, hashes: Value) {
@@ -159,7 +160,7 @@ impl<'a> Graph<'a> {
             "software_primaryPurpose": purpose,
             "verifiedUsing": hashes,
         });
-        if ["archive", "filesystemImage", "model"].contains(&purpose) {
+        if ["archive", "filesystemImage", "model", "executable"].contains(&purpose) {
             fields["software_additionalPurpose"] = json!(["container"]);
         }
         let file = self.add("software_File", local, fields);

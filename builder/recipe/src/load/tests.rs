@@ -624,6 +624,12 @@ fn components_are_pinned_files_beside_the_models() {
     let json = serde_json::to_value(&plain.recipe).unwrap();
     assert!(json.get("components").is_none(), "{json}");
     assert_ne!(plain.digest, loaded.digest);
+    // Its source goes into the SBOMs as a link: a URL, nothing else.
+    let text = format!("{BASE}{COMPONENT}source = \"this checkout\"\n");
+    let error = load_from(&[("r/main.toml", &text)], "r/main.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("invalid URL \"this checkout\""), "{error}");
 }
 
 #[test]

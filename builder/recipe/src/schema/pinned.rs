@@ -34,9 +34,10 @@ pub struct Component {
     /// Who supplies it; absent: the image's supplier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supplier: Option<Party>,
-    /// Where its source is (a repository, a release), for the SBOMs.
+    /// Where its source is (a repository, a release: an http or https
+    /// URL), for the SBOMs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Url>,
     /// Its copyright notice, for the SBOMs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copyright: Option<String>,
