@@ -44,6 +44,16 @@ pub struct Entry {
     pub assessment: Assessment,
 }
 
+/// `NAME_VERSION` (how the build names a release on the disk: partition
+/// names, UKI files) as its parts; `None` for anything else.
+pub fn release(text: &str) -> Option<(String, u64)> {
+    let (name, version) = text.rsplit_once('_')?;
+    if name.is_empty() {
+        return None;
+    }
+    Some((name.to_owned(), version.parse().ok()?))
+}
+
 /// Reads a file name; `None` for what is not a `.efi` entry, or a counter
 /// that is not two decimal numbers.
 pub fn parse(file: &str) -> Option<Entry> {
@@ -66,11 +76,7 @@ pub fn parse(file: &str) -> Option<Entry> {
             (base, assessment)
         }
     };
-    let release = base
-        .rsplit_once('_')
-        .filter(|(name, _)| !name.is_empty())
-        .and_then(|(name, version)| Some((name.to_owned(), version.parse().ok()?)));
-    let (image, version) = release.map_or((None, None), |(n, v)| (Some(n), Some(v)));
+    let (image, version) = release(base).map_or((None, None), |(n, v)| (Some(n), Some(v)));
     Some(Entry {
         file: file.to_owned(),
         image,

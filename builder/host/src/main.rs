@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod entries;
@@ -88,14 +87,7 @@ fn verify(
     json: bool,
 ) -> anyhow::Result<bool> {
     let anchors = airlock_verify::Trust::read(trust)?;
-    let policy = match policy {
-        Some(path) => airlock_verify::Policy::parse(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        None => airlock_verify::Policy::default(),
-    };
+    let policy = airlock_verify::Policy::read(policy)?;
     let options = airlock_verify::Options {
         trust: &anchors,
         policy: &policy,

@@ -42,7 +42,7 @@ impl Paths {
 }
 
 /// One A/B slot: a root partition and its hash tree's.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Slot {
     /// `a` or `b`.
     pub slot: String,
@@ -187,11 +187,7 @@ fn partitions(paths: &Paths) -> Vec<Partition> {
 fn slot_name(label: &str, kind: &str) -> Option<(String, Option<(String, u64)>)> {
     let rest = label.strip_prefix(kind)?.strip_prefix('-')?;
     let (slot, holds) = rest.split_once(':')?;
-    let release = holds
-        .rsplit_once('_')
-        .filter(|(name, _)| !name.is_empty())
-        .and_then(|(name, version)| Some((name.to_owned(), version.parse().ok()?)));
-    Some((slot.to_owned(), release))
+    Some((slot.to_owned(), crate::entries::release(holds)))
 }
 
 fn slots(paths: &Paths, running_uuid: Option<&str>) -> Vec<Slot> {
@@ -288,14 +284,7 @@ pub fn read(paths: &Paths) -> Status {
         .and_then(|v| v.strip_prefix(cmdline::PARTUUID))
         .map(str::to_lowercase);
     let slots = slots(paths, running_uuid.as_deref());
-    let running = slots.iter().find(|s| s.running).map(|s| Slot {
-        slot: s.slot.clone(),
-        image: s.image.clone(),
-        version: s.version,
-        root: s.root.clone(),
-        verity: s.verity.clone(),
-        running: true,
-    });
+    let running = slots.iter().find(|s| s.running).cloned();
     Status {
         running,
         slots,

@@ -35,6 +35,19 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Policy, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
+
+    /// The policy file at `path`, or the default policy when there is
+    /// none; a file that cannot be read or parsed is a setup error that
+    /// names it.
+    pub fn read(path: Option<&std::path::Path>) -> Result<Policy, crate::VerifyError> {
+        let Some(path) = path else {
+            return Ok(Policy::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::VerifyError::Setup(format!("reading {}: {e}", path.display())))?;
+        Policy::parse(&text)
+            .map_err(|e| crate::VerifyError::Setup(format!("{}: {e}", path.display())))
+    }
 }
 
 /// Whether an SPDX license expression is satisfied by `allowed`: `OR` needs
@@ -110,6 +123,26 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_file_is_read_or_named_in_the_error() {
+        assert_eq!(Policy::read(None).unwrap(), Policy::default());
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("policy.toml");
+        let error = Policy::read(Some(&missing)).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("reading {}: ", missing.display())),
+            "{error}"
+        );
+        std::fs::write(&missing, "require_audit = \"yes\"\n").unwrap();
+        let error = Policy::read(Some(&missing)).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{}: ", missing.display())),
+            "{error}"
+        );
+        std::fs::write(&missing, "require_audit = true\n").unwrap();
+        assert!(Policy::read(Some(&missing)).unwrap().require_audit);
+    }
 
     #[test]
     fn expressions() {

@@ -132,14 +132,7 @@ pub fn run_verify(
     state: Option<&Path>,
 ) -> anyhow::Result<Result<Verified, airlock_verify::Rejection>> {
     let trust = Trust::read(trust_dir)?;
-    let policy = match policy {
-        Some(path) => Policy::parse(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        None => Policy::default(),
-    };
+    let policy = Policy::read(policy)?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
