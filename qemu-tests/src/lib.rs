@@ -300,10 +300,21 @@ impl Machine {
     }
 
     /// Asks the guest to power off and waits for QEMU to exit.
-    pub fn poweroff(mut self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+    pub fn poweroff(self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        self.go_down("systemctl poweroff", timeout)
+    }
+
+    /// Asks the guest to reboot and waits for QEMU to exit (it runs with
+    /// -no-reboot: the next boot is a new machine on the same disk and
+    /// firmware variables).
+    pub fn reboot(self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        self.go_down("systemctl reboot", timeout)
+    }
+
+    fn go_down(mut self, command: &str, timeout: Duration) -> Result<ExitStatus, HarnessError> {
         if let Some((stream, _)) = self.channel.as_mut() {
             // No answer comes back: the guest goes down.
-            let _ = writeln!(stream, "0 {}", STANDARD.encode("systemctl poweroff"));
+            let _ = writeln!(stream, "0 {}", STANDARD.encode(command));
         }
         self.wait_exit(timeout)
     }

@@ -167,10 +167,9 @@ pub fn add_host_tool(recipes: &Path) {
 }
 
 /// Copies what qemu-tests/recipes/minimal-test.toml needs into `root` (a
-/// scratch folder), adds the host tool ([`add_host_tool`]), locks it fresh
-/// against today's archive and builds it into `root`/images: the image the
-/// boot, UEFI and install tests boot.
-pub fn minimal_test_image(root: &Path) -> PathBuf {
+/// scratch folder) and adds the host tool ([`add_host_tool`]) to its
+/// include list; returns the recipes' folder (root/qemu-tests/recipes).
+pub fn minimal_test_recipes(root: &Path) -> PathBuf {
     for file in ["recipes/minimal.toml", "keys/debian/bookworm.pgp"] {
         std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
         std::fs::copy(workspace().join(file), root.join(file)).unwrap();
@@ -188,16 +187,21 @@ pub fn minimal_test_image(root: &Path) -> PathBuf {
     );
     assert_ne!(text, with_tool, "minimal-test.toml's include list changed");
     std::fs::write(&recipe, with_tool).unwrap();
-    lock_and_build(&recipe, &root.join("images"), "minimal-test")
+    recipes
 }
 
-/// Builds the recipe at `recipe` (relative to `dir`, the folder of a first
-/// build, already locked) again from a copy of `dir` in another folder
-/// (its images left behind), under other conditions than the first build:
-/// umask 077, another clock (when faketime is there), time zone, locale,
-/// one thread, another temporary folder. Returns the folder that holds
-/// the copy (keep it while the image is read) and the folder of the image
-/// named `name`.
+/// [`minimal_test_recipes`], locked fresh against today's archive and
+/// built into `root`/images: the image the boot, UEFI and install tests
+/// boot.
+pub fn minimal_test_image(root: &Path) -> PathBuf {
+    let recipes = minimal_test_recipes(root);
+    lock_and_build(
+        &recipes.join("minimal-test.toml"),
+        &root.join("images"),
+        "minimal-test",
+    )
+}
+
 pub fn rebuild_elsewhere(dir: &Path, recipe: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
     let other = tempfile::tempdir().unwrap();
     let root = other.path().join("elsewhere");

@@ -152,6 +152,9 @@ pub struct Options {
     /// the user-mode network: (host port, guest port). Attaches the
     /// network.
     pub forward: Vec<(u16, u16)>,
+    /// Read-only disks attached after the others, as removable media would
+    /// be (an update's USB stick): /dev/vdb on from a UEFI boot.
+    pub media: Vec<PathBuf>,
     /// Boot the disk image through UEFI firmware instead of the kernel
     /// directly (`data`, `root` and `extra_cmdline` do not apply: the disk
     /// holds /var, and the command line is the one sealed in the UKI).
@@ -173,6 +176,7 @@ impl Default for Options {
             network_dump: None,
             extra_cmdline: Vec::new(),
             forward: Vec::new(),
+            media: Vec::new(),
             uefi: None,
         }
     }
@@ -250,6 +254,9 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
             command.args(uefi::args(firmware));
         }
         None => direct(image, options, &mut command)?,
+    }
+    for media in &options.media {
+        command.args(["-drive", &drive(media, true)]);
     }
     match &options.console {
         Console::Terminal => {

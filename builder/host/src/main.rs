@@ -6,19 +6,29 @@
 //!   running image's own trust anchors (/usr/share/airlock/trust, under
 //!   dm-verity) and the host's rollback state (/var/lib/airlock/state), so
 //!   a bundle can never bring its own keys.
+//! - `update BUNDLE`: verify it so, write it into the slot the host does not
+//!   run from and install its boot entry with systemd-boot's boot counting
+//!   (see `update.rs` for the order of the writes).
 //! - `status`: the running release and slot, the other slot, the boot entry
 //!   and every entry's boot-counting state (pending, failed), the trust
 //!   anchors in force and the recorded state, for people or `--json`.
+//! - `health UNIT…`, `record`, `mount-esp DIR`: what the image's units run
+//!   at boot to decide and record that a release booted good (see the
+//!   image's `[disk] health`).
 //!
-//! Exit codes: 0 verified (or status read), 1 rejected, 2 usage or I/O.
+//! Exit codes: 0 verified (updated, healthy, …), 1 rejected (refused,
+//! unhealthy), 2 usage or I/O.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod commands;
 mod entries;
+mod host;
 mod status;
+mod update;
 
 /// Where an installed image keeps its trust anchors (docs/trust.md).
 const TRUST: &str = "/usr/share/airlock/trust";
@@ -55,6 +65,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a bundle as `verify` does, write it into the slot the host
+    /// does not run from, and install its boot entry, counted: systemd-boot
+    /// tries it --tries times, and falls back to the running release on its
+    /// own unless it boots good. Reboot to start it.
+    Update {
+        /// The bundle directory (on mounted media, read-only is fine).
+        bundle: PathBuf,
+        /// The trust directory; the running image's by default.
+        #[arg(long, value_name = "DIR", default_value = TRUST)]
+        trust: PathBuf,
+        /// The host's state directory.
+        #[arg(long, value_name = "DIR", default_value = STATE)]
+        state: PathBuf,
+        /// A policy file (TOML), as `airlock verify --policy` reads it.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Boots systemd-boot tries before it gives the release up (1 to 9).
+        #[arg(long, default_value_t = update::TRIES, value_parser = clap::value_parser!(u32).range(1..=9))]
+        tries: u32,
+        /// Where the EFI system partition is mounted, writable; by default
+        /// /efi when it is mounted there, else the partition systemd-boot
+        /// started from, mounted for the update.
+        #[arg(long, value_name = "DIR")]
+        esp: Option<PathBuf>,
+    },
     /// The running release and slot, the other slot, the trust anchors in
     /// force and the recorded state.
     Status {
@@ -76,16 +111,36 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         esp: Option<PathBuf>,
     },
+    /// Check that every unit named is active (airlock-health.service runs
+    /// it before boot-complete.target): exit 0 when they are, 1 when not.
+    Health {
+        /// The units.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Record the running release in the host's rollback state
+    /// (airlock-record.service runs it once the boot is good).
+    Record {
+        /// The state directory.
+        #[arg(long, value_name = "DIR", default_value = STATE)]
+        state: PathBuf,
+    },
+    /// Mount the EFI system partition systemd-boot started from at DIR
+    /// (airlock-esp.service runs it, for systemd-bless-boot and updates).
+    MountEsp {
+        /// Where (an existing empty folder; /efi on an image).
+        dir: PathBuf,
+    },
 }
 
-/// Verifies; Ok(true) when verified, Ok(false) when rejected.
+/// Verifies; the verified release, or `None` when rejected.
 fn verify(
     bundle: &std::path::Path,
     trust: &std::path::Path,
     state: &std::path::Path,
     policy: Option<&std::path::Path>,
     json: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<airlock_verify::Verified>> {
     let anchors = airlock_verify::Trust::read(trust)?;
     let policy = airlock_verify::Policy::read(policy)?;
     let options = airlock_verify::Options {
@@ -108,13 +163,13 @@ fn verify(
             );
             let mut value = serde_json::to_value(&v)?;
             value["verified"] = true.into();
-            (true, value)
+            (Some(v), value)
         }
         Err(airlock_verify::VerifyError::Rejected(rejection)) => {
             eprintln!("{}: REJECTED: {rejection}", bundle.display());
             let mut value = rejection.to_json();
             value["verified"] = false.into();
-            (false, value)
+            (None, value)
         }
         Err(other) => return Err(other.into()),
     };
@@ -136,12 +191,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy,
             json,
         } => Ok(
-            if verify(&bundle, &trust, &state, policy.as_deref(), json)? {
+            if verify(&bundle, &trust, &state, policy.as_deref(), json)?.is_some() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             },
         ),
+        Command::Update {
+            bundle,
+            trust,
+            state,
+            policy,
+            tries,
+            esp,
+        } => {
+            let Some(verified) = verify(&bundle, &trust, &state, policy.as_deref(), false)? else {
+                return Ok(ExitCode::from(1));
+            };
+            commands::update(&bundle, &verified, &state, tries, esp.as_deref())
+        }
+        Command::Health { units } => commands::health(&units),
+        Command::Record { state } => commands::record(&state),
+        Command::MountEsp { dir } => commands::mount_esp(&dir),
         Command::Status {
             json,
             root,
@@ -176,7 +247,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("airlock-host: {error:#}");
-            ExitCode::from(2)
+            if error.downcast_ref::<update::Refused>().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use airlock_format::names::cmdline;
 use serde::Serialize;
 
-/// systemd-boot's vendor GUID, under which it publishes its EFI variables.
-const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-
 /// The largest text file this reads (a command line, a uevent, a state
 /// record).
 const MAX_TEXT: u64 = 1 << 20;
@@ -216,20 +213,9 @@ fn slots(paths: &Paths, running_uuid: Option<&str>) -> Vec<Slot> {
     slots
 }
 
-/// systemd-boot's `LoaderEntrySelected`: 4 bytes of attributes, then
-/// UTF-16LE ending in a NUL.
+/// systemd-boot's `LoaderEntrySelected`.
 fn boot_entry(paths: &Paths) -> Option<String> {
-    let file = paths.under(&format!(
-        "/sys/firmware/efi/efivars/LoaderEntrySelected-{LOADER_GUID}"
-    ));
-    let bytes = std::fs::read(file).ok()?;
-    let units: Vec<u16> = bytes
-        .get(4..)?
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0)
-        .collect();
-    String::from_utf16(&units).ok()
+    crate::host::loader_string(&paths.root, "LoaderEntrySelected")
 }
 
 fn anchors(paths: &Paths) -> Result<Anchors, String> {

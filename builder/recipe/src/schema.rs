@@ -12,8 +12,10 @@ use crate::values::*;
 use airlock_format::Sha256;
 
 mod card;
+mod disk;
 mod pinned;
 pub use card::{ModelCard, Party, PartyKind, SafetyRisk};
+pub use disk::Disk;
 pub use pinned::{Component, Pinned};
 
 /// A whole recipe after includes were merged.
@@ -591,35 +593,6 @@ pub enum Format {
     /// with systemd-boot and a unified kernel image, the EROFS root and its
     /// dm-verity tree as slot A, room for slot B, and /var.
     Disk,
-}
-
-/// `[disk]`: sizes of the disk image's partitions, in MiB.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Disk {
-    /// The EFI system partition (FAT32: 34 MiB at least). It holds
-    /// systemd-boot and a unified kernel image per slot.
-    pub esp_mib: u64,
-    /// Each slot's root partition; absent: the root's own size, rounded up
-    /// to a MiB. An update must fit in it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root_mib: Option<u64>,
-    /// The /var partition, formatted (ext4) by the initrd at first boot.
-    pub var_mib: u64,
-    /// Whether the disk has an empty slot B for A/B updates; off for an
-    /// image that is never updated in place.
-    pub slot_b: bool,
-}
-
-impl Default for Disk {
-    fn default() -> Self {
-        Disk {
-            esp_mib: 256,
-            root_mib: None,
-            var_mib: 1024,
-            slot_b: true,
-        }
-    }
 }
 
 /// `[output]`.

@@ -285,6 +285,19 @@ impl Recipe {
         if disk.root_mib.is_some_and(|m| !(1..=1 << 24).contains(&m)) {
             problems.push("[disk] root_mib must be between 1 and 16777216".to_owned());
         }
+        for unit in &disk.health {
+            if !unit_name(unit) {
+                problems.push(format!(
+                    "[disk] health: {unit:?} is not a unit name (letters, digits and : - _ . @ \\, ending in .service, .socket, .target, .mount, .path or .timer)"
+                ));
+            }
+        }
+        if !disk.health.is_empty() && !disk.slot_b {
+            problems.push(
+                "[disk] health decides whether an update into slot B booted good: it needs slot_b = true"
+                    .to_owned(),
+            );
+        }
     }
 
     /// The agent's own rules, and what it needs beside it (its user made by
@@ -356,6 +369,48 @@ fn push_duplicates<'a>(
         let item = item.as_ref().to_owned();
         if !seen.insert(item.clone()) {
             problems.push(format!("{what} {item:?} appears twice"));
+        }
+    }
+}
+
+/// A systemd unit name as `[disk] health` may give it: the characters
+/// systemd allows, one of the suffixes a unit that can be active has.
+pub fn unit_name(name: &str) -> bool {
+    let suffixed = [
+        ".service", ".socket", ".target", ".mount", ".path", ".timer",
+    ]
+    .iter()
+    .any(|s| name.len() > s.len() && name.ends_with(s));
+    suffixed
+        && name.len() <= 255
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":-_.@\\".contains(&b))
+}
+
+#[cfg(test)]
+mod unit_names {
+    #[test]
+    fn health_units_are_plain_unit_names() {
+        for good in [
+            "agent.service",
+            "nftables.service",
+            "getty@tty1.service",
+            "x-y_z.target",
+        ] {
+            assert!(super::unit_name(good), "{good}");
+        }
+        for bad in [
+            ".service",
+            "agent",
+            "agent.conf",
+            "a b.service",
+            "a\nExecStart=/bin/sh.service",
+            "-x.service",
+            "agent.service;reboot",
+        ] {
+            assert!(!super::unit_name(bad), "{bad:?}");
         }
     }
 }

@@ -41,41 +41,97 @@ pub fn copy_verified(
     to: &Path,
 ) -> Result<(), ConsumeError> {
     for (bundle_path, name) in files {
-        let entry = verified
-            .manifest
-            .file(bundle_path)
-            .ok_or_else(|| ConsumeError::Missing(bundle_path.clone()))?;
-        let source = bundle.join(bundle_path);
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| ConsumeError::Io { path, source }
-        };
-        let mut reader = LogicalReader::open(bundle, entry).map_err(|e| ConsumeError::Io {
-            path: source.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
         let target = to.join(name);
-        let mut out = std::fs::File::create(&target).map_err(io(&target))?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = reader.read(&mut buffer).map_err(io(&source))?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            hasher.update(&buffer[..n]);
-            out.write_all(&buffer[..n]).map_err(io(&target))?;
-        }
-        if size != entry.size || hex::encode(hasher.finalize()) != entry.sha256 {
+        let io = |source| ConsumeError::Io {
+            path: target.clone(),
+            source,
+        };
+        let mut out = std::fs::File::create(&target).map_err(io)?;
+        if let Err(e) = stream_verified(bundle, verified, bundle_path, &mut out) {
             drop(out);
             let _ = std::fs::remove_file(&target);
-            return Err(ConsumeError::Changed(bundle_path.clone()));
+            return Err(e);
         }
-        out.sync_all().map_err(io(&target))?;
+        out.sync_all().map_err(io)?;
     }
     Ok(())
+}
+
+/// Streams the file `bundle_path` of the verified bundle at `bundle` into
+/// `out`, hashing every byte on the way, and returns its size. When the
+/// bytes no longer match `verified.manifest` (the medium changed after
+/// verification) it fails with [`ConsumeError::Changed`] once they are
+/// written: what `out` received is then not the verified file, and the
+/// caller must not use it (a partition it went to is left unlabelled, a
+/// file removed).
+pub fn stream_verified(
+    bundle: &Path,
+    verified: &Verified,
+    bundle_path: &str,
+    out: &mut dyn Write,
+) -> Result<u64, ConsumeError> {
+    let entry = verified
+        .manifest
+        .file(bundle_path)
+        .ok_or_else(|| ConsumeError::Missing(bundle_path.to_owned()))?;
+    let source = bundle.join(bundle_path);
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ConsumeError::Io { path, source }
+    };
+    let mut reader = LogicalReader::open(bundle, entry).map_err(|e| ConsumeError::Io {
+        path: source.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).map_err(io(&source))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > entry.size {
+            return Err(ConsumeError::Changed(bundle_path.to_owned()));
+        }
+        hasher.update(&buffer[..n]);
+        out.write_all(&buffer[..n])
+            .map_err(|source| ConsumeError::Io {
+                path: PathBuf::from(format!("the copy of {bundle_path}")),
+                source,
+            })?;
+    }
+    if size != entry.size || hex::encode(hasher.finalize()) != entry.sha256 {
+        return Err(ConsumeError::Changed(bundle_path.to_owned()));
+    }
+    Ok(size)
+}
+
+/// The file `bundle_path` of the verified bundle, read into memory (a
+/// small one: the build report), checked against the manifest.
+pub fn read_verified(
+    bundle: &Path,
+    verified: &Verified,
+    bundle_path: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ConsumeError> {
+    let entry = verified
+        .manifest
+        .file(bundle_path)
+        .ok_or_else(|| ConsumeError::Missing(bundle_path.to_owned()))?;
+    if entry.size > limit {
+        return Err(ConsumeError::Io {
+            path: bundle.join(bundle_path),
+            source: std::io::Error::other(format!(
+                "{} bytes; at most {limit} are read into memory",
+                entry.size
+            )),
+        });
+    }
+    let mut out = Vec::with_capacity(entry.size as usize);
+    stream_verified(bundle, verified, bundle_path, &mut out)?;
+    Ok(out)
 }
 
 /// Records the verified release in the host's state folder `dir`.

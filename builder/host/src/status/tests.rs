@@ -5,6 +5,7 @@ use sequoia_openpgp as openpgp;
 use sequoia_openpgp::serialize::SerializeInto;
 
 use super::*;
+use crate::host::LOADER_GUID;
 
 const ROOT_A: &str = "0c8ad6de-41a0-4d5b-9c3f-8a1b2c3d4e5f";
 const VERITY_A: &str = "1d9be7ef-52b1-4e6c-ad40-9b2c3d4e5f60";

@@ -299,6 +299,11 @@ fn other_step(tree: &Tree, program: &str, first: &str, args: &[&str]) -> Option<
         "update-initramfs" => {
             return Some(Verdict::Inert("airlock builds the image's initrd itself"));
         }
+        "bootctl" | "kernel-install" => {
+            return Some(Verdict::Inert(
+                "no EFI system partition is mounted at build time: the disk format writes it (systemd-boot from systemd-boot-efi, the unified kernel image), and updates install their own entries",
+            ));
+        }
         "linux-update-symlinks" => {
             return Some(Verdict::Inert(
                 "airlock picks the kernel and writes its boot entries itself",
@@ -694,6 +699,33 @@ mod tests {
             "openssh-server postinst line 9: `frobnicate --all /etc/ssh`: a command airlock \
              does not do natively"
         );
+    }
+
+    /// systemd-boot's postinst (Debian bookworm): it installs the boot
+    /// loader onto a mounted ESP and registers kernels; airlock writes the
+    /// ESP itself, so none of it is a gap.
+    const SYSTEMD_BOOT: &str = "#!/bin/sh\n\nset -e\n\nif [ \"$1\" = configure ] && [ -z \"$2\" ] && bootctl --print-esp-path > /dev/null 2>&1; then\n    bootctl install --make-machine-id-directory=auto\n\n    # register existing kernel(s)\n    for k in /boot/vmlinuz-* ; do\n        [ -f \"$k\" ] || continue\n        ver=$(basename \"$k\" | sed s/^vmlinuz-//)\n        kernel-install add \"$ver\" \"$k\"\n    done\nfi\n\nif [ \"$1\" = configure ] && [ -n \"$2\" ] && bootctl is-installed > /dev/null 2>&1; then\n    bootctl update --graceful\nfi\n";
+
+    #[test]
+    fn systemd_boots_installer_steps_are_inert_because_airlock_writes_the_esp() {
+        let tree = tree();
+        let scripts = walked("systemd-boot", SYSTEMD_BOOT);
+        let verdicts: Vec<Verdict> = scripts
+            .iter()
+            .filter(|(_, c)| {
+                ["bootctl", "kernel-install"]
+                    .contains(&c.words.first().map(String::as_str).unwrap_or_default())
+            })
+            .map(|(package, command)| classify(&tree, package, command))
+            .collect();
+        assert!(verdicts.len() >= 2, "{verdicts:?}");
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| matches!(v, Verdict::Inert(why) if why.contains("EFI system partition"))),
+            "{verdicts:?}"
+        );
+        assert_eq!(gaps(&tree, &scripts), []);
     }
 
     #[test]

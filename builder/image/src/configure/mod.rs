@@ -18,6 +18,7 @@ pub mod exim4;
 pub mod files;
 pub mod firewall;
 pub mod firstboot;
+pub mod health;
 pub mod literal;
 pub mod maintscripts;
 pub mod modules;
@@ -140,6 +141,7 @@ fn sovereign(
         services.enable.push("nftables.service".to_owned());
     }
     trust::configure(tree, &recipe.signing, added)?;
+    services.enable.extend(health::configure(tree, recipe)?);
     if let Some(audit) = &recipe.audit {
         services
             .enable
