@@ -15,6 +15,9 @@
 //!   health check reboots, and after its one try systemd-boot boots
 //!   release 2 again on its own; `airlock-host status` reports 3 as failed
 //!   and the state still says 2.
+//! - Key rotation: release 6, signed by a new approver alone, is refused
+//!   while release 2 runs; release 5, approved under the old rules, pins
+//!   the new approver, and once it runs release 6 is accepted.
 //!
 //! Gated like the other boot tests (AIRLOCK_TEST_NETWORK=1, root, QEMU),
 //! and needs ovmf, sbsigntool, efitools, virt-fw-vars and mkfs.ext4.
@@ -35,6 +38,8 @@ const HARD_LIMIT: Duration = Duration::from_secs(900);
 const COMMAND: Duration = Duration::from_secs(120);
 const UPDATE: Duration = Duration::from_secs(600);
 const MULTI_USER: &str = "Reached target multi-user.target";
+/// The serial console's autologin.
+const AUTOLOGIN: &str = "login: root (automatic login)";
 const DISK: u64 = 3 << 30;
 /// Where the guest mounts the stick.
 const STICK: &str = "/run/stick";
@@ -55,13 +60,14 @@ fn airlock_cmd() -> Command {
     command
 }
 
-/// The release keys (alice, bob), the builder key and the Secure Boot keys
-/// under `root`/keys, and the `[signing]` part of a recipe that bakes them
-/// into the image as its trust anchors.
+/// The release keys (alice, bob, carol), the builder key and the Secure
+/// Boot keys under `root`/keys, and two `[signing]` parts of a recipe that
+/// bake anchors into the image: `signing.toml` (alice and bob, both must
+/// sign) and `signing-rotated.toml` (carol alone).
 fn keys(root: &Path, recipes: &Path) -> PathBuf {
     let keys = root.join("keys/release");
     let mut signers = Vec::new();
-    for who in ["alice", "bob"] {
+    for who in ["alice", "bob", "carol"] {
         let out = run(airlock_cmd()
             .args(["keygen", "--release", who, "--out"])
             .arg(&keys));
@@ -78,29 +84,43 @@ fn keys(root: &Path, recipes: &Path) -> PathBuf {
         .args(["keygen", "--secure-boot", "--out"])
         .arg(root.join("keys"))
         .args(["--name", "ours"]));
-    std::fs::write(
-        recipes.join("signing.toml"),
-        format!(
-            "schema = 1\n\n[signing]\nthreshold = 2\nsigners = [\n{}\n]\nbuilders = [{{ name = \"ci\", key_file = \"{}\" }}]\n",
-            signers.join("\n"),
-            keys.join("builder.pub").display()
-        ),
-    )
-    .unwrap();
+    let builders = format!(
+        "builders = [{{ name = \"ci\", key_file = \"{}\" }}]\n",
+        keys.join("builder.pub").display()
+    );
+    for (file, threshold, who) in [
+        ("signing.toml", 2, &signers[..2]),
+        ("signing-rotated.toml", 1, &signers[2..]),
+    ] {
+        std::fs::write(
+            recipes.join(file),
+            format!(
+                "schema = 1\n\n[signing]\nthreshold = {threshold}\nsigners = [\n{}\n]\n{builders}",
+                who.join("\n"),
+            ),
+        )
+        .unwrap();
+    }
     keys
 }
 
 /// Builds release `version` of the update test image (the minimal test
 /// image with the host tool, systemd-boot, a health check and the keys),
 /// signs its boot files for Secure Boot and exports it as a bundle signed
-/// by `signers`. Release 3 requires a unit that fails.
+/// by `signers`. Release 3 requires a unit that fails; releases from 5 on
+/// carry the rotated anchors (carol alone).
 fn release(root: &Path, recipes: &Path, version: u64, signers: &[&str]) -> (PathBuf, PathBuf) {
     let broken = version == 3;
+    let signing = if version >= 5 {
+        "signing-rotated.toml"
+    } else {
+        "signing.toml"
+    };
     let mut text = format!(
-        "schema = 1\ninclude = [\"minimal-test.toml\", \"signing.toml\"]\n\n\
+        "schema = 1\ninclude = [\"minimal-test.toml\", \"{signing}\"]\n\n\
          [image]\nname = \"update-test\"\nversion = {version}\n\n\
          [packages]\ninstall = [\"systemd-boot\"]\n\n\
-         [disk]\nroot_mib = 400\nhealth = [\"systemd-journald.service\", \"airlock-test-channel.service\"{}]\n",
+         [disk]\nroot_mib = 400\n# Not the test channel: it restarts until the harness connects.\nhealth = [\"systemd-journald.service\", \"systemd-udevd.service\"{}]\n",
         if broken {
             ", \"airlock-test-broken.service\""
         } else {
@@ -201,13 +221,25 @@ impl Host<'_> {
         )
     }
 
-    /// Boots to multi-user and connects; the stick mounted read-only.
+    /// Boots until startup finished and connects; the stick mounted
+    /// read-only. (On a counted boot multi-user.target waits for the health
+    /// check, the blessing and the record, while the serial console's
+    /// autologin is up before: the channel is the readiness signal.)
     fn up(&self) -> (Machine, Instant) {
         let (mut machine, started) = self.boot();
-        if let Err(e) = machine.wait_console(MULTI_USER, BOOT) {
+        if let Err(e) = machine.wait_console_any(&[MULTI_USER, AUTOLOGIN], BOOT) {
             panic!("{e}\nthe whole console:\n{}", machine.console());
         }
         machine.connect(COMMAND).unwrap();
+        let running = machine
+            .run("systemctl is-system-running --wait", BOOT)
+            .unwrap();
+        assert!(
+            running.output.contains("running") || running.output.contains("degraded"),
+            "{}\n{}",
+            running.output,
+            machine.console()
+        );
         machine
             .check(
                 &format!("mkdir -p {STICK} && mount -o ro /dev/vdb {STICK}"),
@@ -290,6 +322,10 @@ fn a_host_updates_from_media_into_the_other_slot_and_falls_back_from_a_bad_relea
     bytes[4096] ^= 0xFF;
     std::fs::write(&chunk, bytes).unwrap();
     std::fs::rename(&bundle_4, root.join("stick/v4-one-signer")).unwrap();
+    // Key rotation: release 5, approved under the old rules, pins carol
+    // alone; release 6 is approved by carol alone.
+    release(root, &recipes, 5, &["alice", "bob"]);
+    release(root, &recipes, 6, &["carol"]);
     let trust = trust(root);
     let stick = stick(&root.join("stick"), root);
 
@@ -413,20 +449,26 @@ fn a_host_updates_from_media_into_the_other_slot_and_falls_back_from_a_bad_relea
             COMMAND,
         )
         .unwrap();
-    // Verified; the writes into slot A have begun.
+    // Killed once the writes into slot A have begun: its name in the
+    // partition table (UTF-16) has become `root-a:_empty`.
     let log = machine
         .check(
-            "for i in $(seq 600); do grep -q '^updating' /run/update.log && break; sleep 1; done; cat /run/update.log",
+            "for i in $(seq 6000); do dd if=/dev/vda bs=512 skip=2 count=32 2>/dev/null | tr -d '\\000' | grep -q 'root-a:_empty' && break; sleep 0.1; done; cat /run/update.log",
             UPDATE,
         )
         .unwrap();
-    assert!(log.contains("updating /dev/vda"), "{log}");
-    std::thread::sleep(Duration::from_secs(3));
     drop(machine);
+    assert!(log.contains("updating /dev/vda"), "{log}");
+    assert!(!log.contains("updated:"), "killed too late: {log}");
     let (mut machine, _) = host.up();
     let after_kill = status(&mut machine);
     assert_eq!(after_kill["running"]["version"], 2, "{after_kill}");
     assert_eq!(after_kill["running"]["slot"], "b", "{after_kill}");
+    assert_eq!(
+        after_kill["slots"][0]["image"],
+        serde_json::Value::Null,
+        "the half-written slot claims no release: {after_kill}"
+    );
 
     // Release 3 fails its health check: one try, then release 2 again.
     let updated = update(&mut machine, "v3", "--tries 1");
@@ -438,7 +480,7 @@ fn a_host_updates_from_media_into_the_other_slot_and_falls_back_from_a_bad_relea
         .expect("release 3's failed health check reboots");
     let console = machine.console();
     assert!(
-        console.contains("Failed to start airlock-health.service"),
+        console.contains("UNHEALTHY: airlock-test-broken.service is failed"),
         "{console}"
     );
     drop(machine);
@@ -462,6 +504,42 @@ fn a_host_updates_from_media_into_the_other_slot_and_falls_back_from_a_bad_relea
         .check("airlock-host status --esp /efi", COMMAND)
         .unwrap();
     assert!(human.contains("FAILED"), "{human}");
+
+    // Key rotation. Release 6 is signed by carol alone, whom the running
+    // release 2 does not trust: refused. Release 5, approved by alice and
+    // bob, pins carol; once it runs, release 6 is accepted.
+    let refused = update(&mut machine, "v6", "");
+    assert_eq!(refused.status, 1, "{}", refused.output);
+    assert!(refused.output.contains("REJECTED"), "{}", refused.output);
+    let updated = update(&mut machine, "v5", "");
+    assert_eq!(updated.status, 0, "{}", updated.output);
+    assert!(
+        updated
+            .output
+            .contains("removed the boot entry EFI/Linux/update-test_3+0-1.efi"),
+        "{}",
+        updated.output
+    );
+    machine.reboot(Duration::from_secs(120)).unwrap();
+    let (mut machine, _) = host.up();
+    let record = recorded(&mut machine);
+    assert!(record.starts_with("active"), "{record}");
+    let five = status(&mut machine);
+    assert_eq!(five["running"]["version"], 5, "{five}");
+    assert_eq!(five["running"]["slot"], "a", "{five}");
+    assert_eq!(five["trust"]["threshold"], 1, "{five}");
+    assert_eq!(
+        five["trust"]["approvers"].as_array().unwrap().len(),
+        1,
+        "{five}"
+    );
+    let accepted = update(&mut machine, "v6", "");
+    assert_eq!(accepted.status, 0, "{}", accepted.output);
+    assert!(
+        accepted.output.contains("update-test 6 is in slot b"),
+        "{}",
+        accepted.output
+    );
     let status = machine.poweroff(Duration::from_secs(120)).unwrap();
     assert!(status.success(), "QEMU exited with {status}");
 }

@@ -44,8 +44,9 @@ const BOOT_PACKAGES: &[&str] = &[
 /// what reads the disk image back: ovmf (UEFI boots), fdisk (sfdisk),
 /// dosfstools (fsck.vfat), mtools and binutils (objdump on the UKI), and
 /// for Secure Boot sbsigntool (sbsign, sbverify, sbattach) and efitools
-/// (signed enrolment updates), and qemu-utils (qemu-img writes and
-/// compares the qcow2 disk image).
+/// (signed enrolment updates), qemu-utils (qemu-img writes and
+/// compares the qcow2 disk image), and e2fsprogs (mkfs.ext4 makes the
+/// update test's "USB stick").
 const TEST_PACKAGES: &[&str] = &[
     "cryptsetup-bin",
     "cpio",
@@ -69,6 +70,7 @@ const TEST_PACKAGES: &[&str] = &[
     "sbsigntool",
     "efitools",
     "qemu-utils",
+    "e2fsprogs",
 ];
 
 /// The test tools from PyPI: the SBOM reference validators (CycloneDX's own

@@ -1,5 +1,5 @@
 //! The commands that act on the running host: `update`, `health`,
-//! `record`, `mount-esp`.
+//! `record`.
 
 use std::fs::File;
 use std::path::Path;
@@ -120,34 +120,107 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// `airlock-host health UNIT…`.
-pub fn health(units: &[String]) -> anyhow::Result<ExitCode> {
-    let mut unhealthy = Vec::new();
-    for unit in units {
-        let output = std::process::Command::new("systemctl")
-            .args(["is-active", "--"])
-            .arg(unit)
-            .output()
-            .context("running systemctl is-active")?;
-        let state = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if state != "active" {
-            unhealthy.push(format!("{unit} is {state}"));
+/// A unit's state as systemd reports it.
+#[derive(Debug, PartialEq, Eq)]
+struct UnitState {
+    /// `active`, `activating`, `failed`, `inactive`, …
+    active: String,
+    /// How often systemd restarted it.
+    restarts: String,
+}
+
+fn unit_state(unit: &str) -> anyhow::Result<UnitState> {
+    let output = std::process::Command::new("systemctl")
+        .args([
+            "show",
+            "--property=ActiveState",
+            "--property=NRestarts",
+            "--",
+        ])
+        .arg(unit)
+        .output()
+        .context("running systemctl show")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(UnitState {
+        active: field("ActiveState"),
+        restarts: field("NRestarts"),
+    })
+}
+
+/// How long a unit must stay active, without a restart, to count.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `airlock-host health UNIT…`: healthy once every unit is active and
+/// stays so, not restarted, for [`SETTLE`]; unhealthy as soon as one has
+/// failed or is inactive (it was ordered before this check, so it will not
+/// start), or when `wait` passes first (a unit still starting, or one that
+/// keeps restarting).
+pub fn health(units: &[String], wait: std::time::Duration) -> anyhow::Result<ExitCode> {
+    let deadline = std::time::Instant::now() + wait;
+    let verdict = loop {
+        let states = units
+            .iter()
+            .map(|u| unit_state(u))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let describe = |states: &[UnitState]| {
+            units
+                .iter()
+                .zip(states)
+                .filter(|(_, s)| s.active != "active")
+                .map(|(u, s)| format!("{u} is {}", s.active))
+                .collect::<Vec<_>>()
+        };
+        if states
+            .iter()
+            .any(|s| s.active == "failed" || s.active == "inactive")
+        {
+            break Err(describe(&states));
         }
-    }
-    if unhealthy.is_empty() {
-        eprintln!("healthy: {} active", units.join(", "));
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "UNHEALTHY: {}; this boot is not good{}",
-            unhealthy.join(", "),
-            if host::counted_boot(root()) {
-                " and will not be blessed"
-            } else {
-                ""
+        if states.iter().all(|s| s.active == "active") {
+            std::thread::sleep(SETTLE);
+            let again = units
+                .iter()
+                .map(|u| unit_state(u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if again == states {
+                break Ok(());
             }
-        );
-        Ok(ExitCode::from(1))
+        } else if std::time::Instant::now() > deadline {
+            break Err(describe(&states));
+        } else {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        if std::time::Instant::now() > deadline {
+            break Err(vec![format!(
+                "{} did not stay active for {} s",
+                units.join(", "),
+                SETTLE.as_secs()
+            )]);
+        }
+    };
+    match verdict {
+        Ok(()) => {
+            eprintln!("healthy: {} active", units.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(unhealthy) => {
+            eprintln!(
+                "UNHEALTHY: {}; this boot is not good{}",
+                unhealthy.join(", "),
+                if host::counted_boot(root()) {
+                    " and will not be blessed"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
@@ -181,21 +254,5 @@ pub fn record(state: &Path) -> anyhow::Result<ExitCode> {
         state.display(),
         record.version
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `airlock-host mount-esp DIR`.
-pub fn mount_esp(dir: &Path) -> anyhow::Result<ExitCode> {
-    if host::mount_point(dir) {
-        eprintln!("{} is mounted already", dir.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let running_root = host::running_root(root())?;
-    let disk_path = host::disk_holding(root(), running_root)?;
-    let mut disk =
-        File::open(&disk_path).with_context(|| format!("opening {}", disk_path.display()))?;
-    let device = esp_device(&mut disk, &disk_path)?;
-    host::mount_vfat(&device, dir)?;
-    eprintln!("mounted {} at {}", device.display(), dir.display());
     Ok(ExitCode::SUCCESS)
 }

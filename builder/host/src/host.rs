@@ -159,3 +159,82 @@ pub fn booted_esp(root: &Path) -> anyhow::Result<Guid> {
     )?;
     Guid::from_text(&text).with_context(|| format!("LoaderDevicePartUUID {text:?} is not a GUID"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sysfs as the kernel lays it out: /sys/class/block/NAME links into
+    /// /sys/devices/…/vda/vda2, and a partition's folder has `partition`.
+    fn sysfs(root: &Path) {
+        let disk = root.join("sys/devices/pci0000:00/virtio1/block/vda");
+        for (name, number) in [("vda1", "1"), ("vda2", "2"), ("vda6", "6")] {
+            std::fs::create_dir_all(disk.join(name)).unwrap();
+            std::fs::write(disk.join(name).join("partition"), format!("{number}\n")).unwrap();
+        }
+        let class = root.join("sys/class/block");
+        std::fs::create_dir_all(&class).unwrap();
+        std::os::unix::fs::symlink(&disk, class.join("vda")).unwrap();
+        for name in ["vda1", "vda2", "vda6"] {
+            std::os::unix::fs::symlink(disk.join(name), class.join(name)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_partition_leads_to_its_disk_and_a_number_to_its_device() {
+        let dir = tempfile::tempdir().unwrap();
+        sysfs(dir.path());
+        assert_eq!(
+            crate::update::disk_of(dir.path(), Path::new("/dev/vda2")).unwrap(),
+            Path::new("/dev/vda")
+        );
+        let error = crate::update::disk_of(dir.path(), Path::new("/dev/vda")).unwrap_err();
+        assert_eq!(error.to_string(), "/dev/vda is not a partition");
+        assert_eq!(
+            partition_device(dir.path(), Path::new("/dev/vda"), 6).unwrap(),
+            Path::new("/dev/vda6")
+        );
+        let error = partition_device(dir.path(), Path::new("/dev/vda"), 3).unwrap_err();
+        assert_eq!(error.to_string(), "/dev/vda has no partition 3");
+    }
+
+    #[test]
+    fn efi_variables_are_read_past_their_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = dir.path().join("sys/firmware/efi/efivars");
+        std::fs::create_dir_all(&vars).unwrap();
+        assert!(!secure_boot(dir.path()) && !counted_boot(dir.path()));
+        std::fs::write(
+            vars.join(format!("SecureBoot-{GLOBAL_GUID}")),
+            [6, 0, 0, 0, 1],
+        )
+        .unwrap();
+        let mut path: Vec<u8> = vec![6, 0, 0, 0];
+        for unit in "\\EFI\\Linux\\demo_2+2-1.efi".encode_utf16().chain([0]) {
+            path.extend(unit.to_le_bytes());
+        }
+        std::fs::write(
+            vars.join(format!("LoaderBootCountPath-{LOADER_GUID}")),
+            &path,
+        )
+        .unwrap();
+        let mut uuid: Vec<u8> = vec![6, 0, 0, 0];
+        for unit in "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+            .encode_utf16()
+            .chain([0])
+        {
+            uuid.extend(unit.to_le_bytes());
+        }
+        std::fs::write(
+            vars.join(format!("LoaderDevicePartUUID-{LOADER_GUID}")),
+            &uuid,
+        )
+        .unwrap();
+        assert!(secure_boot(dir.path()));
+        assert!(counted_boot(dir.path()));
+        assert_eq!(
+            booted_esp(dir.path()).unwrap(),
+            Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+        );
+    }
+}

@@ -12,7 +12,7 @@
 //! - `status`: the running release and slot, the other slot, the boot entry
 //!   and every entry's boot-counting state (pending, failed), the trust
 //!   anchors in force and the recorded state, for people or `--json`.
-//! - `health UNIT…`, `record`, `mount-esp DIR`: what the image's units run
+//! - `health UNIT…`, `record`: what the image's units run
 //!   at boot to decide and record that a release booted good (see the
 //!   image's `[disk] health`).
 //!
@@ -111,12 +111,17 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         esp: Option<PathBuf>,
     },
-    /// Check that every unit named is active (airlock-health.service runs
-    /// it before boot-complete.target): exit 0 when they are, 1 when not.
+    /// Check that every unit named is active and stays so (not restarted)
+    /// for 5 s (airlock-health.service runs it before boot-complete.target):
+    /// exit 0 when they do, 1 as soon as one failed or is inactive, or
+    /// when --wait passes first.
     Health {
         /// The units.
         #[arg(required = true)]
         units: Vec<String>,
+        /// How long to wait for them to be active and settled, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        wait: u64,
     },
     /// Record the running release in the host's rollback state
     /// (airlock-record.service runs it once the boot is good).
@@ -124,12 +129,6 @@ enum Command {
         /// The state directory.
         #[arg(long, value_name = "DIR", default_value = STATE)]
         state: PathBuf,
-    },
-    /// Mount the EFI system partition systemd-boot started from at DIR
-    /// (airlock-esp.service runs it, for systemd-bless-boot and updates).
-    MountEsp {
-        /// Where (an existing empty folder; /efi on an image).
-        dir: PathBuf,
     },
 }
 
@@ -210,9 +209,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::update(&bundle, &verified, &state, tries, esp.as_deref())
         }
-        Command::Health { units } => commands::health(&units),
+        Command::Health { units, wait } => {
+            commands::health(&units, std::time::Duration::from_secs(wait))
+        }
         Command::Record { state } => commands::record(&state),
-        Command::MountEsp { dir } => commands::mount_esp(&dir),
         Command::Status {
             json,
             root,
