@@ -70,10 +70,13 @@ pub fn update(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if mounted {
-        host::unmount(Path::new(ESP_MOUNT))?;
-    }
+    let unmounted = if mounted {
+        host::unmount(Path::new(ESP_MOUNT))
+    } else {
+        Ok(())
+    };
     let applied = applied?;
+    unmounted?;
     for removed in &applied.removed {
         eprintln!("removed the boot entry EFI/Linux/{removed}");
     }
@@ -163,45 +166,48 @@ const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 /// keeps restarting).
 pub fn health(units: &[String], wait: std::time::Duration) -> anyhow::Result<ExitCode> {
     let deadline = std::time::Instant::now() + wait;
-    let verdict = loop {
-        let states = units
+    let query = || {
+        units
             .iter()
             .map(|u| unit_state(u))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let describe = |states: &[UnitState]| {
-            units
-                .iter()
-                .zip(states)
-                .filter(|(_, s)| s.active != "active")
-                .map(|(u, s)| format!("{u} is {}", s.active))
-                .collect::<Vec<_>>()
-        };
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let describe = |states: &[UnitState]| {
+        units
+            .iter()
+            .zip(states)
+            .filter(|(_, s)| s.active != "active")
+            .map(|(u, s)| format!("{u} is {}", s.active))
+            .collect::<Vec<_>>()
+    };
+    let verdict = loop {
+        let states = query()?;
         if states
             .iter()
             .any(|s| s.active == "failed" || s.active == "inactive")
         {
             break Err(describe(&states));
         }
-        if states.iter().all(|s| s.active == "active") {
+        let active = states.iter().all(|s| s.active == "active");
+        if active {
             std::thread::sleep(SETTLE);
-            let again = units
-                .iter()
-                .map(|u| unit_state(u))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if again == states {
+            if query()? == states {
                 break Ok(());
             }
-        } else if std::time::Instant::now() > deadline {
-            break Err(describe(&states));
-        } else {
-            std::thread::sleep(std::time::Duration::from_secs(1));
         }
         if std::time::Instant::now() > deadline {
-            break Err(vec![format!(
-                "{} did not stay active for {} s",
-                units.join(", "),
-                SETTLE.as_secs()
-            )]);
+            break Err(if active {
+                vec![format!(
+                    "{} did not stay active for {} s",
+                    units.join(", "),
+                    SETTLE.as_secs()
+                )]
+            } else {
+                describe(&states)
+            });
+        }
+        if !active {
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
     };
     match verdict {
@@ -238,14 +244,14 @@ pub fn record(state: &Path) -> anyhow::Result<ExitCode> {
         .as_ref()
         .and_then(|s| Some((s.image.clone()?, s.version?)))
         .context("this system does not run from an airlock slot holding a release")?;
-    let pending = update::read_pending(state)?;
-    let seen = pending
-        .as_ref()
-        .filter(|p| p.image == image && p.version == version)
-        .map_or(0, |p| p.seen);
+    // The update that installed this release left the time its
+    // verification saw; a release that was not installed by an update (the
+    // first install) has none.
+    let pending = update::read_pending(state)?.filter(|p| p.image == image && p.version == version);
+    let seen = pending.as_ref().map_or(0, |p| p.seen);
     let record = airlock_verify::state::record(state, &image, version, seen)
         .with_context(|| format!("recording {image} {version} in {}", state.display()))?;
-    if seen != 0 {
+    if pending.is_some() {
         std::fs::remove_file(state.join(update::PENDING))
             .with_context(|| format!("removing {}", update::PENDING))?;
     }

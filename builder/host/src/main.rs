@@ -44,23 +44,30 @@ struct Cli {
     command: Command,
 }
 
+/// A bundle and what it is verified against.
+#[derive(Debug, clap::Args)]
+struct Bundle {
+    /// The bundle directory (on mounted media, read-only is fine).
+    bundle: PathBuf,
+    /// The trust directory; the running image's by default. Another one is
+    /// for tests and recovery only.
+    #[arg(long, value_name = "DIR", default_value = TRUST)]
+    trust: PathBuf,
+    /// The host's state directory.
+    #[arg(long, value_name = "DIR", default_value = STATE)]
+    state: PathBuf,
+    /// A policy file (TOML), as `airlock verify --policy` reads it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Verify a bundle (a directory, as `airlock export` writes it) against
     /// the running image's trust anchors and the host's state.
     Verify {
-        /// The bundle directory (on mounted media, read-only is fine).
-        bundle: PathBuf,
-        /// The trust directory; the running image's by default. Another
-        /// one is for tests and recovery only.
-        #[arg(long, value_name = "DIR", default_value = TRUST)]
-        trust: PathBuf,
-        /// The host's state directory.
-        #[arg(long, value_name = "DIR", default_value = STATE)]
-        state: PathBuf,
-        /// A policy file (TOML), as `airlock verify --policy` reads it.
-        #[arg(long, value_name = "FILE")]
-        policy: Option<PathBuf>,
+        #[command(flatten)]
+        bundle: Bundle,
         /// The result as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -70,17 +77,8 @@ enum Command {
     /// tries it --tries times, and falls back to the running release on its
     /// own unless it boots good. Reboot to start it.
     Update {
-        /// The bundle directory (on mounted media, read-only is fine).
-        bundle: PathBuf,
-        /// The trust directory; the running image's by default.
-        #[arg(long, value_name = "DIR", default_value = TRUST)]
-        trust: PathBuf,
-        /// The host's state directory.
-        #[arg(long, value_name = "DIR", default_value = STATE)]
-        state: PathBuf,
-        /// A policy file (TOML), as `airlock verify --policy` reads it.
-        #[arg(long, value_name = "FILE")]
-        policy: Option<PathBuf>,
+        #[command(flatten)]
+        bundle: Bundle,
         /// Boots systemd-boot tries before it gives the release up (1 to 9).
         #[arg(long, default_value_t = update::TRIES, value_parser = clap::value_parser!(u32).range(1..=9))]
         tries: u32,
@@ -133,15 +131,10 @@ enum Command {
 }
 
 /// Verifies; the verified release, or `None` when rejected.
-fn verify(
-    bundle: &std::path::Path,
-    trust: &std::path::Path,
-    state: &std::path::Path,
-    policy: Option<&std::path::Path>,
-    json: bool,
-) -> anyhow::Result<Option<airlock_verify::Verified>> {
+fn verify(args: &Bundle, json: bool) -> anyhow::Result<Option<airlock_verify::Verified>> {
+    let (bundle, trust, state) = (&args.bundle, &args.trust, &args.state);
     let anchors = airlock_verify::Trust::read(trust)?;
-    let policy = airlock_verify::Policy::read(policy)?;
+    let policy = airlock_verify::Policy::read(args.policy.as_deref())?;
     let options = airlock_verify::Options {
         trust: &anchors,
         policy: &policy,
@@ -183,31 +176,22 @@ fn verify(
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Verify {
-            bundle,
-            trust,
-            state,
-            policy,
-            json,
-        } => Ok(
-            if verify(&bundle, &trust, &state, policy.as_deref(), json)?.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            },
-        ),
-        Command::Update {
-            bundle,
-            trust,
-            state,
-            policy,
-            tries,
-            esp,
-        } => {
-            let Some(verified) = verify(&bundle, &trust, &state, policy.as_deref(), false)? else {
+        Command::Verify { bundle, json } => Ok(if verify(&bundle, json)?.is_some() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
+        Command::Update { bundle, tries, esp } => {
+            let Some(verified) = verify(&bundle, false)? else {
                 return Ok(ExitCode::from(1));
             };
-            commands::update(&bundle, &verified, &state, tries, esp.as_deref())
+            commands::update(
+                &bundle.bundle,
+                &verified,
+                &bundle.state,
+                tries,
+                esp.as_deref(),
+            )
         }
         Command::Health { units, wait } => {
             commands::health(&units, std::time::Duration::from_secs(wait))
