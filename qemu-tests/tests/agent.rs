@@ -5,8 +5,10 @@
 //! image tools and the real Debian archive (AIRLOCK_TEST_NETWORK=1).
 //!
 //! The allowed and the forbidden destination are listeners this test opens
-//! on the host's 127.0.0.1:47180 and :47181 before the guest boots (QEMU's
-//! user network maps the guest's 10.0.2.2 to the host's loopback).
+//! on the host's 127.0.0.1:47180 and :47181 before the guest boots; QEMU's
+//! user network hands the guest's connections to 10.0.2.100:47180 and
+//! :47181 to them (through `airlock __relay`, as `airlock boot
+//! --guest-forward` and `airlock test` do).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -172,10 +174,17 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
     let forbidden = listen(FORBIDDEN_PORT);
     let (_, image) = built();
     let disks = tempfile::tempdir().unwrap();
+    let relay = |port: u16| {
+        (
+            std::net::SocketAddrV4::new([10, 0, 2, 100].into(), port),
+            format!("{} __relay 127.0.0.1:{port}", airlock().display()),
+        )
+    };
     let options = Options {
         data: Some(disks.path().join("data.img")),
         data_size: 512 << 20,
         network: true,
+        guest_forward: vec![relay(ALLOWED_PORT), relay(FORBIDDEN_PORT)],
         ..Options::default()
     };
     let mut machine = Machine::boot(image, options, HARD_LIMIT).unwrap();
@@ -215,10 +224,10 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
         "{result}"
     );
     assert!(
-        result.contains(r#"{"to":"10.0.2.2:47180","allowed":true,"outcome":"connected"}"#),
+        result.contains(r#"{"to":"10.0.2.100:47180","allowed":true,"outcome":"connected"}"#),
         "{result}"
     );
-    for target in ["10.0.2.2:47181", "10.0.2.3:47180"] {
+    for target in ["10.0.2.100:47181", "10.0.2.3:47180"] {
         assert!(result.contains(&format!("\"to\":\"{target}\",\"allowed\":false")));
         assert!(
             !result.contains(&format!(

@@ -76,13 +76,15 @@ const TEST_PACKAGES: &[&str] = &[
 /// The test tools from PyPI: the SBOM reference validators (CycloneDX's own
 /// library, its strict JSON schema validator, and the SPDX project's
 /// tools), the SPDX project's compliance checker (ntia-checker: NTIA
-/// minimum elements, BSI TR-03183, CISA FSCT) and virt-firmware, whose virt-fw-vars enrols Secure Boot keys in
-/// OVMF's variable store for the UEFI tests.
+/// minimum elements, BSI TR-03183, CISA FSCT), virt-firmware, whose virt-fw-vars enrols Secure Boot keys in
+/// OVMF's variable store for the UEFI tests, and junitparser, which reads
+/// back the JUnit XML `airlock test` writes.
 const SBOM_TOOLS: &[&str] = &[
     "cyclonedx-python-lib[json-validation]==11.12.0",
     "spdx-tools==0.8.5",
     "ntia-conformance-checker==6.0.0",
     "virt-firmware==26.10",
+    "junitparser==4.0.2",
 ];
 
 const TASKS: &[(&str, &str)] = &[
@@ -394,8 +396,8 @@ fn demo() -> Result<(), String> {
         .arg(&trust);
     run(&mut rebuild)?;
     // Boot the verified bundle on the user-mode network, with listeners on
-    // the host for the agent's allowed (47180) and forbidden (47181)
-    // destinations, until the agent reports.
+    // the host for the agent's allowed (10.0.2.100:47180) and forbidden
+    // (10.0.2.100:47181) destinations, until the agent reports.
     // The disk image, as the far side assembles it from the verified
     // bundle, boots through UEFI firmware with Secure Boot enforced and
     // the demo's keys enrolled (virt-fw-vars, from target/sbom-tools).
@@ -420,7 +422,10 @@ fn demo() -> Result<(), String> {
         .arg(demo.join("machine"))
         .env("PATH", path)
         .args([
-            "--network",
+            "--guest-forward",
+            "10.0.2.100:47180=47180",
+            "--guest-forward",
+            "10.0.2.100:47181=47181",
             "--until",
             "airlock-agent: done",
             "--timeout",

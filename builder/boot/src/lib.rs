@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod console;
+pub mod machine;
 pub mod uefi;
 
 pub use console::{ConsoleLog, Waited, strip_escapes};
@@ -44,6 +45,10 @@ pub enum BootError {
         source: std::io::Error,
     },
 }
+
+/// The address in the user-mode network whose ports lead to
+/// [`Options::guest_forward`]'s commands.
+pub const GUEST_FORWARD_ADDRESS: &str = "10.0.2.100";
 
 /// What booting needs from a transfer bundle: (bundle path, the name an
 /// image folder gives it).
@@ -139,6 +144,20 @@ pub struct Options {
     /// A unix socket for a virtio-serial port named `airlock.test` (the
     /// test channel; only test images listen on it).
     pub channel: Option<PathBuf>,
+    /// Start the guest's side of the channel from the kernel command line
+    /// ([`machine::attach_words`]), for images that do not carry it: a
+    /// direct boot of the production image, unchanged.
+    pub attach_channel: bool,
+    /// Cut the user-mode network off from the host and the world
+    /// (`restrict=on`): the guest reaches only [`Options::guest_forward`]
+    /// and is reached only through [`Options::forward`]. Attaches the
+    /// network.
+    pub restrict: bool,
+    /// Connections the guest opens to an address in its network (such as
+    /// [`GUEST_FORWARD_ADDRESS`]:PORT), each handed to a new run of the
+    /// command (its stdin and stdout are the connection): (address,
+    /// command). Attaches the network.
+    pub guest_forward: Vec<(std::net::SocketAddrV4, String)>,
     /// Attach QEMU's user-mode network: the guest is 10.0.2.15, and
     /// 10.0.2.2 is the host's loopback (a connection to 10.0.2.2:PORT
     /// reaches a listener on the host's 127.0.0.1:PORT).
@@ -176,6 +195,9 @@ impl Default for Options {
             network_dump: None,
             extra_cmdline: Vec::new(),
             forward: Vec::new(),
+            attach_channel: false,
+            restrict: false,
+            guest_forward: Vec::new(),
             media: Vec::new(),
             uefi: None,
         }
@@ -244,7 +266,10 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
                         .to_owned(),
                 });
             }
-            if options.data.is_some() || options.root.is_some() || !options.extra_cmdline.is_empty()
+            if options.data.is_some()
+                || options.root.is_some()
+                || !options.extra_cmdline.is_empty()
+                || options.attach_channel
             {
                 return Err(BootError::NotAnImage {
                     dir: image.dir.clone(),
@@ -280,15 +305,28 @@ pub fn command(image: &Image, options: &Options) -> Result<Command, BootError> {
                 "virtserialport,chardev=airlock-test,name=airlock.test",
             ]);
     }
-    if options.network || options.network_dump.is_some() || !options.forward.is_empty() {
-        let forwards: String = options
-            .forward
-            .iter()
-            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
-            .collect();
+    if options.network
+        || options.network_dump.is_some()
+        || !options.forward.is_empty()
+        || options.restrict
+        || !options.guest_forward.is_empty()
+    {
+        let mut netdev = "user,id=net0".to_owned();
+        if options.restrict {
+            netdev.push_str(",restrict=on");
+        }
+        for (host, guest) in &options.forward {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
+        for (address, run) in &options.guest_forward {
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:{address}-cmd:{}",
+                run.replace(',', ",,")
+            ));
+        }
         command
             .arg("-netdev")
-            .arg(format!("user,id=net0{forwards}"))
+            .arg(netdev)
             .args(["-device", "virtio-net-pci,netdev=net0"]);
         if let Some(pcap) = &options.network_dump {
             command.arg("-object").arg(format!(
@@ -314,7 +352,12 @@ fn direct(image: &Image, options: &Options, command: &mut Command) -> Result<(),
         .arg("-initrd")
         .arg(image.dir.join(names::INITRD));
     let mut cmdline = image.cmdline.clone();
-    for word in &options.extra_cmdline {
+    let attached = if options.attach_channel && options.channel.is_some() {
+        machine::attach_words()
+    } else {
+        Vec::new()
+    };
+    for word in options.extra_cmdline.iter().chain(&attached) {
         cmdline.push(' ');
         cmdline.push_str(word);
     }

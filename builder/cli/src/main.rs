@@ -53,6 +53,9 @@ enum Command {
     /// Install a verified bundle onto a disk (a host's, or a disk image
     /// file): GPT, EFI system partition, slot A, empty slot B, /var.
     Install(commands::install::Args),
+    /// Boot an image in QEMU and run the cases of a test file against it
+    /// (JUnit XML and JSON for CI).
+    Test(commands::test::Args),
     /// Show what changed between two releases.
     Diff(commands::diff::Args),
     /// Rebuild a verified bundle's image from its own sources, offline, and
@@ -70,6 +73,13 @@ enum Command {
     },
     /// Print the man page (roff) on stdout.
     Man,
+    /// What QEMU runs for each connection a guest under `airlock test`
+    /// opens to a listener (internal).
+    #[command(name = "__relay", hide = true)]
+    Relay {
+        /// The listener's address.
+        address: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -100,6 +110,8 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => args.run(),
         Command::DiskImage(args) => args.run(),
         Command::Install(args) => args.run(),
+        Command::Test(args) => args.run(),
+        Command::Relay { address } => commands::test::relay(&address),
         Command::Diff(args) => args.run(),
         Command::Rebuild(args) => args.run(),
         Command::Store(command) => command.run(),

@@ -60,6 +60,12 @@ pub struct Args {
     /// Attach the user-mode network and write every packet to this pcap file.
     #[arg(long, value_name = "FILE")]
     net_dump: Option<PathBuf>,
+    /// Connections the guest opens to GUEST (an IPv4 address and port in
+    /// QEMU's 10.0.2.0/24, other than 10.0.2.2, such as 10.0.2.100:47180)
+    /// go to the host's 127.0.0.1:HOST_PORT. Attaches the network;
+    /// repeatable.
+    #[arg(long, value_name = "GUEST=HOST_PORT", value_parser = parse_guest_forward)]
+    guest_forward: Vec<(std::net::SocketAddrV4, u16)>,
     /// Run headless: print the console, and stop the guest (exit 0) as soon
     /// as it prints TEXT; fail if it powers off first or --timeout passes.
     /// For scripts and CI.
@@ -77,13 +83,8 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<Exit> {
-        let is_bundle = self.image.is_file()
-            || self
-                .image
-                .join(airlock_verify::manifest::MANIFEST)
-                .is_file();
         let mut _assembled = None;
-        let image = if is_bundle {
+        let image = if is_bundle(&self.image) {
             let (dir, temp) = self.consume_bundle()?;
             _assembled = Some(temp);
             Image::open(&dir)?
@@ -104,6 +105,7 @@ impl Args {
             console: Console::Terminal,
             network: self.network,
             network_dump: self.net_dump.clone(),
+            guest_forward: crate::commands::test::relays(&self.guest_forward)?,
             uefi,
             ..Options::default()
         };
@@ -258,39 +260,76 @@ impl Args {
 }
 
 impl Args {
-    /// Verifies the bundle, copies what the boot needs into a private
-    /// folder (checking each byte against the verified manifest again, so a
-    /// bundle changed after verification is not booted), and records the
-    /// release in the host's state.
     fn consume_bundle(&self) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
-        let (opened, verified) =
-            crate::commands::verify::verified_bundle(&self.image, &self.trust)?;
-        let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
-        if self.uefi {
-            crate::commands::disk_image::assemble_verified(
-                &opened.dir,
-                &verified,
-                temp.path(),
-                self.secure_boot.is_some(),
-            )?;
-        } else {
-            match airlock_verify::consume::copy_verified(
-                &opened.dir,
-                &verified,
-                &airlock_boot::bundle_files(),
-                temp.path(),
-            ) {
-                Ok(()) => {}
-                Err(airlock_verify::consume::ConsumeError::Missing(path)) => {
-                    anyhow::bail!("the bundle has no {path}: it was exported without an EROFS root")
-                }
-                Err(e @ airlock_verify::consume::ConsumeError::Changed(_)) => {
-                    return Err(crate::exit::Failure(e.to_string()).into());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        crate::commands::verify::record_consumed(&self.trust, &verified)?;
-        Ok((temp.path().to_path_buf(), temp))
+        consume_bundle(
+            &self.image,
+            &self.trust,
+            self.uefi,
+            self.secure_boot.is_some(),
+        )
     }
+}
+
+/// Verifies the bundle, copies what the boot needs into a private folder
+/// (checking each byte against the verified manifest again, so a bundle
+/// changed after verification is not booted), and records the release in
+/// the host's state. The folder is an image folder.
+pub(crate) fn consume_bundle(
+    bundle: &std::path::Path,
+    trust: &crate::commands::verify::TrustArgs,
+    uefi: bool,
+    secure_boot: bool,
+) -> anyhow::Result<(PathBuf, airlock_store::workdir::WorkDir)> {
+    let (opened, verified) = crate::commands::verify::verified_bundle(bundle, trust)?;
+    let temp = airlock_store::workdir::claim(&std::env::temp_dir(), "airlock-boot-")?.0;
+    if uefi {
+        crate::commands::disk_image::assemble_verified(
+            &opened.dir,
+            &verified,
+            temp.path(),
+            secure_boot,
+        )?;
+    } else {
+        match airlock_verify::consume::copy_verified(
+            &opened.dir,
+            &verified,
+            &airlock_boot::bundle_files(),
+            temp.path(),
+        ) {
+            Ok(()) => {}
+            Err(airlock_verify::consume::ConsumeError::Missing(path)) => {
+                anyhow::bail!("the bundle has no {path}: it was exported without an EROFS root")
+            }
+            Err(e @ airlock_verify::consume::ConsumeError::Changed(_)) => {
+                return Err(crate::exit::Failure(e.to_string()).into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    crate::commands::verify::record_consumed(trust, &verified)?;
+    Ok((temp.path().to_path_buf(), temp))
+}
+
+fn parse_guest_forward(text: &str) -> Result<(std::net::SocketAddrV4, u16), String> {
+    let (guest, host) = text
+        .split_once('=')
+        .ok_or("expected GUEST_ADDRESS:PORT=HOST_PORT, e.g. 10.0.2.100:47180=47180")?;
+    let guest: std::net::SocketAddrV4 = guest
+        .parse()
+        .map_err(|e| format!("{guest}: {e} (an IPv4 address and port)"))?;
+    let host: u16 = host
+        .parse()
+        .map_err(|e| format!("{host}: {e} (a port on 127.0.0.1)"))?;
+    if guest.ip().octets()[..3] != [10, 0, 2] || [2, 15].contains(&guest.ip().octets()[3]) {
+        return Err(format!(
+            "{guest}: the guest address must be in 10.0.2.0/24 and be neither QEMU's host (10.0.2.2) nor the guest (10.0.2.15)"
+        ));
+    }
+    Ok((guest, host))
+}
+
+/// Whether `path` is a transfer bundle (a tar, or a folder with a
+/// manifest) rather than an image folder.
+pub(crate) fn is_bundle(path: &std::path::Path) -> bool {
+    path.is_file() || path.join(airlock_verify::manifest::MANIFEST).is_file()
 }

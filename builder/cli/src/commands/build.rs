@@ -15,27 +15,39 @@ use crate::shared::{self, MirrorArgs, StoreArgs, say};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The recipe (NAME.toml); its lock is NAME.lock.
-    recipe: PathBuf,
+    pub(crate) recipe: PathBuf,
     /// Where image folders go.
     #[arg(long, short = 'o', default_value = "images", value_name = "DIR")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Use no network: every input must already be in the store.
     #[arg(long)]
-    offline: bool,
+    pub(crate) offline: bool,
     /// Parallel downloads, for inputs missing from the store.
     #[arg(long, short = 'j', default_value_t = 8)]
-    jobs: usize,
+    pub(crate) jobs: usize,
     /// Print the build report (JSON) on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    mirror: MirrorArgs,
+    pub(crate) mirror: MirrorArgs,
     #[command(flatten)]
-    store: StoreArgs,
+    pub(crate) store: StoreArgs,
 }
 
 impl Args {
     pub fn run(self) -> anyhow::Result<Exit> {
+        let outcome = self.build()?;
+        if self.json {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", outcome.report_json);
+            }
+        }
+        Ok(Exit::Ok)
+    }
+
+    /// Builds (or finds up to date) the image; its folder and report.
+    pub(crate) fn build(&self) -> anyhow::Result<pipeline::Outcome> {
         let started = std::time::Instant::now();
         let recipe = shared::load_recipe(&self.recipe)?;
         let lock_path = shared::lock_path(&self.recipe);
@@ -80,12 +92,6 @@ impl Args {
                 started.elapsed().as_secs_f64()
             ));
         }
-        if self.json {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{}", outcome.report_json);
-            }
-        }
-        Ok(Exit::Ok)
+        Ok(outcome)
     }
 }

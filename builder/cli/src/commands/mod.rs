@@ -14,4 +14,5 @@ pub mod rebuild;
 pub mod sign;
 pub mod sign_boot;
 pub mod store;
+pub mod test;
 pub mod verify;
