@@ -33,7 +33,6 @@ const AGENT_STARTED: &str = "Started airlock-ag";
 const AGENT_FAILED: &str = "Failed to start airlock-ag";
 const ALLOWED_PORT: u16 = 47180;
 const FORBIDDEN_PORT: u16 = 47181;
-const MODEL: &str = "/usr/share/airlock/models/example.gguf";
 
 /// A scratch copy of what the agent-node test recipe needs, with the
 /// example model made in it.
@@ -251,45 +250,11 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
         "the agent exited 0 (it exits 1 when a forbidden destination answers)"
     );
 
-    // Its own user, and the hardening in effect.
-    let user = machine
-        .check(
-            "id -u agent; stat -c '%U %a' /var/lib/airlock-agent",
-            COMMAND,
-        )
-        .unwrap();
-    let uid = user.lines().next().unwrap().to_owned();
-    assert_eq!(user.lines().nth(1), Some("agent 700"), "{user}");
-    // Not a login: no shell, no password.
-    let account = machine
-        .check(
-            "getent passwd agent | cut -d: -f7; getent shadow agent | cut -d: -f2",
-            COMMAND,
-        )
-        .unwrap();
-    let mut account = account.lines();
-    assert_eq!(account.next(), Some("/usr/sbin/nologin"));
-    assert!(
-        account
-            .next()
-            .is_some_and(|p| p.starts_with('!') || p.starts_with('*')),
-        "the agent has no password"
-    );
-    let security = machine
-        .check(
-            "systemd-analyze security --no-pager airlock-agent.service | tail -1",
-            COMMAND,
-        )
-        .unwrap();
-    eprintln!("systemd-analyze security: {security}");
-    let exposure: f64 = security
-        .split_whitespace()
-        .find_map(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in {security:?}"));
-    assert!(
-        exposure <= 2.0,
-        "the agent's unit should stay at OK or better: {security}"
-    );
+    // The account, the unit's exposure rating, the model, the firewall's
+    // policies, the audit rules and the sealed journal are checked on the
+    // production image by recipes/tests/agent-node.toml (airlock_test.rs);
+    // what follows needs the probe this test image carries.
+    let uid = machine.check("id -u agent", COMMAND).unwrap();
 
     // A setuid-root copy of id(1) in the agent's writable directory: it does
     // elevate the agent's user outside the sandbox (the control), and does
@@ -378,20 +343,8 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
         "nothing reached the forbidden listener"
     );
 
-    // The firewall: default drop, and the agent chain dropped the probe's
-    // and the agent's attempts on the forbidden port.
-    machine
-        .check("nft -c -f /etc/nftables.conf", COMMAND)
-        .unwrap();
-    let ruleset = machine.check("nft list ruleset", COMMAND).unwrap();
-    for chain in ["input", "forward", "output"] {
-        assert!(
-            ruleset.contains(&format!(
-                "type filter hook {chain} priority filter; policy drop;"
-            )),
-            "{chain}: {ruleset}"
-        );
-    }
+    // The agent chain dropped the probe's and the agent's attempts on the
+    // forbidden port.
     let counter = machine
         .check(
             "nft list chain inet airlock agent_egress | grep -o 'counter packets [0-9]*'",
@@ -413,13 +366,6 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
             "{key}: {rules}"
         );
     }
-    assert!(
-        machine
-            .check("auditctl -s | grep enabled", COMMAND)
-            .unwrap()
-            .contains("enabled 2"),
-        "the rules are locked (-e 2)"
-    );
     let execs = machine
         .check("ausearch --input-logs -k airlock-agent-exec -i", COMMAND)
         .unwrap();
@@ -442,38 +388,6 @@ fn the_agent_runs_sandboxed_reaches_only_its_allow_list_and_is_audited() {
         "{denied}"
     );
     assert!(denied.contains("airlock-probe"), "{denied}");
-
-    // The model: in place, read-only, with the recipe's digest.
-    let model = machine
-        .check(
-            &format!("stat -c '%U %a' {MODEL}; sha256sum {MODEL} | cut -d' ' -f1"),
-            COMMAND,
-        )
-        .unwrap();
-    assert_eq!(model, format!("root 444\n{sha256}"));
-    assert_ne!(
-        machine
-            .run(&format!("touch {MODEL}"), COMMAND)
-            .unwrap()
-            .status,
-        0,
-        "not even root can change the model"
-    );
-
-    // The journal: persistent, sealed with a key made on this host.
-    let seal = machine
-        .check(
-            "test -s /var/log/journal/$(cat /etc/machine-id)/fss && cat /var/lib/airlock/journal-seal/verification-key",
-            COMMAND,
-        )
-        .unwrap();
-    assert!(seal.contains('/') && seal.len() > 20, "{seal}");
-    machine
-        .check(
-            &format!("journalctl --verify --verify-key={seal} >/dev/null 2>&1 || journalctl --verify --verify-key={seal}"),
-            COMMAND,
-        )
-        .unwrap();
 
     let status = machine.poweroff(Duration::from_secs(120)).unwrap();
     assert!(status.success(), "QEMU exited with {status}");

@@ -1,8 +1,9 @@
-//! `airlock test` itself, as users run it: the shipped test file of
-//! recipes/minimal.toml against the production image, a file whose cases
-//! each fail in their own way (exit 1, JUnit failures carrying expected and
-//! actual values, logs kept), two machines with -j 2, and Ctrl-C leaving
-//! no QEMU behind.
+//! `airlock test` itself, as users run it: the shipped test files of
+//! recipes/minimal.toml and recipes/agent-node.toml against their
+//! production images (the agent node's with -j 1 and -j 2, timed), a file
+//! whose cases each fail in their own way (exit 1, JUnit failures carrying
+//! expected and actual values, logs kept), a guest reaching an address no
+//! one declared caught by `no_packets`, and Ctrl-C leaving no QEMU behind.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,6 +33,34 @@ fn built() -> &'static (tempfile::TempDir, PathBuf) {
             &root.path().join("recipes/minimal.toml"),
             &root.path().join("images"),
             "minimal",
+        );
+        (root, image)
+    })
+}
+
+/// recipes/agent-node.toml, its overlay, the example model and the test
+/// files, locked fresh and built once: (scratch root, image folder).
+fn agent_node() -> &'static (tempfile::TempDir, PathBuf) {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = shared_tempdir();
+        for file in ["recipes/agent-node.toml", "keys/debian/bookworm.pgp"] {
+            let to = root.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(workspace().join(file), to).unwrap();
+        }
+        for tree in ["recipes/agent-node/overlay", "recipes/tests"] {
+            copy_tree(&workspace().join(tree), &root.path().join(tree));
+        }
+        airlock_example_model::write_file(
+            &root.path().join("recipes/agent-node/model/example.gguf"),
+            airlock_example_model::SEED,
+        )
+        .unwrap();
+        let image = lock_and_build(
+            &root.path().join("recipes/agent-node.toml"),
+            &root.path().join("images"),
+            "agent-node",
         );
         (root, image)
     })
@@ -114,6 +143,134 @@ fn the_minimal_recipes_test_file_passes_on_the_production_image() {
             parsed[0].starts_with("minimal.main|the system reaches running|"),
             "{parsed:?}"
         );
+    }
+}
+
+#[test]
+fn the_agent_node_test_file_passes_with_one_and_two_machines_at_a_time() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let (root, _) = agent_node();
+    let recipe = root.path().join("recipes/agent-node.toml");
+    let output = root.path().join("images");
+    let junit = root.path().join("agent-node.junit.xml");
+    let mut seconds = Vec::new();
+    for jobs in ["1", "2"] {
+        let started = Instant::now();
+        let out = airlock_test(&[
+            recipe.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            "-j",
+            jobs,
+        ]);
+        seconds.push(started.elapsed().as_secs_f64());
+        let stderr = text(&out.stderr);
+        eprintln!("-j {jobs}:\n{stderr}");
+        assert!(
+            out.status.success(),
+            "airlock test -j {jobs} failed: {stderr}"
+        );
+    }
+    eprintln!(
+        "recipes/tests/agent-node.toml (2 machines): -j 1 {:.1} s, -j 2 {:.1} s",
+        seconds[0], seconds[1]
+    );
+    let cases = std::fs::read_to_string(workspace().join("recipes/tests/agent-node.toml"))
+        .unwrap()
+        .matches("[[case]]")
+        .count();
+    if let Some(parsed) = junitparser(&junit) {
+        assert_eq!(parsed.len(), cases, "{parsed:?}");
+        assert!(
+            parsed.iter().all(|line| line.contains("|passed|")),
+            "{parsed:?}"
+        );
+        assert!(
+            parsed.iter().any(|l| l.starts_with("agent-node.reboot|")),
+            "{parsed:?}"
+        );
+    }
+}
+
+/// On the agent node (which has a network configured), with its firewall
+/// taken down: the guest tries an address the file does not declare.
+const LEAKY: &str = r#"
+schema = 1
+
+[machine.main]
+listen = ["sink"]
+forward = [8081]
+
+[[case]]
+name = "the firewall is taken down"
+run = "nft flush ruleset"
+
+[[case]]
+name = "the guest tries an address no one declared"
+run = "timeout 3 bash -c 'exec 3<>/dev/tcp/10.0.2.3/80'; true"
+
+[[case]]
+name = "no packet leaves"
+no_packets = true
+
+[[case]]
+name = "the sink hears from the guest"
+listener = "sink"
+timeout = 5
+
+[[case]]
+name = "a closed guest port answers"
+port = 8081
+timeout = 5
+
+[[case]]
+name = "the guest reaches the sink"
+listener = "sink"
+run = "exec 3<>/dev/tcp/{listen.sink.address}/{listen.sink.port} && echo hello >&3"
+"#;
+
+#[test]
+fn a_guest_reaching_an_undeclared_address_is_caught() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let (_, image) = agent_node();
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("leaky.toml");
+    std::fs::write(&tests, LEAKY).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = airlock_test(&[
+        image.to_str().unwrap(),
+        "--tests",
+        tests.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("3 passed, 3 failed"), "{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let at = xml.find("name=\"no packet leaves\"").unwrap();
+    let case = &xml[at..at + xml[at..].find("</testcase>").unwrap()];
+    assert!(case.contains("<failure"), "{case}");
+    assert!(
+        case.contains("-&gt; 10.0.2.3:80"),
+        "the packet is named: {case}"
+    );
+    for failed in [
+        "the sink hears from the guest",
+        "a closed guest port answers",
+    ] {
+        let at = xml.find(&format!("name=\"{failed}\"")).unwrap();
+        let case = &xml[at..at + xml[at..].find("</testcase>").unwrap()];
+        assert!(case.contains("<failure"), "{case}");
     }
 }
 
@@ -235,7 +392,7 @@ fn failing_cases_fail_with_their_values_and_keep_the_logs() {
         (
             "stdout",
             "stdout equal to \"expected-text\"",
-            "stdout was \"actual-text\\n\"",
+            "stdout was \"actual-text\"",
         ),
         ("a unit", "active", "inactive"),
         ("a file", "mode 755", "mode 4755"),

@@ -52,27 +52,18 @@ fn poweroff(machine: Machine) {
     assert!(status.success(), "QEMU exited with {status}");
 }
 
+/// What recipes/tests/minimal.toml checks through `airlock test` on the
+/// production image (the verity root, read-only, no failed unit, /tmp,
+/// journald, setuid passwd, no packet leaving) is not repeated here: this
+/// needs the test image (ping's capability comes from a package the
+/// production recipe does not have) and the build report.
 #[test]
-fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
+fn the_verity_table_and_privileges_reach_the_booted_root() {
     if !enabled() {
         return;
     }
     let _serial = serial();
     let mut machine = boot(Options::default());
-    let state = machine
-        .run("systemctl is-system-running --wait", COMMAND)
-        .unwrap();
-    let failed = machine
-        .check("systemctl --failed --no-legend --plain", COMMAND)
-        .unwrap();
-    assert_eq!(state.output, "running", "failed units: {failed}");
-    assert_eq!(failed, "");
-    let mount = machine
-        .check("findmnt -no SOURCE,FSTYPE,OPTIONS /", COMMAND)
-        .unwrap();
-    let words: Vec<&str> = mount.split_whitespace().collect();
-    assert_eq!(words[..2], ["/dev/mapper/airlock-root", "erofs"], "{mount}");
-    assert!(words[2].split(',').any(|o| o == "ro"), "{mount}");
     let root_hash = report(image())["verity"]["root_hash"]
         .as_str()
         .unwrap()
@@ -84,36 +75,12 @@ fn minimal_image_reaches_multi_user_on_a_read_only_verity_root() {
         table.contains(" verity 1 ") && table.contains(&root_hash),
         "{table}"
     );
-    let write = machine.run("touch /usr/airlock-test", COMMAND).unwrap();
-    assert_ne!(write.status, 0, "the root is read-only");
-    assert!(
-        write.output.contains("Read-only file system"),
-        "{}",
-        write.output
-    );
     machine
         .check(
             "touch /var/lib/airlock-test && rm /var/lib/airlock-test",
             COMMAND,
         )
         .unwrap();
-    assert_eq!(
-        machine
-            .check("findmnt -no FSTYPE /tmp && touch /tmp/x", COMMAND)
-            .unwrap(),
-        "tmpfs",
-        "/tmp is scratch space in memory"
-    );
-    assert_eq!(
-        machine
-            .check("systemctl is-active systemd-journald", COMMAND)
-            .unwrap(),
-        "active"
-    );
-    let journal = machine
-        .check("journalctl -b --no-pager | head -3", COMMAND)
-        .unwrap();
-    assert!(!journal.is_empty());
     // Privilege survives into the EROFS root. Regression: staging set modes
     // before owners, and chown(2) clears setuid bits, so su and passwd
     // lost theirs; and postinst setcap calls were not applied at all.
@@ -236,38 +203,6 @@ fn a_corrupted_root_block_makes_reading_its_file_fail() {
         ),
     );
     poweroff(machine);
-}
-
-#[test]
-fn booting_makes_no_outbound_connection_attempt() {
-    if !enabled() {
-        return;
-    }
-    let _serial = serial();
-    let scratch = tempfile::tempdir().unwrap();
-    let pcap = scratch.path().join("boot.pcap");
-    let mut machine = boot(Options {
-        network_dump: Some(pcap.clone()),
-        ..Options::default()
-    });
-    machine
-        .run("systemctl is-system-running --wait", COMMAND)
-        .unwrap();
-    let links = machine
-        .check("ip -brief link 2>/dev/null || cat /proc/net/dev", COMMAND)
-        .unwrap();
-    // Give anything that would phone home a little longer.
-    std::thread::sleep(Duration::from_secs(10));
-    poweroff(machine);
-    let packets = airlock_boot::pcap_packets(&std::fs::read(&pcap).unwrap()).unwrap();
-    // QEMU's user network sends nothing unasked; every packet would be the
-    // guest's.
-    assert!(
-        packets.is_empty(),
-        "{} packets left the guest (links: {links}); first: {:02x?}",
-        packets.len(),
-        &packets[0][..packets[0].len().min(64)]
-    );
 }
 
 #[test]
