@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use qemu_tests::setup::{
-    airlock, copy_tree, enabled, lock_and_build, serial, shared_tempdir, workspace,
+    airlock, copy_tree, enabled, lock_and_build, minimal_test_image, serial, shared_tempdir,
+    workspace,
 };
 
 /// recipes/minimal.toml (production, no test channel) and its test file,
@@ -316,6 +317,7 @@ multi_user_within = 0.001
 [[case]]
 name = "console"
 console = { contains = ["this line is never printed"] }
+timeout = 5
 
 [[case]]
 name = "host"
@@ -452,6 +454,45 @@ fn failing_cases_fail_with_their_values_and_keep_the_logs() {
     assert!(
         !kept.join("second").exists(),
         "a machine whose cases passed keeps nothing"
+    );
+}
+
+#[test]
+fn a_test_image_that_carries_the_channel_is_tested_through_uefi() {
+    if !enabled() {
+        return;
+    }
+    let _serial = serial();
+    let root = shared_tempdir();
+    // minimal-test: the minimal recipe plus the channel as a unit, which a
+    // UEFI boot needs (its command line is sealed in the UKI).
+    let image = minimal_test_image(root.path());
+    let tests = root.path().join("uefi.toml");
+    std::fs::write(
+        &tests,
+        "schema = 1\n\
+         [[case]]\nname = \"running\"\nsystem = \"running\"\ntimeout = 600\n\
+         [[case]]\nname = \"through UEFI, with the UKI's command line\"\n\
+         run = \"test -d /sys/firmware/efi/efivars && cat /proc/cmdline\"\n\
+         stdout = { contains = [\"airlock.root=\"], lacks = [\"systemd.run\"] }\n\
+         [[case]]\nname = \"a marker on /var\"\nrun = \"echo kept > /var/lib/airlock-test-marker && sync\"\n\
+         [[case]]\nname = \"reboot\"\nreboot = true\n\
+         [[case]]\nname = \"the marker survived on the machine's copy of the disk\"\n\
+         run = \"cat /var/lib/airlock-test-marker\"\nstdout = { equals = \"kept\" }\ntimeout = 600\n",
+    )
+    .unwrap();
+    let out = airlock_test(&[
+        image.to_str().unwrap(),
+        "--tests",
+        tests.to_str().unwrap(),
+        "--uefi",
+    ]);
+    let stderr = text(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(UEFI)") && stderr.contains("5 passed"),
+        "{stderr}"
     );
 }
 

@@ -61,6 +61,13 @@ pub struct Settings {
     pub relay: Vec<String>,
     /// The folder host commands run in (the test file's).
     pub base: PathBuf,
+    /// Boot the image's disk image through UEFI firmware (OVMF, from this
+    /// folder) instead of the kernel directly. The command line is the
+    /// one sealed in the UKI, so the channel cannot be attached: the image
+    /// must carry it (a unit serving the port `airlock.test`, as test
+    /// images do). Each machine gets its own copy of the disk, which holds
+    /// /var and is kept across its reboots.
+    pub uefi: Option<PathBuf>,
 }
 
 /// Runs every machine of `plan` on `image`; `report` sees each result as
@@ -235,12 +242,31 @@ fn boot(
         forwards.push((*guest, std::net::SocketAddr::from(([127, 0, 0, 1], host))));
     }
     let pcap = scratch.join(format!("network-{}.pcap", next_boot(scratch)));
+    let uefi = match &settings.uefi {
+        None => None,
+        Some(firmware) => {
+            let disk = image.disk.as_ref().ok_or(
+                "the image has no disk image for a UEFI boot: add \"disk\" to [output] formats",
+            )?;
+            let dir = scratch.join("uefi");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Some(
+                airlock_boot::uefi::Uefi::prepare(
+                    firmware,
+                    &image.dir.join(&disk.image.path),
+                    &dir,
+                )
+                .map_err(|e| e.to_string())?,
+            )
+        }
+    };
     let options = Options {
         memory_mib: spec.memory,
         cpus: spec.cpus,
         kvm: settings.kvm,
-        data: spec.data.then(|| scratch.join("var.raw")),
-        attach_channel: true,
+        data: (spec.data && uefi.is_none()).then(|| scratch.join("var.raw")),
+        attach_channel: uefi.is_none(),
+        uefi,
         restrict: true,
         guest_forward,
         forward: forwards.iter().map(|(g, h)| (h.port(), *g)).collect(),

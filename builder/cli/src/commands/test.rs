@@ -37,6 +37,13 @@ pub struct Args {
     /// Use KVM instead of TCG.
     #[arg(long)]
     kvm: bool,
+    /// Boot the image's disk image through UEFI firmware (OVMF) as a host
+    /// does, instead of the kernel directly. Its command line is sealed in
+    /// the unified kernel image, so the test channel cannot be attached
+    /// from outside: only images that carry it themselves (test images)
+    /// can be tested this way.
+    #[arg(long)]
+    uefi: bool,
     /// With a recipe: where image folders go.
     #[arg(long, short = 'o', default_value = "images", value_name = "DIR")]
     output: PathBuf,
@@ -90,6 +97,9 @@ impl Args {
             kvm: self.kvm,
             keep_failed: self.keep_failed.clone(),
             relay: vec![relay.display().to_string(), RELAY.to_owned()],
+            uefi: self
+                .uefi
+                .then(|| PathBuf::from(airlock_boot::uefi::OVMF_DIR)),
             base: tests
                 .parent()
                 .map(|p| {
@@ -103,9 +113,10 @@ impl Args {
                 .to_owned(),
         };
         say(&format!(
-            "testing {} {} with {}: {} cases on {} machines, {} at a time, under {}",
+            "testing {} {}{} with {}: {} cases on {} machines, {} at a time, under {}",
             image.name,
             image.version,
+            if self.uefi { " (UEFI)" } else { "" },
             tests.display(),
             plan.case_count(),
             plan.machines.len(),
