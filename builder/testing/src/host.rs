@@ -13,6 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,10 @@ pub(crate) fn run(
         .env("AIRLOCK_PCAP", &machine.pcap)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group: at the timeout it goes with everything it
+        // started, which would otherwise hold its output open.
+        .process_group(0);
     for l in &machine.listeners {
         let name = l.name.to_ascii_uppercase().replace('-', "_");
         command.env(format!("AIRLOCK_LISTEN_{name}"), l.address.to_string());
@@ -83,6 +87,10 @@ pub(crate) fn run(
             break Some(status);
         }
         if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             break None;

@@ -278,6 +278,11 @@ fn boot(
     let mut machine =
         Machine::boot(image, options, Duration::from_secs(budget)).map_err(|e| e.to_string())?;
     if let Err(e) = machine.connect(Duration::from_secs(spec.boot_timeout)) {
+        // Kept with the logs: why it did not come up is on its console.
+        let _ = std::fs::write(
+            scratch.join("console-of-the-failed-boot.log"),
+            machine.console(),
+        );
         let qemu = machine.qemu_stderr();
         return Err(format!(
             "the machine did not come up: {e}{}",
@@ -358,7 +363,8 @@ fn keep_logs(
         std::fs::write(dir.join("journal.txt"), journal)?;
     }
     for entry in std::fs::read_dir(scratch)?.flatten() {
-        if entry.file_name().to_string_lossy().ends_with(".pcap") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".pcap") || name.ends_with(".log") {
             std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
         }
     }
