@@ -120,6 +120,58 @@ fn the_minimal_images_sboms_conform_to_ntia_bsi_and_fsct() {
     eprintln!("{log}");
 }
 
+/// airlock writes the ostree commit itself, from the tree; `ostree commit`
+/// of the same root (unpacked from rootfs.tar.zst with owners, modes and
+/// xattrs, as root) must give the same checksum, and `ostree fsck` must
+/// accept airlock's repository.
+#[test]
+fn the_ostree_commit_is_the_one_ostree_commit_makes_of_the_same_root() {
+    if !enabled() {
+        return;
+    }
+    let image = image();
+    let report = report(image);
+    let native = report["ostree_commit"].as_str().unwrap();
+    let run = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let repo = image.dir.join("ostree");
+    run(Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .arg("fsck"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    run(Command::new("tar")
+        .args(["--zstd", "-xpf"])
+        .arg(image.dir.join("rootfs.tar.zst"))
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-C"])
+        .arg(&root));
+    let oracle = dir.path().join("oracle");
+    run(Command::new("ostree")
+        .arg(format!("--repo={}", oracle.display()))
+        .args(["init", "--mode=archive"]));
+    let epoch = report["epoch"].as_u64().unwrap();
+    let version = report["version"].as_u64().unwrap();
+    let name = report["name"].as_str().unwrap();
+    let commit = run(Command::new("ostree")
+        .arg(format!("--repo={}", oracle.display()))
+        .arg("commit")
+        .arg(format!("--branch=airlock/{name}"))
+        .arg(format!("--tree=dir={}", root.display()))
+        .arg(format!("--timestamp=@{epoch}"))
+        .arg(format!("--subject={name} {version}"))
+        .arg(format!("--add-metadata-string=version={version}"))
+        .arg("--no-bindings"));
+    assert_eq!(commit.trim(), native);
+}
+
 #[test]
 fn var_and_the_machine_id_persist_on_the_data_disk() {
     if !enabled() {

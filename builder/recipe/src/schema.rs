@@ -603,6 +603,10 @@ pub struct Output {
     pub formats: Vec<Format>,
     /// zstd level for compressed artifacts.
     pub zstd_level: i32,
+    /// Deflate level (0 to 9) of the ostree commit's file objects; unset
+    /// is 1, fast. It never changes an object's or the commit's checksum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ostree_deflate_level: Option<u32>,
 }
 
 impl Default for Output {
@@ -610,6 +614,7 @@ impl Default for Output {
         Output {
             formats: Vec::new(),
             zstd_level: 3,
+            ostree_deflate_level: None,
         }
     }
 }

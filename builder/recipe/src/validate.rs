@@ -183,6 +183,13 @@ impl Recipe {
                 self.output.zstd_level
             ));
         }
+        if let Some(level) = self.output.ostree_deflate_level
+            && level > 9
+        {
+            problems.push(format!(
+                "[output] ostree_deflate_level = {level} must be between 0 and 9"
+            ));
+        }
         problems
     }
 

@@ -1,7 +1,7 @@
-//! Emitters beyond the tar: a staging directory for the tools that read
-//! one, the EROFS root (mkfs.erofs with its reproducibility options) and
-//! its dm-verity hash tree (computed by airlock-verity), the kernel and
-//! initrd, and an ostree commit.
+//! Emitters beyond the tar: a staging directory for mkfs.erofs, the EROFS
+//! root (mkfs.erofs with its reproducibility options) and its dm-verity hash
+//! tree (computed by airlock-verity), the kernel and initrd, the disk image.
+//! The ostree commit is airlock-ostree's, written from the tree.
 
 pub mod cpio;
 pub mod disk;
@@ -15,8 +15,8 @@ use std::process::Command;
 use crate::BuildError;
 
 /// Runs an external tool, turning failure into a clear error. The tool
-/// dies with the build: a build killed with SIGKILL leaves no mkfs.erofs or
-/// ostree writing on.
+/// dies with the build: a build killed with SIGKILL leaves no mkfs.erofs
+/// writing on.
 pub(crate) fn run(tool: &str, command: &mut Command) -> Result<String, BuildError> {
     die_with_parent(command);
     let output = command.output().map_err(|source| {
@@ -95,60 +95,4 @@ pub fn erofs(staging: &Path, out: &Path, epoch: u64, uuid: &str) -> Result<(), B
             .env("LC_ALL", "C"),
     )?;
     Ok(())
-}
-
-/// Commits `staging` to a new archive-mode repository at `repo`; returns
-/// the commit checksum. Owners, modes (setuid included) and xattrs (file
-/// capabilities) are the staged ones, which are the tree's; the timestamp
-/// is the epoch.
-pub fn ostree(
-    staging: &Path,
-    repo: &Path,
-    branch: &str,
-    subject: &str,
-    version: u64,
-    epoch: u64,
-) -> Result<String, BuildError> {
-    let env = |command: &mut Command| {
-        command
-            .env("TZ", "UTC")
-            .env("LC_ALL", "C")
-            .env("SOURCE_DATE_EPOCH", epoch.to_string());
-    };
-    let mut init = Command::new("ostree");
-    init.arg(format!("--repo={}", repo.display()))
-        .args(["init", "--mode=archive"]);
-    env(&mut init);
-    run("ostree", &mut init)?;
-    let mut commit = Command::new("ostree");
-    commit
-        .arg(format!("--repo={}", repo.display()))
-        .arg("commit")
-        .arg(format!("--branch={branch}"))
-        .arg(format!("--tree=dir={}", staging.display()))
-        .arg(format!("--timestamp=@{epoch}"))
-        .arg(format!("--subject={subject}"))
-        .arg(format!("--add-metadata-string=version={version}"))
-        .arg("--no-bindings");
-    env(&mut commit);
-    let checksum = run("ostree", &mut commit)?.trim().to_owned();
-    if checksum.len() != 64 || !checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(BuildError::Config {
-            what: "ostree".to_owned(),
-            message: format!("unexpected commit output {checksum:?}"),
-        });
-    }
-    // The repository's tmp/ holds per-run state; it is not part of the commit.
-    let tmp = repo.join("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|source| BuildError::Io {
-            what: tmp.display().to_string(),
-            source,
-        })?;
-        std::fs::create_dir(&tmp).map_err(|source| BuildError::Io {
-            what: tmp.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(checksum)
 }

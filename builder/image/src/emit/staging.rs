@@ -1,8 +1,8 @@
-//! A real directory made from the tree, for the tools that read one
-//! (mkfs.erofs, ostree). Every path comes from the tree, whose parents are
+//! A real directory made from the tree, for mkfs.erofs (and for the tests
+//! that compare airlock's native writers with the tools that read one). Every path comes from the tree, whose parents are
 //! real directories it made itself, so nothing here follows a link a package
 //! planted. Owners are set as the tree says, which needs root; times are
-//! irrelevant (both tools are given the epoch).
+//! irrelevant (mkfs.erofs is given the epoch).
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, lchown, symlink};
@@ -18,7 +18,7 @@ use crate::BuildError;
 /// Per node: create, then owner, then mode, then xattrs. In that order
 /// because chown(2) clears the setuid and setgid bits (for root too) and
 /// drops `security.capability`: chmod before chown lost every setuid bit
-/// of the EROFS root and the ostree commit.
+/// of the EROFS root.
 pub fn stage(tree: &Tree, blobs: &Store, dir: &Path) -> Result<(), BuildError> {
     let io = |path: &Path| {
         let what = path.display().to_string();
@@ -57,9 +57,7 @@ pub fn stage(tree: &Tree, blobs: &Store, dir: &Path) -> Result<(), BuildError> {
             Kind::CharDevice { .. } | Kind::BlockDevice { .. } | Kind::Fifo => {
                 return Err(BuildError::Config {
                     what: "staging".to_owned(),
-                    message: format!(
-                        "/{path}: device nodes and fifos cannot be staged for EROFS or ostree"
-                    ),
+                    message: format!("/{path}: device nodes and fifos cannot be staged for EROFS"),
                 });
             }
         }
@@ -67,8 +65,9 @@ pub fn stage(tree: &Tree, blobs: &Store, dir: &Path) -> Result<(), BuildError> {
             if source.kind() == std::io::ErrorKind::PermissionDenied {
                 BuildError::Config {
                     what: "staging".to_owned(),
-                    message: "setting file owners for the EROFS and ostree emitters needs root; \
-                              run as root, or set [output] formats = [\"tar\"]"
+                    message: "setting file owners for the EROFS emitter needs root; \
+                              run as root, or leave \"erofs\" out of [output] formats \
+                              (\"tar\" and \"ostree\" need no root)"
                         .to_owned(),
                 }
             } else {

@@ -1,7 +1,8 @@
-//! Stage 3 of a build: the artifacts. The tar root is written from the tree
-//! while, in parallel, the tree is staged on disk once and both the EROFS
-//! root (then its dm-verity tree, the kernel and the initrd) and the ostree
-//! commit read the staging tree, in parallel with each other.
+//! Stage 3 of a build: the artifacts, in parallel. The tar root and the
+//! ostree commit are written from the tree itself (airlock-ostree, no root);
+//! the EROFS root (then its dm-verity tree, the kernel and the initrd) is
+//! made by mkfs.erofs from a copy of the tree staged on disk, which needs
+//! root for the owners.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -73,23 +74,10 @@ fn tar(stage: &Stage<'_>) -> Result<(), BuildError> {
     )
 }
 
-/// The formats written from a staging tree: EROFS (and what boots from it)
-/// and ostree.
+/// The formats beside the tar: EROFS (and what boots from it) from a
+/// staging tree, and the ostree commit from the tree, in parallel.
 fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
     let (wants_erofs, wants_ostree) = (stage.wants(Format::Erofs), stage.wants(Format::Ostree));
-    if !wants_erofs && !wants_ostree {
-        return Ok(Emitted {
-            verity: None,
-            kernel: None,
-            ostree: None,
-            disk: None,
-        });
-    }
-    (stage.progress)("staging the tree for mkfs.erofs and ostree");
-    let staging = stage.work.join("staging");
-    fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
-    staging_permissions(&staging)?;
-    emit::staging::stage(stage.tree, stage.blobs, &staging)?;
     type Booted = (
         Option<Verity>,
         Option<String>,
@@ -99,6 +87,11 @@ fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
         if !wants_erofs {
             return Ok((None, None, None));
         }
+        (stage.progress)("staging the tree for mkfs.erofs");
+        let staging = stage.work.join("staging");
+        fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
+        staging_permissions(&staging)?;
+        emit::staging::stage(stage.tree, stage.blobs, &staging)?;
         let verity = erofs(stage, &staging)?;
         if stage.kernels.is_empty() {
             if stage.wants(Format::Disk) {
@@ -116,7 +109,7 @@ fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
             .transpose()?;
         Ok((Some(verity), Some(kernel), disk))
     };
-    let ostree_job = || wants_ostree.then(|| ostree(stage, &staging)).transpose();
+    let ostree_job = || wants_ostree.then(|| ostree(stage)).transpose();
     let (erofs_result, ostree_result) = rayon::join(erofs_job, ostree_job);
     let (verity, kernel, disk) = erofs_result?;
     Ok(Emitted {
@@ -229,20 +222,33 @@ fn boot_files(stage: &Stage<'_>) -> Result<String, BuildError> {
     Ok(found.version)
 }
 
-/// The ostree commit on `airlock/NAME`; returns the commit and the branch.
-fn ostree(stage: &Stage<'_>, staging: &Path) -> Result<(String, String), BuildError> {
+/// The ostree commit on `airlock/NAME`, written from the tree; returns the
+/// commit and the branch. Its checksum is what `ostree commit
+/// --timestamp=@EPOCH --add-metadata-string=version=V --no-bindings` gives
+/// for the tree staged with its owners, modes and xattrs.
+fn ostree(stage: &Stage<'_>) -> Result<(String, String), BuildError> {
     (stage.progress)("committing to ostree");
     let recipe = stage.recipe;
-    let branch = format!("airlock/{}", recipe.image.name);
-    let commit = emit::ostree(
-        staging,
+    let info = airlock_ostree::CommitInfo {
+        branch: format!("airlock/{}", recipe.image.name),
+        subject: format!("{} {}", recipe.image.name, recipe.image.version),
+        body: String::new(),
+        metadata: [("version".to_owned(), recipe.image.version.to_string())].into(),
+        timestamp: recipe.image.epoch,
+    };
+    let written = airlock_ostree::write(
+        stage.tree,
+        &|digest| stage.blobs.path(digest),
         &stage.out.join(names::OSTREE),
-        &branch,
-        &format!("{} {}", recipe.image.name, recipe.image.version),
-        recipe.image.version,
-        recipe.image.epoch,
-    )?;
-    Ok((commit, branch))
+        &info,
+        (recipe.output.ostree_deflate_level).unwrap_or(airlock_ostree::DEFAULT_LEVEL),
+        &|_| {},
+    )
+    .map_err(|e| BuildError::Config {
+        what: "ostree".to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok((written.commit, info.branch))
 }
 
 /// The staging root must be 0755 whatever the umask.

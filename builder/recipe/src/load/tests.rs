@@ -251,6 +251,24 @@ fn cross_key_rules_are_checked_after_merging() {
 }
 
 #[test]
+fn output_levels_are_bounded() {
+    let text = format!("{BASE}\n[output]\nzstd_level = 20\nostree_deflate_level = 10\n");
+    check_error(
+        &[("r/main.toml", &text)],
+        expect![[
+            r#"r/main.toml: [output] zstd_level = 20 must be between 1 and 19; [output] ostree_deflate_level = 10 must be between 0 and 9"#
+        ]],
+    );
+    let text = format!("{BASE}\n[output]\nostree_deflate_level = 9\n");
+    let loaded = load_from(&[("r/main.toml", &text)], "r/main.toml").unwrap();
+    assert_eq!(loaded.recipe.output.ostree_deflate_level, Some(9));
+    // Unset, the key is not in the canonical form: digests stay as they were.
+    let plain = load_from(&[("r/main.toml", BASE)], "r/main.toml").unwrap();
+    let json = serde_json::to_string(&plain.recipe).unwrap();
+    assert!(!json.contains("ostree_deflate_level"), "{json}");
+}
+
+#[test]
 fn normalize_and_relative_paths_are_lexical() {
     assert_eq!(normalize(Path::new("a/./b/../c")), Path::new("a/c"));
     assert_eq!(normalize(Path::new("../a/../../b")), Path::new("../../b"));
