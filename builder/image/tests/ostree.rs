@@ -12,7 +12,8 @@ use std::process::Command;
 
 use airlock_fixtures::gate;
 use airlock_image::emit;
-use airlock_ostree::{CommitInfo, fixture};
+use airlock_ostree::CommitInfo;
+use airlock_tree::fixture;
 use airlock_store::Store;
 use airlock_tree::{Content, Kind, Node, Tree};
 

@@ -22,8 +22,6 @@
 //! hashed and compressed in one pass, largest first; memory holds one
 //! buffer per thread and the directory objects.
 
-#[doc(hidden)]
-pub mod fixture;
 pub mod gvariant;
 
 use std::collections::{BTreeMap, HashMap};

@@ -6,7 +6,7 @@ use airlock_format::Sha256;
 use airlock_tree::{Content, Kind, Node, Tree};
 
 use super::*;
-use crate::fixture::file;
+use airlock_tree::fixture::file;
 
 /// A folder of blobs named by digest, as the store keeps them.
 struct Blobs(tempfile::TempDir);
@@ -31,7 +31,7 @@ impl Blobs {
 }
 
 fn fixture(blobs: &Blobs) -> Tree {
-    crate::fixture::tree(&mut |bytes| blobs.add(bytes))
+    airlock_tree::fixture::tree(&mut |bytes| blobs.add(bytes))
 }
 
 fn info() -> CommitInfo {

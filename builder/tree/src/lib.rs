@@ -19,6 +19,9 @@ use std::fmt;
 
 use airlock_format::Sha256;
 
+#[doc(hidden)]
+pub mod fixture;
+
 /// Where a regular file's bytes are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {

@@ -1,7 +1,8 @@
-//! A tree with every kind of node ostree holds, shared by this crate's
-//! tests and airlock-image's test against `ostree commit`.
+//! A tree with every kind of node ostree holds (devices and fifos are
+//! added by the tests that can hold them), shared by the emitters' tests
+//! and their comparisons with `ostree commit` and mkfs.erofs.
 
-use airlock_tree::{Content, Kind, Node, Tree};
+use crate::{Content, Kind, Node, Tree};
 
 /// A regular file node.
 pub fn file(content: Content, mode: u32) -> Node {
