@@ -1233,7 +1233,7 @@ fn have(tool: &str) -> bool {
 /// AIRLOCK_REQUIRE_TOOLS not being root fails).
 fn is_root() -> bool {
     airlock_fixtures::gate::root(
-        "writing EROFS and ostree images, whose staging tree carries file owners",
+        "writing mkfs.erofs images (whose staging tree carries file owners) and building as nobody",
     )
 }
 
@@ -1260,10 +1260,24 @@ fn build_under(env: &Env, c: &Conditions<'_>) -> Output {
 
 /// `airlock build` with every path below `base`, under conditions `c`.
 fn build_in(base: &Path, recipe: &Path, mirror: Option<&str>, c: &Conditions<'_>) -> Output {
+    build_as(base, recipe, mirror, c, None)
+}
+
+/// [`build_in`], as `user` (with setpriv) when given.
+fn build_as(
+    base: &Path,
+    recipe: &Path,
+    mirror: Option<&str>,
+    c: &Conditions<'_>,
+    user: Option<&str>,
+) -> Output {
     for dir in [c.tmp, c.output] {
         std::fs::create_dir_all(base.join(dir)).unwrap();
     }
     let mut script = format!("umask {}; exec ", c.umask);
+    if let Some(user) = user {
+        script += &format!("setpriv --reuid {user} --regid nogroup --clear-groups ");
+    }
     if let Some(time) = c.faketime {
         script += &format!("faketime '{time}' ");
     }
@@ -1302,6 +1316,142 @@ fn untar(image: &Path, to: &Path) {
     let mut archive = tar::Archive::new(zstd::stream::read::Decoder::new(file).unwrap());
     archive.set_preserve_permissions(true);
     archive.unpack(to).unwrap();
+}
+
+/// The formats airlock writes itself (tar, the uncompressed EROFS root with
+/// its dm-verity tree, ostree) build without root: once as root (or the
+/// user running the tests) and once as `nobody` with another umask, clock,
+/// time zone, locale, thread count and folder, to the same bytes.
+#[test]
+fn a_native_build_needs_no_root_and_is_reproducible() {
+    let root = is_root();
+    if !root {
+        eprintln!("note: not root, so both builds run as this user");
+    }
+    let env = Env::with(|spec| spec.packages = build_packages());
+    let recipe = build_recipe(r#"["tar", "erofs", "ostree"]"#)
+        .replace("[output]\n", "[output]\nerofs_compression = \"none\"\n");
+    assert!(recipe.contains("erofs_compression"), "{recipe}");
+    env.write_recipe(&trust::with_model(&env, &recipe));
+    assert_exit(&env.lock(&[]), 0);
+    let first = build_under(
+        &env,
+        &Conditions {
+            store: "store-a",
+            output: "out-a",
+            tmp: "tmp-a",
+            umask: "022",
+            tz: "UTC",
+            lang: "C.UTF-8",
+            threads: "1",
+            faketime: None,
+        },
+    );
+    assert_exit(&first, 0);
+    let user = root.then_some("nobody");
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        // nobody can read the recipe and its lock and write only its own
+        // folders.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut stack = vec![env.path("recipe")];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::metadata(&path).unwrap();
+            let extra = if meta.is_dir() { 0o555 } else { 0o444 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode() | extra))
+                .unwrap();
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        for dir in ["store-b", "elsewhere", "elsewhere/out-b", "tmp-b"] {
+            std::fs::create_dir_all(env.path(dir)).unwrap();
+            std::os::unix::fs::chown(env.path(dir), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    let second = build_as(
+        env.dir.path(),
+        &env.recipe(),
+        Some(env.server.url()),
+        &Conditions {
+            store: "store-b",
+            output: "elsewhere/out-b",
+            tmp: "tmp-b",
+            umask: "077",
+            tz: "Pacific/Kiritimati",
+            lang: "de_DE.UTF-8",
+            threads: "2",
+            faketime: have("faketime").then_some("2031-07-04 12:00:00"),
+        },
+        user,
+    );
+    assert_exit(&second, 0);
+    let (a, b) = (
+        image_dir(&env.path("out-a")),
+        image_dir(&env.path("elsewhere/out-b")),
+    );
+    let (da, db) = (digests(&a), digests(&b));
+    assert_eq!(da, db, "every artifact is byte-identical");
+    for name in ["root.erofs", "root.verity", "ostree", "rootfs.tar.zst"] {
+        assert!(da.contains_key(name), "{name} missing from {da:?}");
+    }
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(b.join("root.erofs")).unwrap().uid();
+        assert_eq!(owner, 65534, "written by nobody");
+    }
+    // The tools agree with what airlock wrote, when they are here.
+    if have("fsck.erofs") {
+        let fsck = Command::new("fsck.erofs")
+            .arg(b.join("root.erofs"))
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+    }
+    if have("ostree") {
+        let fsck = Command::new("ostree")
+            .arg(format!("--repo={}", b.join("ostree").display()))
+            .arg("fsck")
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+    }
+    if have("veritysetup") {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("build-report.json")).unwrap()).unwrap();
+        let root_hash = report["verity"]["root_hash"].as_str().unwrap();
+        let verify = Command::new("veritysetup")
+            .args([
+                "verify",
+                "--no-superblock",
+                "--hash=sha256",
+                "--data-block-size=4096",
+                "--hash-block-size=4096",
+            ])
+            .arg(format!(
+                "--salt={}",
+                report["verity"]["salt"].as_str().unwrap()
+            ))
+            .arg(b.join("root.erofs"))
+            .arg(b.join("root.verity"))
+            .arg(root_hash)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
 }
 
 #[test]

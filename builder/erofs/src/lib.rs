@@ -185,10 +185,16 @@ impl<'t> Plan<'t> {
                 Kind::File(content) => (S_IFREG, 1, Data::File(content), 0),
                 Kind::Symlink(target) => (S_IFLNK, 7, Data::Bytes(target.as_bytes().to_vec()), 0),
                 Kind::CharDevice { major, minor } => (S_IFCHR, 3, Data::None, rdev(*major, *minor)),
-                Kind::BlockDevice { major, minor } => (S_IFBLK, 4, Data::None, rdev(*major, *minor)),
+                Kind::BlockDevice { major, minor } => {
+                    (S_IFBLK, 4, Data::None, rdev(*major, *minor))
+                }
                 Kind::Fifo => (S_IFIFO, 5, Data::None, 0),
             };
-            let permissions = if kind_bits == S_IFLNK { 0o777 } else { node.mode & 0o7777 };
+            let permissions = if kind_bits == S_IFLNK {
+                0o777
+            } else {
+                node.mode & 0o7777
+            };
             index.insert(path, inodes.len());
             inodes.push(Inode {
                 path,
@@ -215,10 +221,12 @@ impl<'t> Plan<'t> {
             }
             let target = match &node.kind {
                 Kind::Hardlink(to) => {
-                    let at = *index.get(to.as_str()).ok_or_else(|| ErofsError::Unsupported {
-                        path: path.to_owned(),
-                        message: format!("hard link to {to}, which is not in the tree"),
-                    })?;
+                    let at = *index
+                        .get(to.as_str())
+                        .ok_or_else(|| ErofsError::Unsupported {
+                            path: path.to_owned(),
+                            message: format!("hard link to {to}, which is not in the tree"),
+                        })?;
                     inodes[at].nlink += 1;
                     at
                 }
@@ -240,7 +248,9 @@ impl<'t> Plan<'t> {
             inodes[parent].entries.push((name, target, file_type));
         }
         for inode in &mut inodes {
-            inode.entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            inode
+                .entries
+                .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             if inode.file_type == 2 {
                 // Sized now; the nids are filled in when written.
                 inode.data = Data::Bytes(directory(&dir_entries(inode, 0, &[])));
@@ -262,7 +272,11 @@ impl<'t> Plan<'t> {
         for inode in &mut inodes {
             let head = inode.inode_size() + inode.xattrs.len() as u64;
             let room = BLOCK - cursor % BLOCK;
-            let tail = if matches!(inode.data, Data::None) { 0 } else { inode.tail() };
+            let tail = if matches!(inode.data, Data::None) {
+                0
+            } else {
+                inode.tail()
+            };
             if tail > 0 && head + tail <= BLOCK {
                 // Packed here, or after padding to the next block when that
                 // wastes less than a data block of its own would.
@@ -368,8 +382,8 @@ impl<'t> Plan<'t> {
                             expected: inode.size,
                         });
                     }
-                    let copied = io::copy(&mut file.take(length), &mut out)
-                        .map_err(io_error(&source))?;
+                    let copied =
+                        io::copy(&mut file.take(length), &mut out).map_err(io_error(&source))?;
                     if copied != length {
                         return Err(ErofsError::SizeChanged {
                             path: inode.path.to_owned(),
@@ -423,7 +437,11 @@ impl<'t> Plan<'t> {
     }
 
     fn inode_bytes(&self, inode: &Inode<'_>) -> Vec<u8> {
-        let layout = if inode.inline { FLAT_INLINE } else { FLAT_PLAIN };
+        let layout = if inode.inline {
+            FLAT_INLINE
+        } else {
+            FLAT_PLAIN
+        };
         let version = u16::from(inode.extended);
         let format = version | (layout << 1);
         let icount: u16 = if inode.xattrs.is_empty() {
@@ -474,7 +492,11 @@ fn rdev(major: u32, minor: u32) -> u32 {
 
 /// A directory's entries with their nids: `.`, `..` and the children,
 /// sorted by name. `inodes` empty: nids zero (for sizing).
-fn dir_entries<'a>(inode: &'a Inode<'_>, parent: u64, inodes: &[Inode<'_>]) -> Vec<(&'a [u8], u64, u8)> {
+fn dir_entries<'a>(
+    inode: &'a Inode<'_>,
+    parent: u64,
+    inodes: &[Inode<'_>],
+) -> Vec<(&'a [u8], u64, u8)> {
     let nid = |at: usize| inodes.get(at).map_or(0, Inode::nid);
     let own = if inodes.is_empty() { 0 } else { inode.nid() };
     let mut entries: Vec<(&[u8], u64, u8)> = vec![(b".", own, 2), (b"..", parent, 2)];
@@ -496,7 +518,9 @@ fn directory(entries: &[(&[u8], u64, u8)]) -> Vec<u8> {
     while at < entries.len() {
         let mut count = 0;
         let mut used = 0;
-        while at + count < entries.len() && used + DIRENT + entries[at + count].0.len() <= BLOCK as usize {
+        while at + count < entries.len()
+            && used + DIRENT + entries[at + count].0.len() <= BLOCK as usize
+        {
             used += DIRENT + entries[at + count].0.len();
             count += 1;
         }
@@ -534,19 +558,15 @@ fn xattr_body(path: &str, node: &Node) -> Result<Vec<u8>, ErofsError> {
     };
     let mut out = vec![0u8; XATTR_HEADER];
     for (name, value) in &node.xattrs {
-        let (index, suffix) = [
-            ("user.", 1u8),
-            ("trusted.", 4),
-            ("security.", 6),
-        ]
-        .iter()
-        .find_map(|(prefix, index)| name.strip_prefix(prefix).map(|rest| (*index, rest)))
-        .or(match name.as_str() {
-            "system.posix_acl_access" => Some((2, "")),
-            "system.posix_acl_default" => Some((3, "")),
-            _ => None,
-        })
-        .ok_or_else(|| unsupported(format!("the xattr {name} has no EROFS name prefix")))?;
+        let (index, suffix) = [("user.", 1u8), ("trusted.", 4), ("security.", 6)]
+            .iter()
+            .find_map(|(prefix, index)| name.strip_prefix(prefix).map(|rest| (*index, rest)))
+            .or(match name.as_str() {
+                "system.posix_acl_access" => Some((2, "")),
+                "system.posix_acl_default" => Some((3, "")),
+                _ => None,
+            })
+            .ok_or_else(|| unsupported(format!("the xattr {name} has no EROFS name prefix")))?;
         let name_len = u8::try_from(suffix.len())
             .map_err(|_| unsupported(format!("the xattr name {name} is too long")))?;
         let value_len = u16::try_from(value.len())
@@ -587,7 +607,8 @@ fn read_at(
                     expected: inode.size,
                 });
             }
-            file.seek(SeekFrom::Start(from)).map_err(io_error(&source))?;
+            file.seek(SeekFrom::Start(from))
+                .map_err(io_error(&source))?;
             file.read_exact(buffer).map_err(io_error(&source))
         }
     }

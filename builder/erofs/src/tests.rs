@@ -46,8 +46,15 @@ fn the_superblock_names_the_root_the_blocks_and_the_epoch() {
     assert_eq!(u32_at(sb, 0), 0xE0F5_E1E2);
     assert_eq!(sb[12], 12, "4 KiB blocks");
     assert_eq!(u16_at(sb, 14), 0, "the root is nid 0");
-    assert_eq!(u64::from_le_bytes(sb[16..24].try_into().unwrap()), 3, "inodes");
-    assert_eq!(u64::from_le_bytes(sb[24..32].try_into().unwrap()), 1_700_000_000);
+    assert_eq!(
+        u64::from_le_bytes(sb[16..24].try_into().unwrap()),
+        3,
+        "inodes"
+    );
+    assert_eq!(
+        u64::from_le_bytes(sb[24..32].try_into().unwrap()),
+        1_700_000_000
+    );
     assert_eq!(u32_at(sb, 36) as usize * 4096, bytes.len());
     assert_eq!(u32_at(sb, 40), 1, "inodes from block 1");
     assert_eq!(&sb[48..64], &[7; 16]);
@@ -100,13 +107,27 @@ fn owners_beyond_16_bits_and_huge_files_take_the_extended_inode() {
     let blob = dir.path().join("model");
     std::fs::File::create(&blob).unwrap().set_len(size).unwrap();
     let mut tree = Tree::new();
-    let mut model = Node::new(Kind::File(Content::Stored { sha256: digest, size }), 0o444);
+    let mut model = Node::new(
+        Kind::File(Content::Stored {
+            sha256: digest,
+            size,
+        }),
+        0o444,
+    );
     (model.uid, model.gid) = (70_000, 70_001);
     tree.put("models/big.gguf", model).unwrap();
     let plan = Plan::new(&tree, options()).unwrap();
-    let big = plan.inodes.iter().find(|i| i.path == "models/big.gguf").unwrap();
+    let big = plan
+        .inodes
+        .iter()
+        .find(|i| i.path == "models/big.gguf")
+        .unwrap();
     assert!(big.extended);
-    assert_eq!(big.full_blocks(), size / 4096, "the one-byte tail is packed inline");
+    assert_eq!(
+        big.full_blocks(),
+        size / 4096,
+        "the one-byte tail is packed inline"
+    );
     // Write the metadata and count the rest, without 4 GiB of disk.
     struct Head {
         kept: Vec<u8>,
@@ -133,10 +154,16 @@ fn owners_beyond_16_bits_and_huge_files_take_the_extended_inode() {
     let at = big.offset as usize;
     let bytes = &head.kept;
     assert_eq!(u16_at(bytes, at) & 1, 1, "extended");
-    assert_eq!(u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()), size);
+    assert_eq!(
+        u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()),
+        size
+    );
     assert_eq!(u32_at(bytes, at + 24), 70_000);
     assert_eq!(u32_at(bytes, at + 28), 70_001);
-    assert_eq!(u64::from_le_bytes(bytes[at + 32..at + 40].try_into().unwrap()), 1_700_000_000);
+    assert_eq!(
+        u64::from_le_bytes(bytes[at + 32..at + 40].try_into().unwrap()),
+        1_700_000_000
+    );
 }
 
 #[test]
@@ -158,7 +185,10 @@ fn directories_span_blocks_each_beginning_with_its_own_dirents() {
             let end = if i + 1 < count {
                 u16_at(block, (i + 1) * 12 + 8) as usize
             } else {
-                block[start..].iter().position(|b| *b == 0).map_or(block.len(), |n| start + n)
+                block[start..]
+                    .iter()
+                    .position(|b| *b == 0)
+                    .map_or(block.len(), |n| start + n)
             };
             names.push(String::from_utf8(block[start..end].to_vec()).unwrap());
         }
@@ -173,7 +203,8 @@ fn directories_span_blocks_each_beginning_with_its_own_dirents() {
 #[test]
 fn xattrs_are_encoded_with_their_prefix_index() {
     let mut node = file(b"", 0o755);
-    node.xattrs.insert("security.capability".into(), vec![1, 2, 3]);
+    node.xattrs
+        .insert("security.capability".into(), vec![1, 2, 3]);
     node.xattrs.insert("user.a".into(), vec![]);
     let body = xattr_body("usr/bin/ping", &node).unwrap();
     let expected: Vec<u8> = [
@@ -189,7 +220,10 @@ fn xattrs_are_encoded_with_their_prefix_index() {
     assert_eq!(body, expected);
     node.xattrs.insert("system.other".into(), vec![1]);
     let error = xattr_body("etc/x", &node).unwrap_err();
-    assert_eq!(error.to_string(), "/etc/x: the xattr system.other has no EROFS name prefix");
+    assert_eq!(
+        error.to_string(),
+        "/etc/x: the xattr system.other has no EROFS name prefix"
+    );
 }
 
 #[test]
@@ -197,14 +231,22 @@ fn names_longer_than_255_bytes_are_refused() {
     let mut tree = Tree::new();
     tree.put(&"n".repeat(256), file(b"", 0o644)).unwrap();
     let error = Plan::new(&tree, options()).unwrap_err();
-    assert!(error.to_string().ends_with("a name of 256 bytes (at most 255)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("a name of 256 bytes (at most 255)"),
+        "{error}"
+    );
 }
 
 #[test]
 fn device_numbers_are_linux_encoded() {
     assert_eq!(rdev(1, 3), 0x103);
     assert_eq!(rdev(8, 0), 0x800);
-    assert_eq!(rdev(300, 70_000), (70_000 & 0xff) | (300 << 8) | ((70_000 & !0xff) << 12));
+    assert_eq!(
+        rdev(300, 70_000),
+        (70_000 & 0xff) | (300 << 8) | ((70_000 & !0xff) << 12)
+    );
 }
 
 #[test]

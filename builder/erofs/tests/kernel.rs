@@ -40,44 +40,89 @@ impl Blobs {
 fn odd_tree(blobs: &Blobs) -> Tree {
     let mut tree = fixture::tree(&mut |bytes| blobs.add(bytes));
     let file = fixture::file;
-    tree.put("dev/null", Node::new(Kind::CharDevice { major: 1, minor: 3 }, 0o666))
-        .unwrap();
-    tree.put("dev/sda", Node::new(Kind::BlockDevice { major: 8, minor: 0 }, 0o660))
-        .unwrap();
-    tree.put("dev/big", Node::new(Kind::CharDevice { major: 300, minor: 70_000 }, 0o600))
-        .unwrap();
+    tree.put(
+        "dev/null",
+        Node::new(Kind::CharDevice { major: 1, minor: 3 }, 0o666),
+    )
+    .unwrap();
+    tree.put(
+        "dev/sda",
+        Node::new(Kind::BlockDevice { major: 8, minor: 0 }, 0o660),
+    )
+    .unwrap();
+    tree.put(
+        "dev/big",
+        Node::new(
+            Kind::CharDevice {
+                major: 300,
+                minor: 70_000,
+            },
+            0o600,
+        ),
+    )
+    .unwrap();
     tree.put("run/fifo", Node::new(Kind::Fifo, 0o600)).unwrap();
-    tree.put("data/block", file(blobs.add(&[7u8; 4096]), 0o644)).unwrap();
-    tree.put("data/block-and-a-byte", file(blobs.add(&[8u8; 4097]), 0o644))
+    tree.put("data/block", file(blobs.add(&[7u8; 4096]), 0o644))
         .unwrap();
+    tree.put(
+        "data/block-and-a-byte",
+        file(blobs.add(&[8u8; 4097]), 0o644),
+    )
+    .unwrap();
     let mixed: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    tree.put("data/mixed", file(blobs.add(&mixed), 0o640)).unwrap();
-    tree.put("data/inline-empty", file(Content::Inline(Vec::new()), 0o644))
+    tree.put("data/mixed", file(blobs.add(&mixed), 0o640))
         .unwrap();
+    tree.put(
+        "data/inline-empty",
+        file(Content::Inline(Vec::new()), 0o644),
+    )
+    .unwrap();
     let long = "n".repeat(255);
-    tree.put(&format!("data/{long}"), file(blobs.add(b"long name\n"), 0o644))
-        .unwrap();
+    tree.put(
+        &format!("data/{long}"),
+        file(blobs.add(b"long name\n"), 0o644),
+    )
+    .unwrap();
     let long_dir = "d".repeat(255);
-    tree.put(&format!("data/{long_dir}/{long}"), file(blobs.add(b""), 0o600))
-        .unwrap();
+    tree.put(
+        &format!("data/{long_dir}/{long}"),
+        file(blobs.add(b""), 0o600),
+    )
+    .unwrap();
     for i in 0..400 {
         let name = format!("many/{i:04}-{}", "x".repeat(40 + i % 60));
-        tree.put(&name, file(Content::Inline(format!("{i}\n").into_bytes()), 0o644))
-            .unwrap();
-    }
-    tree.put("deep/a/b/c/d/e/f/original", file(blobs.add(b"shared inode\n"), 0o4750))
+        tree.put(
+            &name,
+            file(Content::Inline(format!("{i}\n").into_bytes()), 0o644),
+        )
         .unwrap();
-    for (i, at) in ["deep/z/link", "deep/a/b/link", "other/link"].iter().enumerate() {
+    }
+    tree.put(
+        "deep/a/b/c/d/e/f/original",
+        file(blobs.add(b"shared inode\n"), 0o4750),
+    )
+    .unwrap();
+    for (i, at) in ["deep/z/link", "deep/a/b/link", "other/link"]
+        .iter()
+        .enumerate()
+    {
         let _ = i;
-        tree.put(at, Node::new(Kind::Hardlink("deep/a/b/c/d/e/f/original".into()), 0))
-            .unwrap();
+        tree.put(
+            at,
+            Node::new(Kind::Hardlink("deep/a/b/c/d/e/f/original".into()), 0),
+        )
+        .unwrap();
     }
     let mut far = file(Content::Inline(b"far owner".to_vec()), 0o600);
     (far.uid, far.gid) = (100_000, 70_000);
     tree.put("home/far", far).unwrap();
     let mut attrs = file(Content::Inline(b"labelled".to_vec()), 0o644);
-    attrs.xattrs.insert("user.origin".into(), b"airlock".to_vec());
-    attrs.xattrs.insert("trusted.overlay.opaque".into(), b"y".to_vec());
+    attrs
+        .xattrs
+        .insert("user.origin".into(), b"airlock".to_vec());
+    attrs
+        .xattrs
+        .insert("trusted.overlay.opaque".into(), b"y".to_vec());
     tree.put("etc/labelled", attrs).unwrap();
     tree
 }
@@ -123,7 +168,12 @@ fn describe_tree(tree: &Tree, blobs: &Blobs) -> BTreeMap<String, String> {
                     Content::Inline(bytes) => bytes.clone(),
                     Content::Stored { sha256, .. } => std::fs::read(blobs.path(sha256)).unwrap(),
                 };
-                format!("file {:o} {} {}", node.mode, bytes.len(), hex::encode(sha2::Sha256::digest(&bytes)))
+                format!(
+                    "file {:o} {} {}",
+                    node.mode,
+                    bytes.len(),
+                    hex::encode(sha2::Sha256::digest(&bytes))
+                )
             }
             Kind::Symlink(target) => format!("link {target}"),
             Kind::CharDevice { major, minor } => format!("chr {:o} {major},{minor}", node.mode),
@@ -161,7 +211,11 @@ fn describe_dir(root: &Path, with_xattrs: bool) -> BTreeMap<String, String> {
             format!("dir {mode:o}")
         } else if kind.is_file() {
             let bytes = std::fs::read(&path).unwrap();
-            format!("file {mode:o} {} {}", bytes.len(), hex::encode(sha2::Sha256::digest(&bytes)))
+            format!(
+                "file {mode:o} {} {}",
+                bytes.len(),
+                hex::encode(sha2::Sha256::digest(&bytes))
+            )
         } else if kind.is_symlink() {
             format!("link {}", std::fs::read_link(&path).unwrap().display())
         } else if kind.is_char_device() {
@@ -187,14 +241,20 @@ fn describe_dir(root: &Path, with_xattrs: bool) -> BTreeMap<String, String> {
         let relative = path.strip_prefix(root).unwrap().display().to_string();
         out.insert(
             format!("/{relative}"),
-            format!("{what} {}:{} [{}]", meta.uid(), meta.gid(), xattrs.join(",")),
+            format!(
+                "{what} {}:{} [{}]",
+                meta.uid(),
+                meta.gid(),
+                xattrs.join(",")
+            ),
         );
     }
     out
 }
 
 fn ready() -> bool {
-    gate::tool("fsck.erofs", "erofs-utils") && gate::root("mounting an EROFS image and extracting it with its owners")
+    gate::tool("fsck.erofs", "erofs-utils")
+        && gate::root("mounting an EROFS image and extracting it with its owners")
 }
 
 #[test]
@@ -216,10 +276,15 @@ fn linux_mounts_the_image_and_shows_exactly_the_tree() {
         .arg(&mount));
     let seen = describe_dir(&mount, true);
     let inode = |p: &str| std::fs::metadata(mount.join(p)).unwrap();
-    let links: Vec<(u64, u64)> = ["deep/a/b/c/d/e/f/original", "deep/z/link", "deep/a/b/link", "other/link"]
-        .iter()
-        .map(|p| (inode(p).ino(), inode(p).nlink()))
-        .collect();
+    let links: Vec<(u64, u64)> = [
+        "deep/a/b/c/d/e/f/original",
+        "deep/z/link",
+        "deep/a/b/link",
+        "other/link",
+    ]
+    .iter()
+    .map(|p| (inode(p).ino(), inode(p).nlink()))
+    .collect();
     let dirs_nlink = inode("deep/a").nlink();
     let mtime = inode("usr/bin/su").mtime();
     run(Command::new("umount").arg(&mount));
@@ -227,7 +292,14 @@ fn linux_mounts_the_image_and_shows_exactly_the_tree() {
     for (path, what) in &expected {
         assert_eq!(seen.get(path), Some(what), "{path}");
     }
-    assert_eq!(seen.len(), expected.len(), "{:?}", seen.keys().filter(|k| !expected.contains_key(*k)).collect::<Vec<_>>());
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "{:?}",
+        seen.keys()
+            .filter(|k| !expected.contains_key(*k))
+            .collect::<Vec<_>>()
+    );
     assert!(links.iter().all(|l| *l == (links[0].0, 4)), "{links:?}");
     assert_eq!(dirs_nlink, 3, "deep/a holds one directory");
     assert_eq!(mtime, 1_700_000_000);
@@ -265,7 +337,12 @@ fn fsck_erofs_extracts_the_tree() {
         .collect();
     let expected: BTreeMap<String, String> = describe_tree(&tree, &blobs)
         .into_iter()
-        .map(|(path, what)| (path, without_set_id(format!("{}[]", what.rsplit_once('[').unwrap().0))))
+        .map(|(path, what)| {
+            (
+                path,
+                without_set_id(format!("{}[]", what.rsplit_once('[').unwrap().0)),
+            )
+        })
         .collect();
     // The extraction's root folder is fsck's own.
     for (path, what) in expected.iter().filter(|(p, _)| *p != "/") {

@@ -13,8 +13,8 @@ use std::process::Command;
 use airlock_fixtures::gate;
 use airlock_image::emit;
 use airlock_ostree::CommitInfo;
-use airlock_tree::fixture;
 use airlock_store::Store;
+use airlock_tree::fixture;
 use airlock_tree::{Content, Kind, Node, Tree};
 
 fn ostree(repo: &Path, args: &[&str]) -> String {
@@ -135,11 +135,8 @@ fn large_directories_match_ostree_commit_too() {
         fixture::file(add(&store, b""), 0o600),
     )
     .unwrap();
-    tree.put(
-        "usr/share/link",
-        Node::new(Kind::Symlink(long), 0o777),
-    )
-    .unwrap();
+    tree.put("usr/share/link", Node::new(Kind::Symlink(long), 0o777))
+        .unwrap();
     let native = native(&tree, &store, &dir.path().join("native"), 2);
     assert_eq!(native, oracle(&tree, &store, dir.path(), 2));
 }

@@ -607,6 +607,21 @@ pub struct Output {
     /// is 1, fast. It never changes an object's or the commit's checksum.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ostree_deflate_level: Option<u32>,
+    /// How the EROFS root is compressed; unset is lz4hc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erofs_compression: Option<ErofsCompression>,
+}
+
+/// `[output] erofs_compression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErofsCompression {
+    /// Uncompressed, written by airlock itself from the tree: no root
+    /// needed, every file's bytes in place.
+    None,
+    /// lz4hc, written by mkfs.erofs from a staging copy of the tree (root
+    /// needed for the owners).
+    Lz4hc,
 }
 
 impl Default for Output {
@@ -615,6 +630,7 @@ impl Default for Output {
             formats: Vec::new(),
             zstd_level: 3,
             ostree_deflate_level: None,
+            erofs_compression: None,
         }
     }
 }

@@ -9,11 +9,11 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use airlock_format::names::image as names;
-use airlock_recipe::{Format, Recipe, Sha256};
+use airlock_recipe::{ErofsCompression, Format, Recipe, Sha256};
 use airlock_store::Store;
 use airlock_tree::Tree;
 
-use super::{Verity, derived, io, uuid_of};
+use super::{Verity, derived, io, uuid_bytes, uuid_of};
 use crate::BuildError;
 use crate::configure::modules::Module;
 use crate::emit::{self, initrd};
@@ -87,12 +87,17 @@ fn staged(stage: &Stage<'_>) -> Result<Emitted, BuildError> {
         if !wants_erofs {
             return Ok((None, None, None));
         }
-        (stage.progress)("staging the tree for mkfs.erofs");
-        let staging = stage.work.join("staging");
-        fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
-        staging_permissions(&staging)?;
-        emit::staging::stage(stage.tree, stage.blobs, &staging)?;
-        let verity = erofs(stage, &staging)?;
+        let verity = match stage.recipe.output.erofs_compression {
+            Some(ErofsCompression::None) => native_erofs(stage)?,
+            Some(ErofsCompression::Lz4hc) | None => {
+                (stage.progress)("staging the tree for mkfs.erofs");
+                let staging = stage.work.join("staging");
+                fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
+                staging_permissions(&staging)?;
+                emit::staging::stage(stage.tree, stage.blobs, &staging)?;
+                erofs(stage, &staging)?
+            }
+        };
         if stage.kernels.is_empty() {
             if stage.wants(Format::Disk) {
                 return Err(BuildError::Config {
@@ -137,6 +142,99 @@ fn disk(
         root_hash: &verity.root_hash,
         inputs: stage.inputs,
     })
+}
+
+/// The uncompressed EROFS root written by airlock-erofs from the tree, and
+/// its dm-verity hash tree computed from the bytes as they are written
+/// (a pipe into the hasher, never a second read of the image).
+fn native_erofs(stage: &Stage<'_>) -> Result<Verity, BuildError> {
+    (stage.progress)("writing the EROFS root and its dm-verity tree");
+    let config = |message: String| BuildError::Config {
+        what: "EROFS".to_owned(),
+        message,
+    };
+    let uuid: [u8; 16] = uuid_bytes(&derived(stage.inputs, "erofs-uuid"));
+    let plan = airlock_erofs::Plan::new(
+        stage.tree,
+        airlock_erofs::Options {
+            epoch: stage.recipe.image.epoch,
+            uuid,
+        },
+    )
+    .map_err(|e| config(e.to_string()))?;
+    let size = plan.size();
+    let salt = derived(stage.inputs, "verity-salt").to_vec();
+    let erofs = stage.out.join(names::EROFS);
+    let hash_path = stage.out.join(names::VERITY);
+    let (reader, writer) = std::io::pipe().map_err(io("a pipe".to_owned()))?;
+    let params = airlock_verity::Params {
+        data_block_size: 4096,
+        hash_block_size: 4096,
+        salt: salt.clone(),
+        uuid: None,
+    };
+    let tree = std::thread::scope(|scope| -> Result<airlock_verity::Tree, BuildError> {
+        let hasher = scope.spawn(|| -> Result<airlock_verity::Tree, BuildError> {
+            let mut data = BufReader::with_capacity(1 << 20, reader);
+            let mut hash_file = BufWriter::new(
+                File::create(&hash_path).map_err(io(hash_path.display().to_string()))?,
+            );
+            // A pool of its own: the writer may hold every thread of the
+            // global one while it waits on the pipe this thread drains.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .map_err(|e| config(format!("a thread for dm-verity: {e}")))?;
+            let tree = pool
+                .install(|| airlock_verity::build(&mut data, size, &params, &mut hash_file))
+                .map_err(|e| config(format!("dm-verity: {e}")))?;
+            hash_file
+                .flush()
+                .map_err(io(hash_path.display().to_string()))?;
+            Ok(tree)
+        });
+        let written = (|| {
+            let file = File::create(&erofs).map_err(io(erofs.display().to_string()))?;
+            let mut tee = Tee {
+                file: BufWriter::with_capacity(1 << 20, file),
+                pipe: BufWriter::with_capacity(1 << 20, writer),
+            };
+            plan.write(&|digest| stage.blobs.path(digest), &mut tee, &|_| {})
+                .map_err(|e| config(e.to_string()))?;
+            tee.flush().map_err(io(erofs.display().to_string()))
+        })();
+        // The pipe's writer is closed here, so the hasher ends either way;
+        // the writer's error, when there is one, is the one to report.
+        let hashed = hasher.join().expect("the verity hasher does not panic");
+        written?;
+        hashed
+    })?;
+    Ok(Verity {
+        root_hash: hex::encode(tree.root_hash),
+        salt: hex::encode(&salt),
+        data_blocks: tree.data_blocks,
+        block_size: 4096,
+        algorithm: "sha256".to_owned(),
+    })
+}
+
+/// Writes to the image file and into the verity hasher's pipe.
+struct Tee<F: Write, P: Write> {
+    file: F,
+    pipe: P,
+}
+
+impl<F: Write, P: Write> Write for Tee<F, P> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_all(buf)?;
+        self.pipe.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.pipe.flush()
+    }
 }
 
 /// The EROFS root and its dm-verity hash tree, with a UUID and salt derived

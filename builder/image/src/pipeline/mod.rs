@@ -152,12 +152,17 @@ pub(crate) fn derived(inputs: &Sha256, what: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// A version 4 (random-format) UUID from derived bytes.
-pub(crate) fn uuid_of(bytes: &[u8; 32]) -> String {
+/// The 16 bytes of a version 4 (random-format) UUID from derived bytes.
+pub(crate) fn uuid_bytes(bytes: &[u8; 32]) -> [u8; 16] {
     let mut b: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex = hex::encode(b);
+    b
+}
+
+/// A version 4 (random-format) UUID from derived bytes, as text.
+pub(crate) fn uuid_of(bytes: &[u8; 32]) -> String {
+    let hex = hex::encode(uuid_bytes(bytes));
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
