@@ -2,7 +2,8 @@
 # Benchmark (`cargo xtask bench`): a warm-store `airlock build` of
 # recipes/reference.toml against mmdebstrap building the same package set
 # into a tar from a local copy:// repository of the same .debs (so neither
-# downloads), plus airlock with every emitter and the floor: decompressing
+# downloads), plus airlock with every emitter (mkfs.erofs's lz4hc, and
+# airlock's own uncompressed EROFS writer) and the floor: decompressing
 # every .deb's data member on all cores. Needs root (mmdebstrap --mode=root),
 # mmdebstrap, hyperfine and dpkg-dev. Results: docs/benchmarks.md.
 set -euo pipefail
@@ -16,6 +17,7 @@ export AIRLOCK_STORE=$store
 
 "$airlock" fetch recipes/reference.toml
 "$airlock" fetch recipes/reference-all.toml
+"$airlock" fetch recipes/reference-native.toml
 
 rm -rf "$work"
 mkdir -p "$work/flat"
@@ -58,6 +60,15 @@ hyperfine --runs "$runs" --export-markdown "$work/results.md" \
     "mmdebstrap --quiet --mode=root --variant=minbase --include=$include bookworm $work/mmdebstrap.tar 'deb [trusted=yes] copy://$work/flat ./'" \
     --prepare "rm -rf $work/images" -n "airlock build (all emitters)" \
     "$airlock build recipes/reference-all.toml --offline -o $work/images" \
+    --prepare "rm -rf $work/images" -n "airlock build (all emitters, native)" \
+    "$airlock build recipes/reference-native.toml --offline -o $work/images" \
     --prepare "true" -n "decompress every data member (2 jobs)" \
     "ls $work/flat/*.deb | xargs -P$(nproc) -n1 sh -c 'dpkg-deb --fsys-tarfile \"\$0\" > /dev/null'"
 cat "$work/results.md"
+# Peak memory of the native build (GNU time), and a rebuild with nothing
+# changed (a cache hit).
+rm -rf "$work/images"
+/usr/bin/time -f "all emitters, native: %e s, max RSS %M KiB" \
+    "$airlock" build recipes/reference-native.toml --offline -o "$work/images" 2>&1 | tail -n 1
+hyperfine --runs "$runs" -n "rebuild, nothing changed" \
+    "$airlock build recipes/reference-native.toml --offline -o $work/images"

@@ -152,7 +152,7 @@ fn main() -> ExitCode {
             &[
                 BUILD_PACKAGES,
                 IMAGE_PACKAGES,
-                &["mmdebstrap", "hyperfine", "dpkg-dev"],
+                &["mmdebstrap", "hyperfine", "dpkg-dev", "time"],
             ]
             .concat(),
         )
