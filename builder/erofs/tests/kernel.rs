@@ -7,30 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use airlock_erofs::{Options, Plan};
 use airlock_fixtures::gate;
-use airlock_format::Sha256;
-use airlock_tree::{Content, Kind, Node, Tree, fixture};
+use airlock_tree::fixture::{self, Blobs};
+use airlock_tree::{Content, Kind, Node, Tree};
 use sha2::Digest;
 
-struct Blobs(tempfile::TempDir);
-
-impl Blobs {
-    fn add(&self, bytes: &[u8]) -> Content {
-        let sha256 = Sha256::of(bytes);
-        std::fs::write(self.0.path().join(sha256.to_hex()), bytes).unwrap();
-        Content::Stored {
-            sha256,
-            size: bytes.len() as u64,
-        }
-    }
-
-    fn path(&self, digest: &Sha256) -> PathBuf {
-        self.0.path().join(digest.to_hex())
-    }
+/// A folder for blobs, kept as long as the returned guard lives.
+fn blobs() -> (tempfile::TempDir, Blobs) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::new(dir.path());
+    (dir, blobs)
 }
 
 /// The ostree fixture plus what only EROFS holds and the odd shapes:
@@ -262,7 +252,7 @@ fn linux_mounts_the_image_and_shows_exactly_the_tree() {
     if !ready() {
         return;
     }
-    let blobs = Blobs(tempfile::tempdir().unwrap());
+    let (_dir, blobs) = blobs();
     let tree = odd_tree(&blobs);
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("root.erofs");
@@ -310,7 +300,7 @@ fn fsck_erofs_extracts_the_tree() {
     if !ready() {
         return;
     }
-    let blobs = Blobs(tempfile::tempdir().unwrap());
+    let (_dir, blobs) = blobs();
     let tree = odd_tree(&blobs);
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("root.erofs");

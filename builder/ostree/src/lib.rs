@@ -317,29 +317,27 @@ fn file_mode(node: &Node) -> (u32, &str) {
 
 /// The checksummed header `(uuuusa(ayay))`, length-prefixed.
 fn file_header(node: &Node) -> Vec<u8> {
-    let (mode, target) = file_mode(node);
-    prefixed(&Value::Tuple(vec![
-        Value::be32(node.uid),
-        Value::be32(node.gid),
-        Value::be32(mode),
-        Value::U32(0),
-        Value::str(target),
-        xattrs(node),
-    ]))
+    header(node, None)
 }
 
-/// The archive header `(tuuuusa(ayay))`, length-prefixed.
+/// The archive header `(tuuuusa(ayay))`, length-prefixed: the same with
+/// the content's size first.
 fn archive_header(node: &Node, size: u64) -> Vec<u8> {
+    header(node, Some(size))
+}
+
+fn header(node: &Node, size: Option<u64>) -> Vec<u8> {
     let (mode, target) = file_mode(node);
-    prefixed(&Value::Tuple(vec![
-        Value::be64(size),
+    let mut members: Vec<Value> = size.map(Value::be64).into_iter().collect();
+    members.extend([
         Value::be32(node.uid),
         Value::be32(node.gid),
         Value::be32(mode),
         Value::U32(0),
         Value::str(target),
         xattrs(node),
-    ]))
+    ]);
+    prefixed(&Value::Tuple(members))
 }
 
 /// A variant behind its 4-byte big-endian size and 4 zero bytes.

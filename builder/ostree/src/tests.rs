@@ -1,33 +1,17 @@
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use airlock_format::Sha256;
 use airlock_tree::{Content, Kind, Node, Tree};
 
 use super::*;
-use airlock_tree::fixture::file;
+use airlock_tree::fixture::{Blobs, file};
 
-/// A folder of blobs named by digest, as the store keeps them.
-struct Blobs(tempfile::TempDir);
-
-impl Blobs {
-    fn new() -> Self {
-        Blobs(tempfile::tempdir().unwrap())
-    }
-
-    fn add(&self, bytes: &[u8]) -> Content {
-        let sha256 = Sha256::of(bytes);
-        std::fs::write(self.0.path().join(sha256.to_hex()), bytes).unwrap();
-        Content::Stored {
-            sha256,
-            size: bytes.len() as u64,
-        }
-    }
-
-    fn path(&self, digest: &Sha256) -> PathBuf {
-        self.0.path().join(digest.to_hex())
-    }
+/// A folder for blobs, kept as long as the returned guard lives.
+fn blobs() -> (tempfile::TempDir, Blobs) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::new(dir.path());
+    (dir, blobs)
 }
 
 fn fixture(blobs: &Blobs) -> Tree {
@@ -68,7 +52,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn the_same_tree_gives_the_same_repository_whatever_the_threads() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let tree = fixture(&blobs);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = rayon::ThreadPoolBuilder::new()
@@ -89,7 +73,7 @@ fn the_same_tree_gives_the_same_repository_whatever_the_threads() {
 
 #[test]
 fn the_deflate_level_changes_the_objects_bytes_never_a_checksum() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let tree = fixture(&blobs);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let fast = commit(&tree, &blobs, a.path(), 1).unwrap();
@@ -109,7 +93,7 @@ fn the_deflate_level_changes_the_objects_bytes_never_a_checksum() {
 
 #[test]
 fn a_filez_object_is_its_header_then_the_content_deflated() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let tree = fixture(&blobs);
     let repo = tempfile::tempdir().unwrap();
     commit(&tree, &blobs, repo.path(), 1).unwrap();
@@ -140,7 +124,7 @@ fn a_filez_object_is_its_header_then_the_content_deflated() {
 
 #[test]
 fn a_hard_link_and_identical_files_share_one_object() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let mut tree = fixture(&blobs);
     let repo = tempfile::tempdir().unwrap();
     let before = commit(&tree, &blobs, repo.path(), 1).unwrap();
@@ -167,7 +151,7 @@ fn a_hard_link_and_identical_files_share_one_object() {
 
 #[test]
 fn devices_are_refused_by_path() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let mut tree = fixture(&blobs);
     tree.put(
         "dev/null",
@@ -184,7 +168,7 @@ fn devices_are_refused_by_path() {
 
 #[test]
 fn a_blob_of_another_size_is_refused() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let mut tree = fixture(&blobs);
     let content = blobs.add(b"twelve bytes");
     let Content::Stored { sha256, .. } = content else {
@@ -205,7 +189,7 @@ fn a_blob_of_another_size_is_refused() {
 
 #[test]
 fn a_repository_folder_that_is_not_empty_is_refused() {
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let tree = fixture(&blobs);
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(repo.path().join("precious"), b"keep").unwrap();
@@ -222,7 +206,7 @@ fn a_directory_of_thousands_of_entries_widens_its_offsets() {
     // A dirtree above 64 KiB needs 4-byte framing offsets; ostree's
     // checksum for it is checked in airlock-image's oracle test, here its
     // own shape: 3000 entries, each (name, 32 bytes) framed.
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let mut tree = Tree::new();
     for i in 0..3000 {
         tree.put(
@@ -254,7 +238,7 @@ fn a_directory_of_thousands_of_entries_widens_its_offsets() {
 fn the_commit_checksum_of_the_fixture_stays_what_ostree_gives() {
     // airlock-image's oracle test checks this tree's commit against
     // `ostree commit`; this pins it where ostree is not installed.
-    let blobs = Blobs::new();
+    let (_dir, blobs) = blobs();
     let tree = fixture(&blobs);
     let repo = tempfile::tempdir().unwrap();
     let written = commit(&tree, &blobs, repo.path(), 1).unwrap();

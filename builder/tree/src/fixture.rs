@@ -2,7 +2,39 @@
 //! added by the tests that can hold them), shared by the emitters' tests
 //! and their comparisons with `ostree commit` and mkfs.erofs.
 
+use std::path::PathBuf;
+
+use airlock_format::Sha256;
+
 use crate::{Content, Kind, Node, Tree};
+
+/// A folder of contents named by digest, standing in for the store.
+#[derive(Debug)]
+pub struct Blobs {
+    dir: PathBuf,
+}
+
+impl Blobs {
+    /// Blobs kept in `dir` (which must exist).
+    pub fn new(dir: impl Into<PathBuf>) -> Blobs {
+        Blobs { dir: dir.into() }
+    }
+
+    /// Stores `bytes`; the content that names them.
+    pub fn add(&self, bytes: &[u8]) -> Content {
+        let sha256 = Sha256::of(bytes);
+        std::fs::write(self.path(&sha256), bytes).expect("the blob folder is writable");
+        Content::Stored {
+            sha256,
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// Where the content with `digest` is.
+    pub fn path(&self, digest: &Sha256) -> PathBuf {
+        self.dir.join(digest.to_hex())
+    }
+}
 
 /// A regular file node.
 pub fn file(content: Content, mode: u32) -> Node {

@@ -167,12 +167,7 @@ fn native_erofs(stage: &Stage<'_>) -> Result<Verity, BuildError> {
     let erofs = stage.out.join(names::EROFS);
     let hash_path = stage.out.join(names::VERITY);
     let (reader, writer) = std::io::pipe().map_err(io("a pipe".to_owned()))?;
-    let params = airlock_verity::Params {
-        data_block_size: 4096,
-        hash_block_size: 4096,
-        salt: salt.clone(),
-        uuid: None,
-    };
+    let params = airlock_verity::Params::new(salt.clone(), None);
     let tree = std::thread::scope(|scope| -> Result<airlock_verity::Tree, BuildError> {
         let hasher = scope.spawn(|| -> Result<airlock_verity::Tree, BuildError> {
             let mut data = BufReader::with_capacity(1 << 20, reader);
@@ -209,13 +204,18 @@ fn native_erofs(stage: &Stage<'_>) -> Result<Verity, BuildError> {
         written?;
         hashed
     })?;
-    Ok(Verity {
+    Ok(verity_record(&tree, &salt))
+}
+
+/// What the report says of a dm-verity tree.
+fn verity_record(tree: &airlock_verity::Tree, salt: &[u8]) -> Verity {
+    Verity {
         root_hash: hex::encode(tree.root_hash),
-        salt: hex::encode(&salt),
+        salt: hex::encode(salt),
         data_blocks: tree.data_blocks,
         block_size: 4096,
         algorithm: "sha256".to_owned(),
-    })
+    }
 }
 
 /// Writes to the image file and into the verity hasher's pipe.
@@ -256,12 +256,7 @@ fn erofs(stage: &Stage<'_>, staging: &Path) -> Result<Verity, BuildError> {
     let mut hash_file =
         BufWriter::new(File::create(&hash_path).map_err(io(hash_path.display().to_string()))?);
     let mut data = BufReader::new(File::open(&erofs).map_err(io(erofs.display().to_string()))?);
-    let params = airlock_verity::Params {
-        data_block_size: 4096,
-        hash_block_size: 4096,
-        salt: salt.clone(),
-        uuid: None,
-    };
+    let params = airlock_verity::Params::new(salt.clone(), None);
     let tree = airlock_verity::build(&mut data, size, &params, &mut hash_file).map_err(|e| {
         BuildError::Config {
             what: "dm-verity".to_owned(),
@@ -271,13 +266,7 @@ fn erofs(stage: &Stage<'_>, staging: &Path) -> Result<Verity, BuildError> {
     hash_file
         .flush()
         .map_err(io(hash_path.display().to_string()))?;
-    Ok(Verity {
-        root_hash: hex::encode(tree.root_hash),
-        salt: hex::encode(&salt),
-        data_blocks: tree.data_blocks,
-        block_size: 4096,
-        algorithm: "sha256".to_owned(),
-    })
+    Ok(verity_record(&tree, &salt))
 }
 
 /// The kernel (copied from its package, 0644) and the initrd; returns the
