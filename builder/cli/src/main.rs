@@ -66,6 +66,9 @@ enum Command {
     Store(commands::store::Command),
     /// Remove store entries that no given lock references.
     Gc(commands::gc::Args),
+    /// Check or export an agent runtime's signed action log, offline.
+    #[command(subcommand)]
+    Audit(commands::audit::Command),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -116,6 +119,7 @@ fn main() -> std::process::ExitCode {
         Command::Rebuild(args) => args.run(),
         Command::Store(command) => command.run(),
         Command::Gc(args) => args.run(),
+        Command::Audit(command) => command.run(),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "airlock", &mut std::io::stdout());

@@ -1980,3 +1980,85 @@ mod trust;
 
 #[path = "cli/anchors.rs"]
 mod anchors;
+
+/// `airlock audit verify` and `export` on a log the agent runtime's
+/// library wrote: a good log passes with its count and last digest, a
+/// changed entry fails naming it (exit 1), export refuses a broken log.
+#[test]
+fn audit_verify_names_the_entry_that_breaks_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = airlock_audit::HostKey::from_seed(&[5; 64]);
+    let public = dir.path().join("host-key.pub");
+    std::fs::write(&public, key.public().to_text()).unwrap();
+    let log = dir.path().join("actions.log");
+    let mut writer =
+        airlock_audit::Writer::open(&log, airlock_audit::HostKey::from_seed(&[5; 64])).unwrap();
+    for i in 0..4u64 {
+        writer
+            .append(airlock_audit::Action {
+                time: 1_800_000_000 + i,
+                service: "tickets".into(),
+                method: "POST".into(),
+                path: format!("/api/{i}"),
+                body_sha256: "0".repeat(64),
+                decision: airlock_audit::Decision::Allowed,
+                approver: None,
+                status: Some(201),
+            })
+            .unwrap();
+    }
+    drop(writer);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .arg("audit")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (log_arg, key_arg) = (log.to_str().unwrap(), public.to_str().unwrap());
+    let good = run(&["verify", log_arg, "--key", key_arg, "--json"]);
+    assert_exit(&good, 0);
+    let report: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["entries"], 4);
+    assert_eq!(report["key"].as_str().unwrap(), key.public().fingerprint());
+    assert!(stderr(&good).contains("4 entries"), "{}", stderr(&good));
+
+    let exported = dir.path().join("for-the-auditor");
+    let export = run(&[
+        "export",
+        log_arg,
+        "--key",
+        key_arg,
+        "--to",
+        exported.to_str().unwrap(),
+    ]);
+    assert_exit(&export, 0);
+    assert_eq!(
+        std::fs::read(exported.join("actions.log")).unwrap(),
+        std::fs::read(&log).unwrap()
+    );
+    let summary = std::fs::read_to_string(exported.join("SUMMARY.txt")).unwrap();
+    assert!(summary.contains("entries: 4\n"), "{summary}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let changed = text.replacen("/api/2", "/api/9", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&log, changed).unwrap();
+    let bad = run(&["verify", log_arg, "--key", key_arg]);
+    assert_exit(&bad, 1);
+    assert!(
+        stderr(&bad).contains("broken at line 3 (entry 2): the Ed25519 signature does not verify"),
+        "{}",
+        stderr(&bad)
+    );
+    let refused = run(&[
+        "export",
+        log_arg,
+        "--key",
+        key_arg,
+        "--to",
+        dir.path().join("again").to_str().unwrap(),
+    ]);
+    assert_exit(&refused, 1);
+    assert!(!dir.path().join("again").exists());
+}

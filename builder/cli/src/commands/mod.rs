@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod boot;
 pub mod build;
 pub mod diff;
