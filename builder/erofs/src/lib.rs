@@ -294,9 +294,8 @@ impl<'t> Plan<'t> {
             cursor += head + if inode.inline { tail } else { 0 };
             cursor = cursor.next_multiple_of(COMPACT);
         }
-        if inodes[0].nid() > u16::MAX as u64 {
-            unreachable!("the root is the first inode");
-        }
+        // The superblock holds the root's nid in 16 bits: it comes first.
+        debug_assert_eq!(inodes[0].nid(), 0);
 
         // The data area, in the same order.
         let data_start = cursor.div_ceil(BLOCK);
