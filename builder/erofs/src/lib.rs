@@ -247,53 +247,9 @@ impl<'t> Plan<'t> {
             let file_type = inodes[target].file_type;
             inodes[parent].entries.push((name, target, file_type));
         }
-        for inode in &mut inodes {
-            inode
-                .entries
-                .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            if inode.file_type == 2 {
-                // Sized now; the nids are filled in when written.
-                inode.data = Data::Bytes(directory(&dir_entries(inode, 0, &[])));
-            }
-            inode.size = match &inode.data {
-                Data::None => 0,
-                Data::File(content) => content.size(),
-                Data::Bytes(bytes) => bytes.len() as u64,
-            };
-            inode.extended = inode.node.uid > u16::MAX as u32
-                || inode.node.gid > u16::MAX as u32
-                || inode.size > u32::MAX as u64
-                || inode.nlink > u16::MAX as u32;
-        }
+        size_inodes(&mut inodes);
 
-        // The metadata area: each inode with its xattrs (and tail, when
-        // packed) inside one block.
-        let mut cursor = META_BLKADDR * BLOCK;
-        for inode in &mut inodes {
-            let head = inode.inode_size() + inode.xattrs.len() as u64;
-            let room = BLOCK - cursor % BLOCK;
-            let tail = if matches!(inode.data, Data::None) {
-                0
-            } else {
-                inode.tail()
-            };
-            if tail > 0 && head + tail <= BLOCK {
-                // Packed here, or after padding to the next block when that
-                // wastes less than a data block of its own would.
-                if head + tail <= room {
-                    inode.inline = true;
-                } else if room < BLOCK - tail {
-                    cursor += room;
-                    inode.inline = true;
-                }
-            }
-            if !inode.inline && head > BLOCK - cursor % BLOCK {
-                cursor = cursor.next_multiple_of(BLOCK);
-            }
-            inode.offset = cursor;
-            cursor += head + if inode.inline { tail } else { 0 };
-            cursor = cursor.next_multiple_of(COMPACT);
-        }
+        let cursor = lay_out_metadata(&mut inodes);
         // The superblock holds the root's nid in 16 bits: it comes first.
         debug_assert_eq!(inodes[0].nid(), 0);
 
@@ -482,6 +438,61 @@ impl<'t> Plan<'t> {
         debug_assert_eq!(out.len() as u64, inode.inode_size());
         out
     }
+}
+
+/// Directory contents (sized: their nids are filled in when written),
+/// every inode's size, and which inodes need the extended form.
+fn size_inodes(inodes: &mut [Inode<'_>]) {
+    for inode in inodes.iter_mut() {
+        inode
+            .entries
+            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if inode.file_type == 2 {
+            // Sized now; the nids are filled in when written.
+            inode.data = Data::Bytes(directory(&dir_entries(inode, 0, &[])));
+        }
+        inode.size = match &inode.data {
+            Data::None => 0,
+            Data::File(content) => content.size(),
+            Data::Bytes(bytes) => bytes.len() as u64,
+        };
+        inode.extended = inode.node.uid > u16::MAX as u32
+            || inode.node.gid > u16::MAX as u32
+            || inode.size > u32::MAX as u64
+            || inode.nlink > u16::MAX as u32;
+    }
+}
+
+/// Places every inode in the metadata area, with its xattrs (and its tail,
+/// when packed) inside one block; returns where the area ends.
+fn lay_out_metadata(inodes: &mut [Inode<'_>]) -> u64 {
+    let mut cursor = META_BLKADDR * BLOCK;
+    for inode in inodes.iter_mut() {
+        let head = inode.inode_size() + inode.xattrs.len() as u64;
+        let room = BLOCK - cursor % BLOCK;
+        let tail = if matches!(inode.data, Data::None) {
+            0
+        } else {
+            inode.tail()
+        };
+        if tail > 0 && head + tail <= BLOCK {
+            // Packed here, or after padding to the next block when that
+            // wastes less than a data block of its own would.
+            if head + tail <= room {
+                inode.inline = true;
+            } else if room < BLOCK - tail {
+                cursor += room;
+                inode.inline = true;
+            }
+        }
+        if !inode.inline && head > BLOCK - cursor % BLOCK {
+            cursor = cursor.next_multiple_of(BLOCK);
+        }
+        inode.offset = cursor;
+        cursor += head + if inode.inline { tail } else { 0 };
+        cursor = cursor.next_multiple_of(COMPACT);
+    }
+    cursor
 }
 
 /// Linux's `new_encode_dev`.
