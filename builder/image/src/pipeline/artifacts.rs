@@ -1,8 +1,9 @@
 //! Stage 3 of a build: the artifacts, in parallel. The tar root and the
 //! ostree commit are written from the tree itself (airlock-ostree, no root);
 //! the EROFS root (then its dm-verity tree, the kernel and the initrd) is
-//! made by mkfs.erofs from a copy of the tree staged on disk, which needs
-//! root for the owners.
+//! written from the tree too when uncompressed (airlock-erofs, no root), or
+//! made by mkfs.erofs (lz4hc) from a copy of the tree staged on disk, which
+//! needs root for the owners.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -188,21 +189,35 @@ fn native_erofs(stage: &Stage<'_>) -> Result<Verity, BuildError> {
                 .map_err(io(hash_path.display().to_string()))?;
             Ok(tree)
         });
-        let written = (|| {
-            let file = File::create(&erofs).map_err(io(erofs.display().to_string()))?;
+        // Each error says whether it was only the pipe found closed.
+        let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+        let written = (|| -> Result<(), (BuildError, bool)> {
+            let file =
+                File::create(&erofs).map_err(|e| (io(erofs.display().to_string())(e), false))?;
             let mut tee = Tee {
                 file: BufWriter::with_capacity(1 << 20, file),
                 pipe: BufWriter::with_capacity(1 << 20, writer),
             };
             plan.write(&|digest| stage.blobs.path(digest), &mut tee, &|_| {})
-                .map_err(|e| config(e.to_string()))?;
-            tee.flush().map_err(io(erofs.display().to_string()))
+                .map_err(|e| {
+                    let pipe =
+                        matches!(&e, airlock_erofs::ErofsError::Io { source, .. } if broken_pipe(source));
+                    (config(e.to_string()), pipe)
+                })?;
+            tee.flush().map_err(|e| {
+                let pipe = broken_pipe(&e);
+                (io(erofs.display().to_string())(e), pipe)
+            })
         })();
-        // The pipe's writer is closed here, so the hasher ends either way;
-        // the writer's error, when there is one, is the one to report.
+        // The pipe's writer is closed here, so the hasher ends either way.
+        // The error to report is the writer's, unless the writer only
+        // found the pipe closed because the hasher had failed first.
         let hashed = hasher.join().expect("the verity hasher does not panic");
-        written?;
-        hashed
+        match (written, hashed) {
+            (Ok(()), hashed) => hashed,
+            (Err((_, true)), Err(first)) => Err(first),
+            (Err((error, _)), _) => Err(error),
+        }
     })?;
     Ok(verity_record(&tree, &salt))
 }
