@@ -228,7 +228,11 @@ impl Host<'_> {
     fn up(&self) -> (Machine, Instant) {
         let (mut machine, started) = self.boot();
         if let Err(e) = machine.wait_console_any(&[MULTI_USER, AUTOLOGIN], BOOT) {
-            panic!("{e}\nthe whole console:\n{}", machine.console());
+            panic!(
+                "{e}\nthe whole console:\n{}\nQEMU said: {}",
+                machine.console(),
+                machine.qemu_stderr()
+            );
         }
         machine.connect(COMMAND).unwrap();
         let running = machine
