@@ -92,11 +92,7 @@ fn odd_tree(blobs: &Blobs) -> Tree {
         file(blobs.add(b"shared inode\n"), 0o4750),
     )
     .unwrap();
-    for (i, at) in ["deep/z/link", "deep/a/b/link", "other/link"]
-        .iter()
-        .enumerate()
-    {
-        let _ = i;
+    for at in ["deep/z/link", "deep/a/b/link", "other/link"] {
         tree.put(
             at,
             Node::new(Kind::Hardlink("deep/a/b/c/d/e/f/original".into()), 0),
